@@ -1,0 +1,63 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "Parley",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "parley", targets: ["parley"]),
+        .executable(name: "parley-bench", targets: ["parley-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+    ],
+    targets: [
+        // Plain value types; no I/O.
+        .target(name: "ParleyCore"),
+        // Talking to LLM APIs: transport, decoders, wire formats.
+        .target(
+            name: "ParleyProviders",
+            dependencies: [
+                "ParleyCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        // The application core shared by `ask` and the screen.
+        .target(name: "ParleyKit", dependencies: ["ParleyProviders", "ParleyCore"]),
+        .executableTarget(
+            name: "parley",
+            dependencies: [
+                "ParleyKit", "ParleyProviders", "ParleyCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // Loopback HTTP servers that play providers, for tests and benchmarks.
+        .target(
+            name: "ParleyTestSupport",
+            dependencies: [
+                "ParleyCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
+            name: "parley-bench",
+            dependencies: ["ParleyTestSupport", "ParleyKit", "ParleyProviders", "ParleyCore"]
+        ),
+        .testTarget(
+            name: "ParleyUnitTests",
+            dependencies: ["ParleyCore", "ParleyProviders", "ParleyKit", "ParleyTestSupport"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "ParleyEndToEndTests",
+            dependencies: ["ParleyCore", "ParleyProviders", "ParleyKit", "ParleyTestSupport"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,53 @@
+import Foundation
+
+/// Who wrote a message in a conversation.
+public enum Role: String, Codable, Sendable, CaseIterable {
+    case system, user, assistant, tool
+}
+
+/// A complete tool call made by the model: the arguments are the JSON text it produced.
+public struct ToolCall: Codable, Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var arguments: String
+
+    public init(id: String, name: String, arguments: String) {
+        self.id = id
+        self.name = name
+        self.arguments = arguments
+    }
+}
+
+/// A tool the model may call, described by a JSON Schema (kept as JSON text so no schema type is imposed).
+public struct ToolDefinition: Codable, Sendable, Equatable {
+    public var name: String
+    public var description: String
+    public var parametersJSON: String
+
+    public init(name: String, description: String, parametersJSON: String = #"{"type":"object","properties":{}}"#) {
+        self.name = name
+        self.description = description
+        self.parametersJSON = parametersJSON
+    }
+}
+
+/// One message of a conversation, in a form every wire format can be built from.
+public struct ChatMessage: Codable, Sendable, Equatable {
+    public var role: Role
+    public var content: String
+    /// Tool calls the assistant made in this message.
+    public var toolCalls: [ToolCall]
+    /// For `role == .tool`: the id of the call this result answers.
+    public var toolCallID: String?
+
+    public init(role: Role, content: String, toolCalls: [ToolCall] = [], toolCallID: String? = nil) {
+        self.role = role
+        self.content = content
+        self.toolCalls = toolCalls
+        self.toolCallID = toolCallID
+    }
+
+    public static func system(_ text: String) -> ChatMessage { ChatMessage(role: .system, content: text) }
+    public static func user(_ text: String) -> ChatMessage { ChatMessage(role: .user, content: text) }
+    public static func assistant(_ text: String) -> ChatMessage { ChatMessage(role: .assistant, content: text) }
+}

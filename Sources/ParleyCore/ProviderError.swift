@@ -1,0 +1,65 @@
+import Foundation
+
+/// An error a user can act on: one line naming the cause and the fix.
+public protocol UserFacingError: Error {
+    var userMessage: String { get }
+}
+
+/// Everything that can go wrong talking to a provider, typed so that retry and fallback can reason about it.
+public struct ProviderError: UserFacingError, Sendable, Equatable {
+    public enum Kind: String, Sendable, Codable {
+        /// A non-2xx answer; `status` and the provider's own `message` say more.
+        case http
+        /// An `error` event or object inside a stream that started with 200.
+        case inStream
+        /// The stream ended without its terminator (`[DONE]`, `message_stop`, `done: true`).
+        case cutOff
+        /// A chunk that is not the JSON the format promises.
+        case malformed
+        case connectTimeout
+        case firstTokenTimeout
+        case idleTimeout
+        case totalTimeout
+        /// Could not connect, or the connection broke.
+        case connection
+        /// The API key's environment variable is not set.
+        case missingKey
+        case cancelled
+    }
+
+    public var kind: Kind
+    /// The provider's name as configured (`openai`, `local`, ...).
+    public var provider: String
+    public var status: Int?
+    /// The provider's own error message, or ours when it gave none.
+    public var message: String
+    /// The provider's error type (`overloaded_error`, `invalid_request_error`, ...).
+    public var type: String?
+    /// What the user can do about it.
+    public var hint: String?
+
+    public init(kind: Kind, provider: String, status: Int? = nil, message: String, type: String? = nil, hint: String? = nil) {
+        self.kind = kind
+        self.provider = provider
+        self.status = status
+        self.message = message
+        self.type = type
+        self.hint = hint
+    }
+
+    public var userMessage: String {
+        var line = "\(provider): "
+        if let status { line += "HTTP \(status): " }
+        line += message
+        if let hint, !hint.isEmpty { line += "; \(hint)" }
+        return line
+    }
+
+    public static func cutOff(provider: String) -> ProviderError {
+        ProviderError(
+            kind: .cutOff, provider: provider,
+            message: "the reply was cut off (the stream ended without its end marker)",
+            hint: "the partial text is kept; ask again"
+        )
+    }
+}

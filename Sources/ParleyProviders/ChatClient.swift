@@ -1,0 +1,129 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import ParleyCore
+
+/// Streams a chat reply from any provider as `ChatEvent`s, whatever its wire format.
+public protocol ChatProvider: Sendable {
+    func stream(_ request: ChatRequest, endpoint: ProviderEndpoint) -> AsyncThrowingStream<ChatEvent, any Error>
+}
+
+/// The live provider: builds the request for the endpoint's format, sends it, decodes the body.
+public struct ChatClient: ChatProvider {
+    public let transport: any HTTPTransport
+    /// Largest error body read from a non-2xx answer.
+    static let maxErrorBody = 1 << 20
+
+    public init(transport: any HTTPTransport = AsyncHTTPTransport.shared) {
+        self.transport = transport
+    }
+
+    /// Events arrive as the network delivers them; adjacent text deltas from one network read are joined,
+    /// so a fast stream costs one hop per read rather than per token. Cancelling the consumer cancels the
+    /// request and closes the connection.
+    public func stream(_ request: ChatRequest, endpoint: ProviderEndpoint) -> AsyncThrowingStream<ChatEvent, any Error> {
+        let transport = self.transport
+        return AsyncThrowingStream { continuation in
+            let task = Task {
+                do {
+                    try await Self.run(request, endpoint: endpoint, transport: transport, continuation: continuation)
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: Self.classify(error, endpoint: endpoint))
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    static func run(
+        _ request: ChatRequest, endpoint: ProviderEndpoint, transport: any HTTPTransport,
+        continuation: AsyncThrowingStream<ChatEvent, any Error>.Continuation
+    ) async throws {
+        if endpoint.requiresKey, endpoint.apiKey?.isEmpty ?? true { throw endpoint.missingKeyError() }
+        let spec = endpoint.makeRequest(request)
+        let response = try await transport.send(spec, timeouts: endpoint.timeouts)
+        guard (200..<300).contains(response.status) else {
+            var body: [UInt8] = []
+            for try await chunk in response.body {
+                body += chunk.readableBytesView.prefix(maxErrorBody - body.count)
+                if body.count >= maxErrorBody { break }
+            }
+            throw endpoint.httpError(status: response.status, body: body)
+        }
+        var decoder = endpoint.makeDecoder()
+        var batch: [ChatEvent] = []
+        for try await chunk in response.body {
+            try Task.checkCancellation()
+            var pendingText = ""
+            try chunk.withUnsafeReadableBytes { raw in
+                try decoder.feed(raw) { event in
+                    if case let .textDelta(text) = event {
+                        pendingText += text
+                    } else {
+                        if !pendingText.isEmpty { batch.append(.textDelta(pendingText)); pendingText = "" }
+                        batch.append(event)
+                    }
+                }
+            }
+            if !pendingText.isEmpty { batch.append(.textDelta(pendingText)) }
+            for event in batch {
+                if case let .error(error) = event { throw error }
+                continuation.yield(event)
+            }
+            batch.removeAll(keepingCapacity: true)
+            if decoder.sawTerminator { break }
+        }
+        try decoder.finish(provider: endpoint.name)
+    }
+
+    /// Maps transport and runtime errors onto `ProviderError`, naming the provider and the fix.
+    public static func classify(_ error: any Error, endpoint: ProviderEndpoint) -> ProviderError {
+        if let error = error as? ProviderError { return error }
+        if error is CancellationError {
+            return ProviderError(kind: .cancelled, provider: endpoint.name, message: "stopped")
+        }
+        if let error = error as? HTTPClientError {
+            switch error {
+            case .connectTimeout:
+                return ProviderError(kind: .connectTimeout, provider: endpoint.name,
+                                     message: "could not connect to \(endpoint.baseURL) within \(format(endpoint.timeouts.connect))",
+                                     hint: "check the network or the base URL")
+            case .readTimeout:
+                return ProviderError(kind: .idleTimeout, provider: endpoint.name,
+                                     message: "the reply stalled: nothing arrived for \(format(endpoint.timeouts.idle))",
+                                     hint: "the partial text is kept; try again")
+            case .deadlineExceeded:
+                return ProviderError(kind: .firstTokenTimeout, provider: endpoint.name,
+                                     message: "no response within \(format(endpoint.timeouts.responseHead))",
+                                     hint: "the server may be overloaded; try again or raise the timeout")
+            case .cancelled:
+                return ProviderError(kind: .cancelled, provider: endpoint.name, message: "stopped")
+            case .remoteConnectionClosed:
+                return ProviderError(kind: .connection, provider: endpoint.name,
+                                     message: "the server closed the connection before the reply was complete",
+                                     hint: "try again")
+            default:
+                break
+            }
+        }
+        let description = String(describing: error)
+        if description.contains("connectionRefused") || description.contains("Connection refused") {
+            return ProviderError(kind: .connection, provider: endpoint.name,
+                                 message: "nothing is listening at \(endpoint.baseURL)",
+                                 hint: "start the server, or pick another model with --model or /model")
+        }
+        if description.contains("NIOConnectionError") || description.contains("connectTimeout") {
+            return ProviderError(kind: .connection, provider: endpoint.name,
+                                 message: "could not connect to \(endpoint.baseURL)",
+                                 hint: "check the network, the base URL, or pick another model")
+        }
+        return ProviderError(kind: .connection, provider: endpoint.name,
+                             message: "the connection failed (\(description))", hint: "try again")
+    }
+
+    static func format(_ duration: Duration) -> String {
+        let seconds = duration.seconds
+        return seconds == seconds.rounded() ? "\(Int(seconds)) s" : String(format: "%.1f s", seconds)
+    }
+}

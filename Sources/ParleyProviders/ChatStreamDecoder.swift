@@ -1,0 +1,62 @@
+import Foundation
+import ParleyCore
+
+/// Turns a provider's response body, in chunks of any size, into `ChatEvent`s. One per wire format.
+public protocol ChatStreamDecoder: Sendable {
+    /// Feeds the next bytes of the body and calls `emit` for each event they complete.
+    mutating func feed(_ bytes: UnsafeRawBufferPointer, emit: (ChatEvent) -> Void) throws
+    /// Whether the format's end marker has arrived.
+    var sawTerminator: Bool { get }
+}
+
+extension ChatStreamDecoder {
+    /// Feeds a whole byte array and collects the events; for tests and small bodies.
+    public mutating func decode(_ bytes: [UInt8]) throws -> [ChatEvent] {
+        var events: [ChatEvent] = []
+        try bytes.withUnsafeBytes { raw in try feed(raw) { events.append($0) } }
+        return events
+    }
+
+    /// At the end of the body: a stream without its end marker was cut off, never a success.
+    public func finish(provider: String) throws {
+        if !sawTerminator { throw ProviderError.cutOff(provider: provider) }
+    }
+}
+
+extension ProviderError {
+    static func malformed(provider: String, data: String) -> ProviderError {
+        let sample = data.count > 120 ? String(data.prefix(120)) + "…" : data
+        return ProviderError(
+            kind: .malformed, provider: provider,
+            message: "sent a stream chunk that is not valid JSON: \(sample)",
+            hint: "this is a provider or proxy fault; try again or use another model"
+        )
+    }
+}
+
+/// Pulls the message out of the error bodies every provider uses:
+/// `{"error":{"message":...,"type":...}}`, `{"type":"error","error":{...}}`, `{"error":"..."}`, `{"message":...}`.
+public enum ProviderErrorBody {
+    public static func parse(_ json: JSONValue) -> (message: String, type: String?)? {
+        if let error = json["error"] {
+            if let text = error.string { return (text, nil) }
+            let message = error["message"]?.string ?? error["msg"]?.string
+            let type = error["type"]?.string ?? error["code"]?.string ?? error["status"]?.string
+            if let message { return (message, type) }
+            if let type { return (type, type) }
+        }
+        if let message = json["message"]?.string ?? json["detail"]?.string {
+            return (message, json["type"]?.string ?? json["code"]?.string)
+        }
+        if let detail = json["detail"]?.array?.first?["msg"]?.string { return (detail, nil) }
+        return nil
+    }
+
+    /// The message from a raw error body, falling back to its text when it is not JSON.
+    public static func message(from body: [UInt8]) -> (message: String, type: String?) {
+        if let json = try? JSONValue.parse(body), let parsed = parse(json) { return parsed }
+        let text = String(decoding: body.prefix(300), as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        return (text.isEmpty ? "no error message in the response" : text, nil)
+    }
+}

@@ -1,0 +1,118 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import ParleyCore
+
+/// A request as the wire formats build it; the transport turns it into bytes on a socket.
+public struct HTTPRequestSpec: Sendable {
+    public var url: String
+    public var method: String
+    public var headers: [(String, String)]
+    public var body: [UInt8]
+
+    public init(url: String, method: String = "POST", headers: [(String, String)] = [], body: [UInt8] = []) {
+        self.url = url
+        self.method = method
+        self.headers = headers
+        self.body = body
+    }
+
+    public func header(_ name: String) -> String? {
+        headers.first { $0.0.lowercased() == name.lowercased() }?.1
+    }
+}
+
+/// Timeouts every request is sent with. Set explicitly: the library defaults (no read timeout) would
+/// let a stalled provider hang a reply forever.
+public struct TransportTimeouts: Sendable, Hashable {
+    /// To open the TCP (and TLS) connection.
+    public var connect: Duration
+    /// From sending the request to the response head (status line and headers).
+    public var responseHead: Duration
+    /// Longest silence between two chunks of the body.
+    public var idle: Duration
+
+    public init(connect: Duration = .seconds(10), responseHead: Duration = .seconds(60), idle: Duration = .seconds(60)) {
+        self.connect = connect
+        self.responseHead = responseHead
+        self.idle = idle
+    }
+}
+
+/// A streamed HTTP response: status and headers first, then the body as it arrives.
+public struct HTTPStreamingResponse: Sendable {
+    public var status: Int
+    public var headers: [(String, String)]
+    public var body: any AsyncSequence<ByteBuffer, any Error> & Sendable
+
+    public init(status: Int, headers: [(String, String)], body: any AsyncSequence<ByteBuffer, any Error> & Sendable) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    public func header(_ name: String) -> String? {
+        headers.first { $0.0.lowercased() == name.lowercased() }?.1
+    }
+}
+
+/// The seam between wire formats and the network; the live one is `AsyncHTTPTransport`.
+public protocol HTTPTransport: Sendable {
+    func send(_ request: HTTPRequestSpec, timeouts: TransportTimeouts) async throws -> HTTPStreamingResponse
+}
+
+/// The transport on async-http-client. One client per distinct set of timeouts, kept for the life of
+/// the process, because async-http-client sets connect and read timeouts per client, not per request.
+public final class AsyncHTTPTransport: HTTPTransport {
+    public static let shared = AsyncHTTPTransport()
+
+    private let clients = NIOLockedValueBoxLite<[TransportTimeouts: HTTPClient]>([:])
+
+    public init() {}
+
+    private func client(for timeouts: TransportTimeouts) -> HTTPClient {
+        clients.withLock { clients in
+            if let existing = clients[timeouts] { return existing }
+            var configuration = HTTPClient.Configuration()
+            configuration.timeout = .init(
+                connect: .nanoseconds(timeouts.connect.nanoseconds),
+                read: .nanoseconds(timeouts.idle.nanoseconds)
+            )
+            configuration.decompression = .disabled
+            configuration.httpVersion = .automatic
+            let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+            clients[timeouts] = client
+            return client
+        }
+    }
+
+    public func send(_ spec: HTTPRequestSpec, timeouts: TransportTimeouts) async throws -> HTTPStreamingResponse {
+        var request = HTTPClientRequest(url: spec.url)
+        request.method = HTTPMethod(rawValue: spec.method)
+        for (name, value) in spec.headers { request.headers.add(name: name, value: value) }
+        if !spec.body.isEmpty { request.body = .bytes(spec.body) }
+        let response = try await client(for: timeouts).execute(
+            request, deadline: .now() + .nanoseconds(timeouts.responseHead.nanoseconds)
+        )
+        return HTTPStreamingResponse(
+            status: Int(response.status.code),
+            headers: response.headers.map { ($0.name, $0.value) },
+            body: response.body
+        )
+    }
+}
+
+/// A tiny lock-protected box, so this file needs no NIOConcurrencyHelpers import.
+final class NIOLockedValueBoxLite<Value>: @unchecked Sendable {
+    private var value: Value
+    private let lock = NSLock()
+
+    init(_ value: Value) { self.value = value }
+
+    func withLock<T>(_ body: (inout Value) throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&value)
+    }
+}

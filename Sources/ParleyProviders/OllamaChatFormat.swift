@@ -1,0 +1,95 @@
+import Foundation
+import ParleyCore
+
+/// Ollama's native `/api/chat`: newline-delimited JSON, ending with an object whose `done` is true.
+public enum OllamaChatFormat {
+    public static func makeRequest(_ request: ChatRequest, baseURL: String, extraHeaders: [(String, String)] = []) -> HTTPRequestSpec {
+        var messages: [JSONValue] = []
+        if let system = request.combinedSystemPrompt { messages.append(["role": "system", "content": .string(system)]) }
+        for message in request.messages where message.role != .system {
+            var members: [(String, JSONValue)] = [("role", .string(message.role.rawValue)), ("content", .string(message.content))]
+            if !message.toolCalls.isEmpty {
+                members.append(("tool_calls", .array(message.toolCalls.map { call in
+                    ["function": ["name": .string(call.name), "arguments": (try? JSONValue.parse(call.arguments)) ?? [:]]]
+                })))
+            }
+            messages.append(.object(members))
+        }
+        var options: [(String, JSONValue)] = []
+        if let temperature = request.temperature { options.append(("temperature", .number(temperature))) }
+        if let maxTokens = request.maxTokens { options.append(("num_predict", .number(Double(maxTokens)))) }
+        var members: [(String, JSONValue)] = [
+            ("model", .string(request.model)), ("messages", .array(messages)), ("stream", true),
+        ]
+        if !options.isEmpty { members.append(("options", .object(options))) }
+        if !request.tools.isEmpty {
+            members.append(("tools", .array(request.tools.map { tool in
+                ["type": "function", "function": [
+                    "name": .string(tool.name), "description": .string(tool.description),
+                    "parameters": (try? JSONValue.parse(tool.parametersJSON)) ?? ["type": "object"],
+                ]]
+            })))
+        }
+        return HTTPRequestSpec(
+            url: joinURL(baseURL, "api/chat"),
+            headers: [("Content-Type", "application/json"), ("Accept", "application/x-ndjson")] + extraHeaders,
+            body: Array(JSONValue.object(members).serialized().utf8)
+        )
+    }
+
+    public struct Decoder: ChatStreamDecoder {
+        public let provider: String
+        private var lines = NDJSONDecoder()
+        private var nextToolIndex = 0
+        public private(set) var sawTerminator = false
+
+        public init(provider: String) { self.provider = provider }
+
+        public mutating func feed(_ bytes: UnsafeRawBufferPointer, emit: (ChatEvent) -> Void) throws {
+            for line in lines.feed(bytes) where !sawTerminator {
+                try handle(line, emit: emit)
+            }
+        }
+
+        private mutating func handle(_ line: [UInt8], emit: (ChatEvent) -> Void) throws {
+            guard let json = try? JSONValue.parse(line) else {
+                throw ProviderError.malformed(provider: provider, data: String(decoding: line, as: UTF8.self))
+            }
+            if let error = json["error"], !error.isNull {
+                let parsed = ProviderErrorBody.parse(json) ?? ("the provider reported an error in the stream", nil)
+                emit(.error(ProviderError(kind: .inStream, provider: provider, message: parsed.message, type: parsed.type)))
+                return
+            }
+            if let message = json["message"] {
+                if let thinking = message["thinking"]?.string, !thinking.isEmpty { emit(.thinkingDelta(thinking)) }
+                if let text = message["content"]?.string, !text.isEmpty { emit(.textDelta(text)) }
+                for call in message["tool_calls"]?.array ?? [] {
+                    let function = call["function"]
+                    let arguments = function?["arguments"].map { $0.string ?? $0.serialized() } ?? "{}"
+                    emit(.toolCallDelta(ToolCallDelta(
+                        index: nextToolIndex, id: call["id"]?.string ?? "call_\(nextToolIndex)",
+                        name: function?["name"]?.string, argumentsFragment: arguments
+                    )))
+                    nextToolIndex += 1
+                }
+            }
+            if json["done"]?.bool == true {
+                sawTerminator = true
+                emit(.finish(FinishReason(providerValue: json["done_reason"]?.string ?? "stop")))
+                emit(.usage(Usage(
+                    promptTokens: json["prompt_eval_count"]?.int ?? 0,
+                    completionTokens: json["eval_count"]?.int ?? 0,
+                    accounting: .cachedInsidePrompt
+                )))
+                // Durations are in nanoseconds.
+                let evalNanos = json["eval_duration"]?.double
+                let evalCount = json["eval_count"]?.double
+                emit(.timings(ServerTimings(
+                    promptMilliseconds: json["prompt_eval_duration"]?.double.map { $0 / 1e6 },
+                    predictedMilliseconds: evalNanos.map { $0 / 1e6 },
+                    predictedPerSecond: (evalNanos.flatMap { n in evalCount.map { c in n > 0 ? c / (n / 1e9) : 0 } })
+                )))
+            }
+        }
+    }
+}

@@ -1,0 +1,163 @@
+import Foundation
+import ParleyCore
+
+/// The small differences between servers that speak OpenAI Chat Completions. Only the request differs:
+/// the decoder reads every vendor's extras (Groq `x_groq`, llama.cpp `timings`) leniently.
+public struct OpenAIDialect: Sendable, Equatable, Hashable {
+    /// Send `stream_options.include_usage` (Mistral rejects it with 422).
+    public var sendsStreamOptions: Bool
+    /// `max_completion_tokens` (OpenAI, whose reasoning models reject `max_tokens`) or `max_tokens`.
+    public var maxTokensField: String
+
+    public init(sendsStreamOptions: Bool = true, maxTokensField: String = "max_tokens") {
+        self.sendsStreamOptions = sendsStreamOptions
+        self.maxTokensField = maxTokensField
+    }
+
+    public static let openAI = OpenAIDialect(maxTokensField: "max_completion_tokens")
+    public static let standard = OpenAIDialect()
+    public static let mistral = OpenAIDialect(sendsStreamOptions: false)
+}
+
+/// OpenAI Chat Completions over SSE, ending with `data: [DONE]`.
+public enum OpenAIChatFormat {
+    public static func makeRequest(
+        _ request: ChatRequest, baseURL: String, apiKey: String?, dialect: OpenAIDialect, extraHeaders: [(String, String)] = []
+    ) -> HTTPRequestSpec {
+        var members: [(String, JSONValue)] = [("model", .string(request.model))]
+        var messages: [JSONValue] = []
+        if let system = request.combinedSystemPrompt { messages.append(["role": "system", "content": .string(system)]) }
+        for message in request.messages where message.role != .system {
+            messages.append(encode(message))
+        }
+        members.append(("messages", .array(messages)))
+        members.append(("stream", true))
+        if dialect.sendsStreamOptions { members.append(("stream_options", ["include_usage": true])) }
+        if let temperature = request.temperature { members.append(("temperature", .number(temperature))) }
+        if let maxTokens = request.maxTokens { members.append((dialect.maxTokensField, .number(Double(maxTokens)))) }
+        if !request.tools.isEmpty {
+            members.append(("tools", .array(request.tools.map { tool in
+                [
+                    "type": "function",
+                    "function": [
+                        "name": .string(tool.name),
+                        "description": .string(tool.description),
+                        "parameters": (try? JSONValue.parse(tool.parametersJSON)) ?? ["type": "object"],
+                    ],
+                ]
+            })))
+        }
+        var headers: [(String, String)] = [("Content-Type", "application/json"), ("Accept", "text/event-stream")]
+        if let apiKey, !apiKey.isEmpty { headers.append(("Authorization", "Bearer \(apiKey)")) }
+        headers += extraHeaders
+        return HTTPRequestSpec(
+            url: joinURL(baseURL, "chat/completions"), headers: headers,
+            body: Array(JSONValue.object(members).serialized().utf8)
+        )
+    }
+
+    static func encode(_ message: ChatMessage) -> JSONValue {
+        switch message.role {
+        case .tool:
+            return ["role": "tool", "tool_call_id": .string(message.toolCallID ?? ""), "content": .string(message.content)]
+        case .assistant where !message.toolCalls.isEmpty:
+            return [
+                "role": "assistant",
+                "content": message.content.isEmpty ? .null : .string(message.content),
+                "tool_calls": .array(message.toolCalls.map { call in
+                    ["id": .string(call.id), "type": "function",
+                     "function": ["name": .string(call.name), "arguments": .string(call.arguments)]]
+                }),
+            ]
+        default:
+            return ["role": .string(message.role.rawValue), "content": .string(message.content)]
+        }
+    }
+
+    /// Decodes the SSE stream of chat completion chunks.
+    public struct Decoder: ChatStreamDecoder {
+        public let provider: String
+        private var sse = SSEDecoder()
+        public private(set) var sawTerminator = false
+
+        public init(provider: String) { self.provider = provider }
+
+        public mutating func feed(_ bytes: UnsafeRawBufferPointer, emit: (ChatEvent) -> Void) throws {
+            var failure: (any Error)?
+            let provider = self.provider
+            var done = sawTerminator
+            sse.feed(bytes) { event in
+                guard failure == nil, !done else { return }
+                if event.data == "[DONE]" { done = true; return }
+                do {
+                    try Self.decodeChunk(event.data, provider: provider, emit: emit)
+                } catch {
+                    failure = error
+                }
+            }
+            sawTerminator = done
+            if let failure { throw failure }
+        }
+
+        static func decodeChunk(_ data: String, provider: String, emit: (ChatEvent) -> Void) throws {
+            guard let json = try? JSONValue.parse(data) else { throw ProviderError.malformed(provider: provider, data: data) }
+            if let error = json["error"], !error.isNull {
+                let parsed = ProviderErrorBody.parse(json) ?? ("the provider reported an error in the stream", nil)
+                emit(.error(ProviderError(kind: .inStream, provider: provider, message: parsed.message, type: parsed.type)))
+                return
+            }
+            if let choices = json["choices"]?.array {
+                for choice in choices {
+                    if let delta = choice["delta"] {
+                        if let reasoning = delta["reasoning_content"]?.string ?? delta["reasoning"]?.string, !reasoning.isEmpty {
+                            emit(.thinkingDelta(reasoning))
+                        }
+                        if let text = delta["content"]?.string, !text.isEmpty { emit(.textDelta(text)) }
+                        if let calls = delta["tool_calls"]?.array {
+                            for (position, call) in calls.enumerated() {
+                                emit(.toolCallDelta(ToolCallDelta(
+                                    index: call["index"]?.int ?? position,
+                                    id: call["id"]?.string,
+                                    name: call["function"]?["name"]?.string,
+                                    argumentsFragment: call["function"]?["arguments"]?.string ?? ""
+                                )))
+                            }
+                        }
+                    }
+                    if let reason = choice["finish_reason"]?.string {
+                        emit(.finish(FinishReason(providerValue: reason)))
+                    }
+                }
+            }
+            if let usage = json["usage"], let parsed = parseUsage(usage) { emit(.usage(parsed)) }
+            if let usage = json["x_groq"]?["usage"], let parsed = parseUsage(usage) { emit(.usage(parsed)) }
+            if let timings = json["timings"], timings.members != nil {
+                emit(.timings(ServerTimings(
+                    promptMilliseconds: timings["prompt_ms"]?.double,
+                    predictedMilliseconds: timings["predicted_ms"]?.double,
+                    predictedPerSecond: timings["predicted_per_second"]?.double
+                )))
+            }
+        }
+
+        static func parseUsage(_ usage: JSONValue) -> Usage? {
+            guard usage.members != nil else { return nil }
+            return Usage(
+                promptTokens: usage["prompt_tokens"]?.int ?? 0,
+                completionTokens: usage["completion_tokens"]?.int ?? 0,
+                cachedTokens: usage["prompt_tokens_details"]?["cached_tokens"]?.int
+                    ?? usage["prompt_cache_hit_tokens"]?.int ?? 0,
+                accounting: .cachedInsidePrompt
+            )
+        }
+    }
+}
+
+/// Joins a base URL and a path with exactly one slash between them.
+func joinURL(_ base: String, _ path: String) -> String {
+    var base = base
+    while base.hasSuffix("/") { base.removeLast() }
+    var path = path
+    while path.hasPrefix("/") { path.removeFirst() }
+    return base + "/" + path
+}

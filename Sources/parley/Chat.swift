@@ -1,0 +1,66 @@
+import ArgumentParser
+import Foundation
+import ParleyCore
+import ParleyKit
+
+/// `parley` with no subcommand. Until the full-screen chat lands, a line-by-line chat on the same engine.
+struct Chat: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Chat (the default when no subcommand is given).")
+
+    @Option(name: .shortAndLong, help: "provider:model to start with.")
+    var model: String?
+
+    @Option(name: .shortAndLong, help: "A system prompt.")
+    var system: String?
+
+    func run() async throws {
+        do {
+            try await chat()
+        } catch {
+            throw fail(error)
+        }
+    }
+
+    func chat() async throws {
+        let engine = try ChatEngine.fromEnvironment()
+        var (ref, endpoint) = try await engine.prepare(model: model)
+        var messages: [ChatMessage] = []
+        let out = Terminal.standardOutput
+        out.write("parley \(Parley.version) · \(ref) · /model NAME to switch, /quit to leave\n")
+        while true {
+            out.write("\n> ")
+            guard let line = readLine() else { out.write("\n"); return }
+            let input = line.trimmingCharacters(in: .whitespaces)
+            if input.isEmpty { continue }
+            if input == "/quit" || input == "/exit" { return }
+            if input.hasPrefix("/model") {
+                let name = input.dropFirst("/model".count).trimmingCharacters(in: .whitespaces)
+                if name.isEmpty { out.write("model: \(ref)\n"); continue }
+                do {
+                    (ref, endpoint) = try await engine.prepare(model: name)
+                    out.write("now talking to \(ref)\n")
+                } catch {
+                    out.write("\(describe(error))\n")
+                }
+                continue
+            }
+            messages.append(.user(input))
+            let request = ChatRequest(model: ref.model, system: system, messages: messages)
+            var sanitizer = TerminalSanitizer()
+            var reply = ReplyAccumulator()
+            do {
+                for try await event in engine.stream(request, endpoint: endpoint) {
+                    reply.add(event)
+                    if case let .textDelta(delta) = event { out.write(sanitizer.sanitize(delta)) }
+                }
+                messages.append(.assistant(reply.text))
+                let rate = reply.tokensPerSecond().map { String(format: " · %.0f tok/s", $0) } ?? ""
+                let ttft = reply.timeToFirstToken.map { String(format: " · first token %.0f ms", $0.milliseconds) } ?? ""
+                out.write("\n[\(ref)\(ttft)\(rate)]\n")
+            } catch {
+                if !reply.text.isEmpty { messages.append(.assistant(reply.text)) }
+                out.write("\n\(describe(error))\n")
+            }
+        }
+    }
+}

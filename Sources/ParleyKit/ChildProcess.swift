@@ -1,0 +1,110 @@
+import Foundation
+import ParleyCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Starts programs with `posix_spawn`, with an empty signal mask and default signal actions.
+/// Foundation's `Process` lets children inherit a blocked SIGCHLD, which hangs tools that wait for
+/// their own children (cmake inside pip hangs forever on it).
+public struct ChildProcess: Sendable {
+    public let pid: pid_t
+
+    public struct SpawnError: UserFacingError, Sendable {
+        public var program: String
+        public var reason: String
+        public var userMessage: String { "could not start \(program): \(reason)" }
+    }
+
+    /// Where the child's stdout and stderr go.
+    public enum Output: Sendable {
+        case inherit
+        case null
+        /// Appended to this file (created 0600).
+        case file(String)
+    }
+
+    /// Starts `arguments[0]` (looked up in PATH), optionally in a new session detached from the terminal.
+    public static func spawn(
+        _ arguments: [String], environment: [String: String]? = nil, output: Output = .inherit,
+        stdinNull: Bool = true, newSession: Bool = false
+    ) throws -> ChildProcess {
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var emptyMask = sigset_t()
+        sigemptyset(&emptyMask)
+        posix_spawnattr_setsigmask(&attributes, &emptyMask)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signalNumber in [SIGCHLD, SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT] { sigaddset(&defaults, signalNumber) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        var flags = Int32(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)
+        if newSession { flags |= 0x80 }  // POSIX_SPAWN_SETSID (glibc)
+        posix_spawnattr_setflags(&attributes, Int16(flags))
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        if stdinNull { posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0) }
+        switch output {
+        case .inherit: break
+        case .null:
+            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        case let .file(path):
+            posix_spawn_file_actions_addopen(&actions, 1, path, O_WRONLY | O_CREAT | O_APPEND, 0o600)
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        }
+
+        let argv = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        let environmentList = (environment ?? ProcessInfo.processInfo.environment).map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { environmentList.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, environmentList)
+        guard rc == 0 else { throw SpawnError(program: arguments[0], reason: String(cString: strerror(rc))) }
+        return ChildProcess(pid: pid)
+    }
+
+    /// Waits for the child to exit and returns its exit status (128 + signal when killed).
+    public func wait() -> Int32 {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 {
+            if errno != EINTR { return -1 }
+        }
+        return Self.exitCode(status)
+    }
+
+    /// The exit status if the child has exited, without blocking.
+    public func poll() -> Int32? {
+        var status: Int32 = 0
+        let rc = waitpid(pid, &status, WNOHANG)
+        if rc == pid { return Self.exitCode(status) }
+        if rc < 0 { return -1 }
+        return nil
+    }
+
+    public func signal(_ signalNumber: Int32) { kill(pid, signalNumber) }
+
+    static func exitCode(_ status: Int32) -> Int32 {
+        let signalNumber = status & 0x7F
+        return signalNumber == 0 ? (status >> 8) & 0xFF : 128 + signalNumber
+    }
+
+    /// Runs to completion and returns stdout (stderr passes through).
+    public static func capture(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let temp = FileManager.default.temporaryDirectory.appendingPathComponent("parley-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).out")
+        defer { try? FileManager.default.removeItem(at: temp) }
+        let child = try spawnCapturing(arguments, into: temp.path)
+        let status = child.wait()
+        let output = (try? String(contentsOf: temp, encoding: .utf8)) ?? ""
+        return (status, output)
+    }
+
+    private static func spawnCapturing(_ arguments: [String], into path: String) throws -> ChildProcess {
+        // stdout to the file only; stderr stays with the caller so errors are seen.
+        let shellQuoted = arguments.map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
+        return try spawn(["/bin/sh", "-c", "exec \(shellQuoted) > '\(path)'"])
+    }
+}

@@ -36,6 +36,8 @@ public struct LocalSettings: Sendable, Equatable {
     /// Seconds a server started by Parley stays up unused before it stops itself.
     public var idleShutdownSeconds: Int = 900
     public var threads: Int?
+
+    public init() {}
 }
 
 /// Parley's configuration: built-in presets, with `config.toml` laid over them.

@@ -169,7 +169,7 @@ public struct LocalRuntime: Sendable {
     }
 
     /// True when `pid` is alive and is a llama-server (not a recycled pid).
-    static func isServerProcess(_ pid: Int32) -> Bool {
+    public static func isServerProcess(_ pid: Int32) -> Bool {
         guard pid > 0, kill(pid, 0) == 0 else { return false }
         guard let cmdline = try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline")) else { return false }
         return String(decoding: cmdline, as: UTF8.self).contains("llama-server")

@@ -80,6 +80,8 @@ public final class AsyncHTTPTransport: HTTPTransport {
                 read: .nanoseconds(timeouts.idle.nanoseconds)
             )
             configuration.decompression = .disabled
+            // A refused connection fails at once instead of being retried until the connect timeout.
+            configuration.connectionPool.retryConnectionEstablishment = false
             configuration.httpVersion = .automatic
             let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
             clients[timeouts] = client

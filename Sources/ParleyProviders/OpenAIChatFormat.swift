@@ -86,11 +86,11 @@ public enum OpenAIChatFormat {
             var failure: (any Error)?
             let provider = self.provider
             var done = sawTerminator
-            sse.feed(bytes) { event in
+            sse.feedRaw(bytes) { _, _, data in
                 guard failure == nil, !done else { return }
-                if event.data == "[DONE]" { done = true; return }
+                if data.elementsEqual("[DONE]".utf8) { done = true; return }
                 do {
-                    try Self.decodeChunk(event.data, provider: provider, emit: emit)
+                    try Self.decodeChunk(data, provider: provider, emit: emit)
                 } catch {
                     failure = error
                 }
@@ -99,8 +99,82 @@ public enum OpenAIChatFormat {
             if let failure { throw failure }
         }
 
-        static func decodeChunk(_ data: String, provider: String, emit: (ChatEvent) -> Void) throws {
-            guard let json = try? JSONValue.parse(data) else { throw ProviderError.malformed(provider: provider, data: data) }
+        /// Every key the decoder reads; the rest of a chunk is checked but not built.
+        static let readKeys = JSONKeySet([
+            "choices", "delta", "content", "reasoning_content", "reasoning", "tool_calls", "index", "id", "function",
+            "name", "arguments", "finish_reason", "usage", "prompt_tokens", "completion_tokens", "prompt_tokens_details",
+            "cached_tokens", "prompt_cache_hit_tokens", "x_groq", "timings", "prompt_ms", "predicted_ms",
+            "predicted_per_second", "error", "message", "type", "code", "msg", "status", "detail",
+        ], topLevel: ["choices", "usage", "x_groq", "timings", "error", "message", "type", "code", "detail"])
+
+        static func decodeChunk(_ data: UnsafeRawBufferPointer, provider: String, emit: (ChatEvent) -> Void) throws {
+            let bytes = data.assumingMemoryBound(to: UInt8.self)
+            if let fast = fastPath(bytes) {
+                if let text = fast.text, !text.isEmpty { emit(.textDelta(text)) }
+                if let reason = fast.finishReason { emit(.finish(FinishReason(providerValue: reason))) }
+                return
+            }
+            try decodeTree(data, provider: provider, emit: emit)
+        }
+
+        /// The common chunk, `{..., "choices":[{"index":0,"delta":{"content":"..."},"finish_reason":null}]}`,
+        /// read in place without building a tree. Anything else (tool calls, reasoning, usage, errors,
+        /// several choices, odd syntax) returns nil and takes the full path, which gives the same events.
+        static func fastPath(_ bytes: UnsafeBufferPointer<UInt8>) -> (text: String?, finishReason: String?)? {
+            var cursor = JSONCursor(bytes)
+            guard cursor.enterObject() else { return nil }
+            var text: String?
+            var finishReason: String?
+            var sawChoices = false
+            while let key = cursor.nextKey() {
+                if key.equals("choices") {
+                    guard !sawChoices, cursor.enterArray() else { return nil }
+                    sawChoices = true
+                    var choices = 0
+                    while cursor.nextElement() {
+                        choices += 1
+                        guard choices == 1, cursor.enterObject() else { return nil }
+                        while let choiceKey = cursor.nextKey() {
+                            if choiceKey.equals("delta") {
+                                guard cursor.enterObject() else { return nil }
+                                while let deltaKey = cursor.nextKey() {
+                                    if deltaKey.equals("content") {
+                                        if cursor.readNull() { continue }
+                                        guard let value = cursor.readString() else { return nil }
+                                        text = value
+                                    } else if deltaKey.equals("role") {
+                                        guard cursor.skipValue() else { return nil }
+                                    } else {
+                                        return nil  // tool_calls, reasoning and anything new
+                                    }
+                                }
+                                cursor.resumeContainer()
+                            } else if choiceKey.equals("finish_reason") {
+                                if cursor.readNull() { continue }
+                                guard let value = cursor.readString() else { return nil }
+                                finishReason = value
+                            } else {
+                                guard cursor.skipValue() else { return nil }  // index, logprobs
+                            }
+                        }
+                        cursor.resumeContainer()
+                    }
+                    cursor.resumeContainer()
+                } else if key.equals("usage") || key.equals("x_groq") || key.equals("timings") || key.equals("error") {
+                    if cursor.readNull() { continue }
+                    return nil
+                } else {
+                    guard cursor.skipValue() else { return nil }
+                }
+            }
+            guard !cursor.failed, cursor.atEnd() else { return nil }
+            return (text, finishReason)
+        }
+
+        static func decodeTree(_ data: UnsafeRawBufferPointer, provider: String, emit: (ChatEvent) -> Void) throws {
+            guard let json = try? JSONValue.parse(data.assumingMemoryBound(to: UInt8.self), keeping: readKeys) else {
+                throw ProviderError.malformed(provider: provider, data: String(decoding: data, as: UTF8.self))
+            }
             if let error = json["error"], !error.isNull {
                 let parsed = ProviderErrorBody.parse(json) ?? ("the provider reported an error in the stream", nil)
                 emit(.error(ProviderError(kind: .inStream, provider: provider, message: parsed.message, type: parsed.type)))

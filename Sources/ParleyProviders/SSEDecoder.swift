@@ -25,6 +25,7 @@ public struct SSEDecoder: Sendable {
     private var lastID: String?
     private var skippedBOM = false
     private var sawCR = false
+    private var bomMatched = 0
 
     public init() {}
 
@@ -35,40 +36,75 @@ public struct SSEDecoder: Sendable {
         return events
     }
 
-    /// Feeds a chunk, calling `emit` for each completed event (no intermediate array on the hot path).
+    /// Feeds a chunk, calling `emit` for each completed event.
     public mutating func feed<Bytes: Sequence>(_ chunk: Bytes, emit: (SSEEvent) -> Void) where Bytes.Element == UInt8 {
-        for byte in chunk {
-            if !skippedBOM {
-                // The stream may start with U+FEFF (EF BB BF); drop it, byte by byte, only at the very start.
-                let bom: [UInt8] = [0xEF, 0xBB, 0xBF]
-                if line.count < 3, byte == bom[line.count], data.isEmpty {
-                    line.append(byte)
-                    if line.count == 3 { line.removeAll(keepingCapacity: true); skippedBOM = true }
-                    continue
-                }
-                skippedBOM = true
-            }
-            if sawCR {
-                sawCR = false
-                if byte == 0x0A { continue }
-            }
-            if byte == 0x0A {
-                processLine(emit: emit)
-            } else if byte == 0x0D {
-                sawCR = true
-                processLine(emit: emit)
-            } else {
-                line.append(byte)
+        let bytes = Array(chunk)
+        bytes.withUnsafeBytes { raw in
+            feedRaw(raw) { name, id, data in
+                emit(SSEEvent(event: name, data: String(decoding: data, as: UTF8.self), id: id))
             }
         }
+    }
+
+    /// The hot path: whole lines are found with a scan of the chunk and handled in place; only a line
+    /// split across chunks is copied. `emit` gets the event name, the last id and the data bytes, valid during the call.
+    public mutating func feedRaw(_ chunk: UnsafeRawBufferPointer, emit: (String?, String?, UnsafeRawBufferPointer) -> Void) {
+        var index = 0
+        let count = chunk.count
+        if !skippedBOM {
+            // The stream may start with U+FEFF (EF BB BF); drop it, byte by byte, only at the very start.
+            let bom: [UInt8] = [0xEF, 0xBB, 0xBF]
+            while index < count, !skippedBOM {
+                if bomMatched < 3, chunk[index] == bom[bomMatched] {
+                    bomMatched += 1
+                    index += 1
+                    if bomMatched == 3 { skippedBOM = true }
+                } else {
+                    // Not a BOM after all: the bytes matched so far are ordinary text.
+                    line.append(contentsOf: bom[0..<bomMatched])
+                    skippedBOM = true
+                }
+            }
+        }
+        while index < count {
+            if sawCR {
+                sawCR = false
+                if chunk[index] == 0x0A { index += 1; continue }
+            }
+            // Find the end of this line.
+            let end = Self.lineEnd(chunk, from: index)
+            if end == count {
+                line.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[index..<end]))
+                return
+            }
+            if chunk[end] == 0x0D { sawCR = true }
+            if line.isEmpty {
+                processLine(UnsafeRawBufferPointer(rebasing: chunk[index..<end]), emit: emit)
+            } else {
+                line.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[index..<end]))
+                let whole = line
+                line.removeAll(keepingCapacity: true)
+                whole.withUnsafeBytes { processLine($0, emit: emit) }
+            }
+            index = end + 1
+        }
+    }
+
+    /// The index of the first LF or CR at or after `start`, or `chunk.count`. memchr is vectorised.
+    @inline(__always)
+    static func lineEnd(_ chunk: UnsafeRawBufferPointer, from start: Int) -> Int {
+        guard let base = chunk.baseAddress, start < chunk.count else { return chunk.count }
+        let length = chunk.count - start
+        let newline = memchr(base + start, 0x0A, length).map { base.distance(to: UnsafeRawPointer($0)) } ?? chunk.count
+        let carriageReturn = memchr(base + start, 0x0D, newline - start).map { base.distance(to: UnsafeRawPointer($0)) }
+        return carriageReturn ?? newline
     }
 
     /// Call at end of stream: a final event without its blank line is not dispatched (per the spec),
     /// but is reported so callers can tell a clean end from a truncated one.
     public var hasPendingData: Bool { hasData || !line.isEmpty }
 
-    private mutating func processLine(emit: (SSEEvent) -> Void) {
-        defer { line.removeAll(keepingCapacity: true) }
+    private mutating func processLine(_ line: UnsafeRawBufferPointer, emit: (String?, String?, UnsafeRawBufferPointer) -> Void) {
         if line.isEmpty {
             dispatch(emit: emit)
             return
@@ -78,8 +114,8 @@ public struct SSEDecoder: Sendable {
         let fieldEnd = colon ?? line.count
         var valueStart = colon.map { $0 + 1 } ?? line.count
         if valueStart < line.count, line[valueStart] == 0x20 { valueStart += 1 }
-        let field = line[0..<fieldEnd]
-        let value = line[valueStart..<line.count]
+        let field = UnsafeRawBufferPointer(rebasing: line[0..<fieldEnd])
+        let value = UnsafeRawBufferPointer(rebasing: line[valueStart..<line.count])
         if field.elementsEqual("data".utf8) {
             if hasData { data.append(0x0A) }
             data.append(contentsOf: value)
@@ -92,14 +128,14 @@ public struct SSEDecoder: Sendable {
         // `retry` and unknown fields are ignored.
     }
 
-    private mutating func dispatch(emit: (SSEEvent) -> Void) {
+    private mutating func dispatch(emit: (String?, String?, UnsafeRawBufferPointer) -> Void) {
         defer {
             data.removeAll(keepingCapacity: true)
             hasData = false
             eventName = nil
         }
         guard hasData else { return }
-        emit(SSEEvent(event: eventName, data: String(decoding: data, as: UTF8.self), id: lastID))
+        data.withUnsafeBytes { emit(eventName, lastID, $0) }
     }
 }
 

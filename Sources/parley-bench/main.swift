@@ -1,6 +1,7 @@
 import Foundation
 import ParleyCore
 import ParleyKit
+import ParleyProviders
 import ParleyTestSupport
 #if canImport(Glibc)
 import Glibc
@@ -42,13 +43,14 @@ func median(_ values: [Double]) -> Double {
     return sorted.isEmpty ? 0 : sorted[sorted.count / 2]
 }
 
-/// One OpenAI chunk per token, as a real stream sends them, then the usage chunk and [DONE].
+/// One OpenAI chunk per token, shaped like OpenAI's own (id, model and fingerprint included), then the
+/// usage chunk and [DONE].
 func syntheticStream(chunks: Int) -> [UInt8] {
     var out = [UInt8]()
     out.reserveCapacity(chunks * 140)
     for i in 0..<chunks {
         let token = i % 10 == 9 ? "\\n" : " tok\(i % 1000)"
-        out += Array("data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"synthetic\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\(token)\"},\"finish_reason\":null}]}\n\n".utf8)
+        out += Array("data: {\"id\":\"chatcmpl-AbCdEfGhIjKlMnOpQrStUvWxYz012\",\"object\":\"chat.completion.chunk\",\"created\":1732000000,\"model\":\"gpt-4o-mini-2024-07-18\",\"system_fingerprint\":\"fp_0ba0d124f1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\(token)\"},\"logprobs\":null,\"finish_reason\":null}]}\n\n".utf8)
     }
     out += Array("data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n".utf8)
     out += Array("data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":\(chunks),\"total_tokens\":\(chunks + 5)}}\n\n".utf8)
@@ -91,6 +93,29 @@ func decodeBenchmark(chunks: Int) async throws {
     try? FileManager.default.removeItem(at: home)
 }
 
+/// The decoder alone, in process: bytes in 64 KB blocks, events out, adjacent text joined as the client does.
+func decoderBenchmark(chunks: Int) throws {
+    let body = syntheticStream(chunks: chunks)
+    var best = Double.infinity
+    var characters = 0
+    for _ in 0..<5 {
+        let start = ContinuousClock.now
+        var decoder = OpenAIChatFormat.Decoder(provider: "bench")
+        var text = 0
+        try body.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let block = UnsafeRawBufferPointer(rebasing: raw[offset..<min(offset + 65_536, raw.count)])
+                try decoder.feed(block) { event in if case let .textDelta(t) = event { text += t.utf8.count } }
+                offset += 65_536
+            }
+        }
+        best = min(best, (ContinuousClock.now - start).seconds)
+        characters = text
+    }
+    print(String(format: "decoder only: %.3f s for %d chunks, %.2f M tokens/s (%d bytes of text)", best, chunks, Double(chunks) / best / 1e6, characters))
+}
+
 func startupBenchmark(runs: Int) throws {
     var walls: [Double] = []
     for _ in 0..<runs { walls.append(try measure([parley, "--version"]).wall) }
@@ -121,6 +146,7 @@ let arguments = Array(CommandLine.arguments.dropFirst())
 let count = arguments.count > 1 ? Int(arguments[1]) : nil
 switch arguments.first {
 case "decode": try await decodeBenchmark(chunks: count ?? 200_000)
+case "decoder": try decoderBenchmark(chunks: count ?? 200_000)
 case "startup": try startupBenchmark(runs: count ?? 20)
 case "ttft": try ttftBenchmark(runs: count ?? 10)
 default:

@@ -126,3 +126,30 @@ import ParleyCore
         #expect(throws: ProviderError.self) { _ = try decoder.decode(Array("data: {\"choices\":[{\"delta\":{\"content\":\"x\"}\n\n".utf8)) }
     }
 }
+
+@Suite struct OpenAIFastPathTests {
+    /// Every chunk gives the same events through the in-place fast path as through the full tree.
+    @Test(arguments: ["openai-tools-usage.sse", "groq-xgroq.sse", "ollama-openai-parallel.sse", "llamacpp-openai.sse", "openai-instream-error.sse"])
+    func fastPathMatchesTheTree(_ fixture: String) throws {
+        var sse = SSEDecoder()
+        let events = sse.feed(try Fixture.bytes(fixture)) + [
+            SSEEvent(data: #"{"choices":[{"index":0,"delta":{"content":"a\"b\\u00e9\n"},"finish_reason":null}]}"#),
+            SSEEvent(data: #"{"choices":[{"index":0,"delta":{"content":null},"finish_reason":"length"}],"usage":null}"#),
+            SSEEvent(data: #"{"choices":[{"delta":{"content":"x"}},{"delta":{"content":"y"}}]}"#),
+            SSEEvent(data: #" { "id" : "c" , "choices" : [ { "delta" : { "role" : "assistant" , "content" : "spaced" } } ] } "#),
+            SSEEvent(data: #"{"choices":[{"delta":{"content":"x"}}]"#),
+        ]
+        for event in events where event.data != "[DONE]" {
+            var fast: [ChatEvent] = []
+            var tree: [ChatEvent] = []
+            var fastError: (any Error)?
+            var treeError: (any Error)?
+            Array(event.data.utf8).withUnsafeBytes { raw in
+                do { try OpenAIChatFormat.Decoder.decodeChunk(raw, provider: "p") { fast.append($0) } } catch { fastError = error }
+                do { try OpenAIChatFormat.Decoder.decodeTree(raw, provider: "p") { tree.append($0) } } catch { treeError = error }
+            }
+            #expect(fast == tree, "\(event.data)")
+            #expect((fastError == nil) == (treeError == nil), "\(event.data)")
+        }
+    }
+}

@@ -1,0 +1,107 @@
+import Foundation
+import Testing
+import ParleyCore
+import ParleyTestSupport
+
+/// `parley` as a user runs it, against loopback servers that play providers: errors on stderr as one line,
+/// exit codes, and what reaches stdout.
+@Suite struct CommandLineTests {
+    @Test func missingKeyNamesTheVariableAndExitsNonZero() throws {
+        let harness = try ParleyHarness()
+        defer { harness.cleanUp() }
+        let result = try harness.run(["ask", "-m", "openai:gpt-4o-mini", "hello"])
+        #expect(result.status == 1)
+        #expect(result.stdout.isEmpty)
+        #expect(result.stderr == "parley: openai: OPENAI_API_KEY is not set; export it or pick another model with --model or /model\n")
+    }
+
+    @Test func unknownModelSaysHowToNameOne() throws {
+        let harness = try ParleyHarness()
+        defer { harness.cleanUp() }
+        let result = try harness.run(["ask", "-m", "gpt-17", "hello"])
+        #expect(result.status == 1)
+        #expect(result.stderr.hasPrefix("parley: unknown model 'gpt-17'"))
+        #expect(result.stderr.split(separator: "\n").count == 1)
+    }
+
+    @Test func badConfigNamesFileAndLine() throws {
+        let harness = try ParleyHarness(config: "default_model = \"local\"\n[providers.box]\nbase_url = 42\n")
+        defer { harness.cleanUp() }
+        let result = try harness.run(["ask", "hello"])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("config.toml:3: providers.box.base_url: expected a string, found an integer"))
+    }
+
+    @Test func deadServerIsOneClearLine() throws {
+        let harness = try ParleyHarness(config: "[providers.dead]\nbase_url = \"http://127.0.0.1:9/v1\"\nconnect_timeout = 1\n")
+        defer { harness.cleanUp() }
+        let result = try harness.run(["ask", "-m", "dead:x", "hello"])
+        #expect(result.status == 1)
+        #expect(result.stderr.hasPrefix("parley: dead: "))
+        #expect(result.stderr.contains("127.0.0.1:9"))
+        #expect(result.stderr.split(separator: "\n").count == 1)
+    }
+
+    /// A hostile model: piped output passes through unchanged; `--sanitize` strips the sequences.
+    @Test func pipedOutputIsRawUnlessSanitizeIsAsked() async throws {
+        let hostile = "safe \u{1B}]52;c;cm0gLXJmIC8=\u{07}text \u{1B}[2J\u{9B}31mend"
+        let content = JSONValue.string(hostile).serialized()
+        let body = Array("data: {\"choices\":[{\"delta\":{\"content\":\(content)}}]}\n\ndata: [DONE]\n\n".utf8)
+        let server = try await ScriptedHTTPServer { _ in ScriptedHTTPServer.sse(body) }
+        let harness = try ParleyHarness(config: "[providers.evil]\nbase_url = \"\(server.baseURL)/v1\"\n")
+        defer { harness.cleanUp() }
+        let raw = try harness.run(["ask", "-m", "evil:m", "hi"])
+        let clean = try harness.run(["ask", "-m", "evil:m", "--sanitize", "hi"])
+        await server.shutdown()
+        #expect(raw.status == 0)
+        #expect(raw.stdout == hostile + "\n")
+        #expect(clean.stdout == "safe text end\n")
+    }
+
+    @Test func providerErrorBodyReachesTheUser() async throws {
+        let server = try await ScriptedHTTPServer { _ in
+            ScriptedHTTPServer.json(#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#, status: 401)
+        }
+        let harness = try ParleyHarness()
+        defer { harness.cleanUp() }
+        let result = try harness.run(["ask", "-m", "anthropic:claude-haiku-4-5", "hi"],
+                                     extraEnvironment: ["ANTHROPIC_API_KEY": "sk-ant-wrong", "ANTHROPIC_BASE_URL": server.baseURL])
+        await server.shutdown()
+        #expect(result.status == 1)
+        #expect(result.stderr == "parley: anthropic: HTTP 401: invalid x-api-key; check the key in ANTHROPIC_API_KEY, or pick another model with --model or /model\n")
+        #expect(server.requests.first?.uri == "/v1/messages")
+        #expect(server.requests.first?.header("x-api-key") == "sk-ant-wrong")
+    }
+
+    @Test func cutOffReplyKeepsTextAndFails() async throws {
+        let server = try await ScriptedHTTPServer { _ in
+            ScriptedHTTPServer.sse(Array("data: {\"choices\":[{\"delta\":{\"content\":\"partial\"}}]}\n\n".utf8))
+        }
+        let harness = try ParleyHarness(config: "[providers.flaky]\nbase_url = \"\(server.baseURL)/v1\"\n")
+        defer { harness.cleanUp() }
+        let result = try harness.run(["ask", "-m", "flaky:m", "hi"])
+        await server.shutdown()
+        #expect(result.status == 1)
+        #expect(result.stdout == "partial\n")
+        #expect(result.stderr.contains("the reply was cut off"))
+    }
+
+    @Test func modelsListsProvidersAndKeys() throws {
+        let harness = try ParleyHarness()
+        defer { harness.cleanUp() }
+        let result = try harness.run(["models"], extraEnvironment: ["GROQ_API_KEY": "gsk_x"])
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("key: OPENAI_API_KEY is NOT set"))
+        #expect(result.stdout.contains("key: GROQ_API_KEY is set"))
+        #expect(result.stdout.contains("local:smollm2"))
+        #expect(!result.stdout.contains("gsk_x"))
+    }
+
+    @Test func emptyPromptIsRefused() throws {
+        let harness = try ParleyHarness()
+        defer { harness.cleanUp() }
+        let result = try harness.run(["ask"], input: "  \n")
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("no prompt"))
+    }
+}

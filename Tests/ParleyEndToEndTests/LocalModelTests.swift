@@ -1,0 +1,86 @@
+import Foundation
+import Testing
+import ParleyCore
+import ParleyKit
+import ParleyProviders
+
+/// Against the real llama-server serving SmolLM2-135M-Instruct. Needs `parley setup` once (the README's
+/// test command runs it).
+@Suite(.serialized) struct LocalModelTests {
+    func runtimeInstalled() throws {
+        let harness = try ParleyHarness()
+        defer { harness.cleanUp() }
+        let runtime = LocalRuntime(paths: harness.paths, settings: LocalSettings())
+        try #require(runtime.installation() != nil, "the local runtime is missing: run `swift run parley setup` (or scripts/test)")
+    }
+
+    @Test func askStreamsARealAnswerAsJSON() throws {
+        try runtimeInstalled()
+        let harness = try ParleyHarness()
+        defer { harness.cleanUp() }
+        let result = try harness.run(["ask", "--json", "--max-tokens", "24", "--temperature", "0", "What is the capital of France?"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let json = try JSONValue.parse(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(json["provider"]?.string == "local")
+        #expect(json["model"]?.string == "smollm2")
+        #expect((json["text"]?.string ?? "").contains("Paris"))
+        #expect((json["usage"]?["completion_tokens"]?.int ?? 0) > 0)
+        #expect((json["usage"]?["prompt_tokens"]?.int ?? 0) > 0)
+        #expect(["stop", "length"].contains(json["finish_reason"]?.string ?? ""))
+        #expect((json["time_to_first_token_ms"]?.double ?? 0) > 0)
+    }
+
+    @Test func askStreamsPlainTextAndStatsFromStdin() throws {
+        try runtimeInstalled()
+        let harness = try ParleyHarness()
+        defer { harness.cleanUp() }
+        let result = try harness.run(["ask", "--stats", "--max-tokens", "8"], input: "Say hello.\n")
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(!result.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
+        #expect(result.stderr.contains("local:smollm2"))
+        #expect(result.stderr.contains("first token"))
+        #expect(result.stderr.contains("out 8 tokens"))
+        #expect(result.stderr.contains("finish length"))
+    }
+
+    /// Both of llama-server's wire formats, through the engine: a streamed answer, usage and finish reason.
+    @Test(arguments: ["openai", "anthropic"])
+    func engineStreamsInBothWireFormats(_ format: String) async throws {
+        try runtimeInstalled()
+        let harness = try ParleyHarness()
+        defer { harness.cleanUp() }
+        let config = try ParleyConfig.parse("[providers.local]\nformat = \"\(format)\"\n", file: "test.toml")
+        let engine = ChatEngine(config: config, paths: harness.paths, environment: harness.environment, executablePath: ParleyHarness.binary)
+        let (ref, endpoint) = try await engine.prepare(model: "local")
+        #expect(ref == ModelRef(provider: "local", model: "smollm2"))
+        #expect(endpoint.format.rawValue == format)
+        let request = ChatRequest(model: ref.model, system: "You are terse.", messages: [.user("Name a color.")], temperature: 0, maxTokens: 12)
+        var reply = ReplyAccumulator()
+        var deltas = 0
+        for try await event in engine.stream(request, endpoint: endpoint) {
+            if case .textDelta = event { deltas += 1 }
+            reply.add(event)
+        }
+        #expect(deltas >= 1)
+        #expect(!reply.text.isEmpty)
+        let usage = try #require(reply.usage)
+        #expect(usage.completionTokens > 0 && usage.completionTokens <= 12)
+        #expect(usage.totalPromptTokens > 0)
+        #expect(reply.finishReason == .length || reply.finishReason == .stop)
+        #expect(reply.timeToFirstToken != nil)
+    }
+
+    @Test func serverIsReusedAcrossProcesses() async throws {
+        try runtimeInstalled()
+        let harness = try ParleyHarness()
+        defer { harness.cleanUp() }
+        let runtime = LocalRuntime(paths: harness.paths, settings: LocalSettings())
+        let first = try await runtime.ensureServer(executable: ParleyHarness.binary)
+        let second = try await runtime.ensureServer(executable: ParleyHarness.binary)
+        #expect(second.reused)
+        #expect(first.port == second.port)
+        let state = try #require(runtime.readState())
+        #expect(state.port == first.port)
+        #expect(LocalRuntime.isServerProcess(state.serverPID))
+    }
+}

@@ -390,11 +390,17 @@ public struct TOMLParser {
         throw fail("the string is not closed with \"'\" on this line")
     }
 
-    private mutating func parseMultilineBasic() throws(TOMLError) -> String {
+    /// Skips the three opening quotes and a newline right after them, as TOML says.
+    private mutating func openMultiline() -> Int {
         let startLine = line
         advance(); advance(); advance()
         if current == "\r" { advance() }
         if current == "\n" { advance() }
+        return startLine
+    }
+
+    private mutating func parseMultilineBasic() throws(TOMLError) -> String {
+        let startLine = openMultiline()
         var out = ""
         while let c = current {
             if c == "\"", peek(1) == "\"", peek(2) == "\"" { advance(); advance(); advance(); return out }
@@ -417,10 +423,7 @@ public struct TOMLParser {
     }
 
     private mutating func parseMultilineLiteral() throws(TOMLError) -> String {
-        let startLine = line
-        advance(); advance(); advance()
-        if current == "\r" { advance() }
-        if current == "\n" { advance() }
+        let startLine = openMultiline()
         var out = ""
         while let c = current {
             if c == "'", peek(1) == "'", peek(2) == "'" { advance(); advance(); advance(); return out }

@@ -97,6 +97,17 @@ import ParleyTestSupport
         #expect(!result.stdout.contains("gsk_x"))
     }
 
+    @Test func missingRuntimeSaysTheCommandThatInstallsIt() throws {
+        let harness = try ParleyHarness()
+        defer { harness.cleanUp() }
+        let empty = harness.home.appendingPathComponent("no-runtime").path
+        let result = try harness.run(["ask", "hello"], extraEnvironment: ["PARLEY_RUNTIME_DIR": empty])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("run `parley setup`"))
+        #expect(result.stderr.split(separator: "\n").count == 1)
+        #expect(!FileManager.default.fileExists(atPath: empty + "/venv"))
+    }
+
     @Test func emptyPromptIsRefused() throws {
         let harness = try ParleyHarness()
         defer { harness.cleanUp() }

@@ -28,10 +28,14 @@ let package = Package(
         ),
         // The application core shared by `ask` and the screen.
         .target(name: "ParleyKit", dependencies: ["ParleyProviders", "ParleyCore"]),
+        // The ncursesw system library, with a shim that turns its macros into functions.
+        .systemLibrary(name: "CNcursesw", pkgConfig: "ncursesw", providers: [.apt(["libncurses-dev"])]),
+        // The chat screen: state, reducer, layout and renderer are pure; one adapter touches ncurses.
+        .target(name: "ParleyTUI", dependencies: ["ParleyKit", "ParleyProviders", "ParleyCore", "CNcursesw"]),
         .executableTarget(
             name: "parley",
             dependencies: [
-                "ParleyKit", "ParleyProviders", "ParleyCore",
+                "ParleyTUI", "ParleyKit", "ParleyProviders", "ParleyCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -53,6 +57,10 @@ let package = Package(
             name: "ParleyUnitTests",
             dependencies: ["ParleyCore", "ParleyProviders", "ParleyKit", "ParleyTestSupport"],
             resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "ParleyTUITests",
+            dependencies: ["ParleyTUI", "ParleyCore"]
         ),
         .testTarget(
             name: "ParleyEndToEndTests",

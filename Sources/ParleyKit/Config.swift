@@ -8,6 +8,12 @@ public struct ConfigError: UserFacingError, Sendable, Equatable {
     public var line: Int?
     public var message: String
 
+    public init(file: String, line: Int?, message: String) {
+        self.file = file
+        self.line = line
+        self.message = message
+    }
+
     public var userMessage: String {
         if let line { return "\(file):\(line): \(message)" }
         return "\(file): \(message)"

@@ -2,8 +2,10 @@ import ArgumentParser
 import Foundation
 import ParleyCore
 import ParleyKit
+import ParleyTUI
 
-/// `parley` with no subcommand. Until the full-screen chat lands, a line-by-line chat on the same engine.
+/// `parley` with no subcommand: the full-screen chat in a terminal; a line-by-line chat on the same
+/// engine when stdin or stdout is not a terminal.
 struct Chat: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Chat (the default when no subcommand is given).")
 
@@ -15,13 +17,26 @@ struct Chat: AsyncParsableCommand {
 
     func run() async throws {
         do {
-            try await chat()
+            if isatty(STDIN_FILENO) == 1, isatty(STDOUT_FILENO) == 1 {
+                let app = try ChatApp(engine: try ChatEngine.fromEnvironment(), model: model, system: system)
+                // The screen gets a thread of its own: its loop blocks in poll(), and must not hold
+                // one of the few threads that run network tasks.
+                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                    let thread = Thread {
+                        do { try app.run(); continuation.resume() } catch { continuation.resume(throwing: error) }
+                    }
+                    thread.stackSize = 8 << 20
+                    thread.start()
+                }
+            } else {
+                try await lineChat()
+            }
         } catch {
             throw fail(error)
         }
     }
 
-    func chat() async throws {
+    func lineChat() async throws {
         let engine = try ChatEngine.fromEnvironment()
         var (ref, endpoint) = try await engine.prepare(model: model)
         var messages: [ChatMessage] = []

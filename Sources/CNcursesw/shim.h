@@ -1,0 +1,38 @@
+// The ncursesw system library, with its macros turned into functions Swift can call.
+#ifndef PARLEY_CNCURSESW_SHIM_H
+#define PARLEY_CNCURSESW_SHIM_H
+
+#define NCURSES_WIDECHAR 1
+#ifndef _XOPEN_SOURCE_EXTENDED
+#define _XOPEN_SOURCE_EXTENDED 1
+#endif
+#include <locale.h>
+#include <wchar.h>
+#include <ncursesw/curses.h>
+
+static inline int parley_lines(void) { return LINES; }
+static inline int parley_cols(void) { return COLS; }
+static inline int parley_colors(void) { return COLORS; }
+static inline int parley_color_pairs(void) { return COLOR_PAIRS; }
+static inline WINDOW *parley_stdscr(void) { return stdscr; }
+
+static inline attr_t parley_a_normal(void) { return A_NORMAL; }
+static inline attr_t parley_a_bold(void) { return A_BOLD; }
+static inline attr_t parley_a_dim(void) { return A_DIM; }
+static inline attr_t parley_a_underline(void) { return A_UNDERLINE; }
+static inline attr_t parley_a_reverse(void) { return A_REVERSE; }
+#ifdef A_ITALIC
+static inline attr_t parley_a_italic(void) { return A_ITALIC; }
+#else
+static inline attr_t parley_a_italic(void) { return A_UNDERLINE; }
+#endif
+
+/// Puts one cell: a grapheme (its scalars, NUL-terminated) with attributes and an extended colour pair.
+/// Returns ERR when ncurses refuses the grapheme (several spacing characters), so the caller can fall back.
+static inline int parley_put_cell(int y, int x, const wchar_t *text, attr_t attrs, int pair) {
+    cchar_t cell;
+    if (setcchar(&cell, text, attrs, 0, &pair) != OK) return ERR;
+    return mvadd_wch(y, x, &cell);
+}
+
+#endif

@@ -1,0 +1,365 @@
+import Foundation
+import ParleyCore
+import ParleyKit
+import ParleyProviders
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Actions posted from other threads (network tasks, signal handlers) to the UI thread, which wakes
+/// from `poll()` on a self-pipe. Engine events carry the turn they belong to, so a stopped turn's
+/// late events are dropped.
+final class ActionQueue: @unchecked Sendable {
+    private var items: [(turn: Int, action: Action)] = []
+    private let lock = NSLock()
+    let readFD: Int32
+    let writeFD: Int32
+
+    init() {
+        var fds: [Int32] = [0, 0]
+        pipe(&fds)
+        readFD = fds[0]
+        writeFD = fds[1]
+        for fd in fds {
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        }
+    }
+
+    func post(_ action: Action, turn: Int = 0) {
+        lock.lock()
+        items.append((turn, action))
+        lock.unlock()
+        wake(UInt8(ascii: "a"))
+    }
+
+    func wake(_ byte: UInt8) {
+        var b = byte
+        _ = write(writeFD, &b, 1)
+    }
+
+    func drain() -> [(turn: Int, action: Action)] {
+        lock.lock()
+        defer { lock.unlock() }
+        let out = items
+        items = []
+        return out
+    }
+}
+
+/// Signal handlers only write a byte to the self-pipe: W for a resize, T for a request to end.
+enum SignalPipe {
+    nonisolated(unsafe) static var fd: Int32 = -1
+
+    static func install(_ queue: ActionQueue) {
+        fd = queue.writeFD
+        for (signalNumber, byte) in [(SIGWINCH, UInt8(ascii: "W")), (SIGTERM, UInt8(ascii: "T")), (SIGINT, UInt8(ascii: "T")), (SIGHUP, UInt8(ascii: "T"))] {
+            var action = sigaction()
+            switch byte {
+            case UInt8(ascii: "W"): action.__sigaction_handler.sa_handler = { _ in var b = UInt8(ascii: "W"); _ = write(SignalPipe.fd, &b, 1) }
+            default: action.__sigaction_handler.sa_handler = { _ in var b = UInt8(ascii: "T"); _ = write(SignalPipe.fd, &b, 1) }
+            }
+            action.sa_flags = Int32(SA_RESTART)
+            sigaction(signalNumber, &action, nil)
+        }
+        signal(SIGPIPE, SIG_IGN)
+    }
+}
+
+/// The full-screen chat: the loop that turns keys and engine events into actions, runs the reducer,
+/// carries out effects and paints frames (at most one per 16 ms; none while nothing changes).
+public final class ChatApp: @unchecked Sendable {
+    let engine: ChatEngine
+    let themes: ThemeStore
+    var state: ChatState
+    var screen: TerminalScreen?
+    let queue = ActionQueue()
+    var decoder = InputDecoder()
+    var modelName: String
+    var replyTask: Task<Void, Never>?
+    var turn = 0
+    var running = true
+    var dirty = true
+    var lastFrame = ContinuousClock.now - .seconds(1)
+    var sessionCostKnown = true
+    let historyFile: URL
+    static let frameInterval = Duration.milliseconds(16)
+    static let escapeWait: Int32 = 30
+
+    public init(engine: ChatEngine, model: String?, system: String?) throws {
+        self.engine = engine
+        let ref = try engine.config.resolve(model ?? engine.defaultModelName)
+        modelName = ref.description
+        themes = ThemeStore(configDirectory: engine.paths.configDirectory, environment: engine.environment, executable: engine.executablePath)
+        historyFile = engine.paths.dataDirectory.appendingPathComponent("history.jsonl")
+        state = ChatState(width: 80, height: 24, model: modelName)
+        state.systemPrompt = system
+        state.modelChoices = Self.modelChoices(engine)
+        state.themeNames = themes.names
+        state.history = Self.loadHistory(historyFile)
+        applyModelFacts(ref)
+    }
+
+    /// Runs until the user quits or a signal asks to end; the terminal is restored on every path.
+    public func run() throws {
+        let noColor = !(engine.environment["NO_COLOR"] ?? "").isEmpty
+        let (theme, themeError) = initialTheme()
+        let screen = TerminalScreen(theme: theme, noColor: noColor)
+        self.screen = screen
+        defer { screen.restore() }
+        SignalPipe.install(queue)
+        state.themeName = theme.name
+        let size = screen.size
+        _ = reduce(&state, .resize(width: size.width, height: size.height))
+        if let themeError { _ = reduce(&state, .showError(themeError)) }
+        warmUp()
+        loop()
+        replyTask?.cancel()
+    }
+
+    func initialTheme() -> (Theme, String?) {
+        let name = engine.environment["PARLEY_THEME"].flatMap { $0.isEmpty ? nil : $0 } ?? "dark"
+        do {
+            return (try themes.load(name), nil)
+        } catch {
+            return (Theme.fallback, describe(error) + "; using the built-in fallback theme")
+        }
+    }
+
+    /// Starts the local server (or checks the endpoint) in the background so the first reply is quick.
+    func warmUp() {
+        let engine = self.engine, model = modelName, queue = self.queue
+        Task.detached {
+            do { _ = try await engine.prepare(model: model) } catch { queue.post(.showError(describe(error))) }
+        }
+    }
+
+    func loop() {
+        var fds = [pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0), pollfd(fd: queue.readFD, events: Int16(POLLIN), revents: 0)]
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while running {
+            var timeout: Int32 = -1
+            if decoder.hasPendingEscape { timeout = Self.escapeWait }
+            if dirty {
+                let wait = (lastFrame + Self.frameInterval) - ContinuousClock.now
+                let ms = max(0, Int32(wait.milliseconds.rounded(.up)))
+                timeout = timeout < 0 ? ms : min(timeout, ms)
+            }
+            if dirty, timeout == 0 { paint(); continue }
+            fds[0].revents = 0
+            fds[1].revents = 0
+            let ready = poll(&fds, 2, timeout)
+            if ready < 0 { if errno == EINTR { continue }; break }
+            if ready == 0 {
+                if decoder.hasPendingEscape { dispatch(decoder.flushEscape().map { .input($0) }) }
+                if dirty { paint() }
+                continue
+            }
+            if fds[0].revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 {
+                let n = read(STDIN_FILENO, &buffer, buffer.count)
+                if n <= 0 { running = false; break }
+                dispatch(decoder.feed(Array(buffer[0..<n])).map { .input($0) })
+            }
+            if fds[1].revents & Int16(POLLIN) != 0 {
+                var bytes = [UInt8](repeating: 0, count: 256)
+                var resize = false
+                while true {
+                    let n = read(queue.readFD, &bytes, bytes.count)
+                    if n <= 0 { break }
+                    for b in bytes[0..<n] {
+                        if b == UInt8(ascii: "W") { resize = true }
+                        if b == UInt8(ascii: "T") { running = false }
+                    }
+                }
+                if resize, let screen {
+                    let size = screen.refreshSize()
+                    dispatch([.resize(width: size.width, height: size.height)])
+                }
+                let current = turn
+                dispatch(queue.drain().compactMap { item in
+                    if case .engine = item.action, item.turn != current { return nil }
+                    return item.action
+                })
+            }
+        }
+    }
+
+    func dispatch(_ actions: [Action]) {
+        for action in actions {
+            let effects = reduce(&state, action)
+            dirty = true
+            for effect in effects { perform(effect) }
+        }
+    }
+
+    func paint() {
+        screen?.draw(Renderer.render(state))
+        lastFrame = .now
+        dirty = false
+    }
+
+    // MARK: effects
+
+    func perform(_ effect: Effect) {
+        switch effect {
+        case let .send(messages, system): send(messages, system: system)
+        case .stop:
+            replyTask?.cancel()
+            replyTask = nil
+            turn += 1
+            dispatch([.engine(.stopped)])
+        case .quit:
+            replyTask?.cancel()
+            running = false
+        case let .switchModel(name): switchModel(name)
+        case .listModels: dispatch([.showNote(modelList())])
+        case let .setTheme(name):
+            do {
+                let theme = try themes.load(name)
+                screen?.setTheme(theme)
+                dispatch([.themeChanged(theme.name)])
+            } catch {
+                dispatch([.showError(describe(error))])
+            }
+        case let .openEditor(draft): openEditor(draft)
+        case let .appendHistory(text): appendHistory(text)
+        case .redraw: screen?.invalidate()
+        }
+    }
+
+    func send(_ messages: [ChatMessage], system: String?) {
+        turn += 1
+        let turn = self.turn, engine = self.engine, model = modelName, queue = self.queue
+        let local = model.hasPrefix("local:")
+        sessionCostKnown = sessionCostKnown && local
+        let sessionText = sessionCostKnown ? "$0.00" : "?"
+        replyTask = Task.detached {
+            var reply = ReplyAccumulator()
+            var sanitizer = TerminalSanitizer()
+            do {
+                let (ref, endpoint) = try await engine.prepare(model: model)
+                let request = ChatRequest(model: ref.model, system: system, messages: messages)
+                queue.post(.engine(.waiting), turn: turn)
+                reply = ReplyAccumulator()
+                for try await event in engine.stream(request, endpoint: endpoint) {
+                    let hadFirst = reply.firstTokenAt != nil
+                    reply.add(event)
+                    switch event {
+                    case let .textDelta(text):
+                        if !hadFirst, let ttft = reply.timeToFirstToken { queue.post(.engine(.firstToken(milliseconds: ttft.milliseconds)), turn: turn) }
+                        let clean = sanitizer.sanitize(text)
+                        if !clean.isEmpty { queue.post(.engine(.delta(clean)), turn: turn) }
+                    case let .usage(usage):
+                        queue.post(.engine(.usage(promptTokens: usage.totalPromptTokens, completionTokens: usage.completionTokens)), turn: turn)
+                    default: break
+                    }
+                }
+                if Task.isCancelled { return }
+                queue.post(.engine(.finished(tokensPerSecond: reply.tokensPerSecond(), costText: local ? "$0.00" : "?", sessionCostText: sessionText)), turn: turn)
+            } catch {
+                if Task.isCancelled { return }
+                queue.post(.engine(.failed(describe(error))), turn: turn)
+            }
+        }
+    }
+
+    func switchModel(_ name: String) {
+        let ref: ModelRef
+        do { ref = try engine.config.resolve(name) } catch { dispatch([.showError(error.userMessage)]); return }
+        let endpoint = engine.config.endpoint(for: ref, environment: engine.environment)
+        if ref.provider != "local", endpoint.requiresKey, endpoint.apiKey == nil {
+            dispatch([.showError(endpoint.missingKeyError().userMessage)])
+            return
+        }
+        modelName = ref.description
+        applyModelFacts(ref)
+        dispatch([.modelChanged(name: modelName, contextWindow: state.status.contextWindow, turnCostText: state.status.turnCost)])
+        warmUp()
+    }
+
+    /// What the engine knows about a model before any reply: its context window and whether it is free.
+    func applyModelFacts(_ ref: ModelRef) {
+        if ref.provider == "local" {
+            state.status.contextWindow = engine.config.local.contextSize
+            state.status.turnCost = "$0.00"
+            state.status.sessionCost = sessionCostKnown ? "$0.00" : "?"
+        } else {
+            state.status.contextWindow = nil
+            state.status.turnCost = "?"
+        }
+        state.status.todayCost = "?"
+        state.status.model = ref.description
+    }
+
+    static func modelChoices(_ engine: ChatEngine) -> [ModelChoice] {
+        var choices: [ModelChoice] = []
+        for name in engine.config.providerOrder {
+            guard let provider = engine.config.providers[name] else { continue }
+            let status: String
+            if let variable = provider.apiKeyVariable {
+                status = (engine.environment[variable] ?? "").isEmpty ? "no key: \(variable)" : "key set"
+            } else {
+                status = name == "local" ? "local, free" : "no key needed"
+            }
+            for model in provider.models { choices.append(ModelChoice(name: "\(name):\(model)", keyStatus: status)) }
+        }
+        for (alias, target) in engine.config.aliases.sorted(by: { $0.key < $1.key }) {
+            choices.append(ModelChoice(name: alias, keyStatus: "alias for \(target)"))
+        }
+        return choices
+    }
+
+    func modelList() -> String {
+        var lines = ["models (use /model NAME; any provider:model works):"]
+        for choice in state.modelChoices {
+            lines.append("  \(choice.name == modelName ? "●" : " ") \(choice.name)  — \(choice.keyStatus)")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    func openEditor(_ draft: String) {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("parley-draft-\(getpid()).md")
+        do {
+            try AtomicFile.write(Data(draft.utf8), to: file)
+        } catch {
+            dispatch([.showError(describe(error))])
+            return
+        }
+        defer { try? FileManager.default.removeItem(at: file) }
+        let editor = [engine.environment["VISUAL"], engine.environment["EDITOR"]].compactMap { $0 }.first { !$0.isEmpty } ?? "vi"
+        screen?.suspend()
+        let status = (try? ChildProcess.spawn(["/bin/sh", "-c", "\(editor) \"$1\"", "sh", file.path], stdinNull: false).wait()) ?? -1
+        screen?.resume()
+        if status == 0, let data = FileManager.default.contents(atPath: file.path) {
+            dispatch([.editorClosed(String(decoding: data, as: UTF8.self))])
+        } else {
+            dispatch([.editorClosed(nil), .showError("the editor (\(editor)) exited with status \(status); the draft is unchanged")])
+        }
+    }
+
+    // MARK: history
+
+    static func loadHistory(_ file: URL) -> [String] {
+        guard let data = FileManager.default.contents(atPath: file.path) else { return [] }
+        var items: [String] = []
+        for line in data.split(separator: 0x0A).suffix(1000) {
+            if let value = try? JSONValue.parse(Array(line)), let text = value.string { items.append(text) }
+        }
+        return items
+    }
+
+    func appendHistory(_ text: String) {
+        do { try AtomicFile.ensureDirectory(historyFile.deletingLastPathComponent()) } catch { return }
+        let fd = open(historyFile.path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        var line = JSONValue.string(text).serialized() + "\n"
+        line.withUTF8 { _ = write(fd, $0.baseAddress, $0.count) }
+    }
+}
+
+/// One line for an error, as the command line prints it.
+func describe(_ error: any Error) -> String {
+    if let error = error as? any UserFacingError { return error.userMessage }
+    return String(describing: error)
+}

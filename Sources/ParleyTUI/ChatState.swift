@@ -1,0 +1,117 @@
+import Foundation
+import ParleyCore
+
+/// A model the picker offers, and whether its key is set.
+public struct ModelChoice: Equatable, Sendable {
+    public var name: String
+    public var keyStatus: String
+
+    public init(name: String, keyStatus: String) {
+        self.name = name
+        self.keyStatus = keyStatus
+    }
+}
+
+/// What the status bar shows. Costs are text the engine formats ("$0.00", "?").
+public struct StatusInfo: Equatable, Sendable {
+    public enum Phase: Equatable, Sendable {
+        case idle, connecting, waiting
+        case streaming(tokens: Int)
+        case retrying(seconds: Int, reason: String)
+        case fellBack(to: String)
+        case stopped
+        case error(String)
+    }
+
+    public var model: String
+    public var phase: Phase = .idle
+    public var timeToFirstTokenMs: Double?
+    public var tokensPerSecond: Double?
+    public var tokensIn: Int?
+    public var tokensOut: Int?
+    public var turnCost = "?"
+    public var sessionCost = "?"
+    public var todayCost = "?"
+    public var contextUsed: Int?
+    public var contextWindow: Int?
+
+    public init(model: String) { self.model = model }
+}
+
+public enum Overlay: Equatable, Sendable {
+    case help
+    case modelPicker(selected: Int)
+}
+
+/// Everything the screen shows. Changed only by `reduce`.
+public struct ChatState: Sendable {
+    public var width: Int
+    public var height: Int
+    public var entries: [ChatEntry] = []
+    public var layout: ConversationLayout
+    /// Rows scrolled up from the bottom; 0 follows the conversation.
+    public var scrollFromBottom = 0
+    public var newTextBelow = false
+    public var input = InputBuffer()
+    public var history: [String] = []
+    var historyIndex: Int?
+    var draftBeforeHistory = ""
+    public var status: StatusInfo
+    public var overlay: Overlay?
+    public var notice: String?
+    public var busy = false
+    var quitArmed = false
+    var ctrlXPending = false
+    public var systemPrompt: String?
+    /// Messages from before a `/clear`: no longer on screen, still sent as context.
+    public var carriedContext: [ChatMessage] = []
+    public var modelChoices: [ModelChoice] = []
+    public var themeNames: [String] = []
+    public var themeName = "dark"
+    var nextID = 1
+    var completion: Completion?
+
+    struct Completion: Equatable, Sendable {
+        var prefix: String
+        var candidates: [String]
+        var index: Int
+    }
+
+    public init(width: Int, height: Int, model: String) {
+        self.width = width
+        self.height = height
+        layout = ConversationLayout(width: width)
+        status = StatusInfo(model: model)
+    }
+
+    public static let minimumWidth = 20
+    public static let minimumHeight = 6
+    public var isTooSmall: Bool { width < Self.minimumWidth || height < Self.minimumHeight }
+
+    /// Rows the input area takes: its wrapped lines, at most a third of the screen.
+    public var inputRows: Int {
+        let rows = InputLayout.rows(for: input, width: width).count
+        return max(1, min(rows, max(1, (height - 2) / 3)))
+    }
+
+    public var paneHeight: Int { max(0, height - inputRows - 1) }
+    public var maxScroll: Int { max(0, layout.totalRows - paneHeight) }
+
+    /// The conversation as the provider will see it.
+    public var contextMessages: [ChatMessage] {
+        var messages = carriedContext
+        for entry in entries {
+            switch entry.kind {
+            case .user: messages.append(.user(entry.text))
+            case .assistant where !entry.text.isEmpty: messages.append(.assistant(entry.text))
+            default: break
+            }
+        }
+        return messages
+    }
+
+    mutating func makeID() -> Int {
+        defer { nextID += 1 }
+        return nextID
+    }
+}

@@ -1,0 +1,268 @@
+import Foundation
+
+/// One message on the screen.
+public struct ChatEntry: Equatable, Sendable {
+    public enum Kind: Equatable, Sendable { case user, assistant, note, error }
+    public enum Status: Equatable, Sendable { case complete, streaming, stopped, failed(String) }
+
+    public var id: Int
+    public var kind: Kind
+    /// `provider:model` for replies.
+    public var model: String?
+    public var time: Date
+    public var text: String
+    public var status: Status
+
+    public init(id: Int, kind: Kind, model: String? = nil, time: Date = Date(), text: String, status: Status = .complete) {
+        self.id = id
+        self.kind = kind
+        self.model = model
+        self.time = time
+        self.text = text
+        self.status = status
+    }
+}
+
+/// A screen row: styled characters starting at column 0, and a role for the rest of the row.
+public struct RenderedRow: Equatable, Sendable {
+    public var chars: [StyledChar]
+    public var fill: StyleRole?
+
+    public init(chars: [StyledChar] = [], fill: StyleRole? = nil) {
+        self.chars = chars
+        self.fill = fill
+    }
+}
+
+/// Wraps and styles entries into rows. Heights of every entry are kept (prefix sums, so the rows on
+/// screen are found by binary search); the rows themselves are kept only for a few recent entries and
+/// the one streaming, so a 10,000-message conversation costs only what is visible per frame.
+public struct ConversationLayout: Sendable {
+    public static let margin = 2
+    public private(set) var width: Int
+    /// `ends[i]` is the row just after entry i.
+    public private(set) var ends: [Int] = []
+    /// Incremental state of the entry that streams (its finished lines never change).
+    private var streaming: StreamingLayout?
+    private let cache = RowCache()
+
+    public init(width: Int) { self.width = max(1, width) }
+
+    public var totalRows: Int { ends.last ?? 0 }
+
+    /// Recomputes every height, for a new width or a new list of entries.
+    public mutating func rebuild(_ entries: [ChatEntry], width: Int) {
+        self.width = max(1, width)
+        cache.clear()
+        streaming = nil
+        ends = []
+        ends.reserveCapacity(entries.count)
+        var total = 0
+        for entry in entries {
+            total += rows(for: entry).count
+            ends.append(total)
+        }
+        cache.clear()
+    }
+
+    public mutating func append(_ entry: ChatEntry) {
+        let height = rows(for: entry, index: ends.count).count
+        ends.append((ends.last ?? 0) + height)
+    }
+
+    /// The entry at `index` changed (text grew, or status changed).
+    public mutating func update(_ entry: ChatEntry, at index: Int) {
+        guard index < ends.count else { return }
+        cache.remove(index)
+        let start = index == 0 ? 0 : ends[index - 1]
+        let height = rows(for: entry, index: index).count
+        let delta = start + height - ends[index]
+        if delta != 0 { for i in index..<ends.count { ends[i] += delta } }
+    }
+
+    public mutating func removeAll() {
+        ends = []
+        streaming = nil
+        cache.clear()
+    }
+
+    /// Rows `range` of the whole conversation, built only for the entries they touch.
+    public func rows(_ range: Range<Int>, entries: [ChatEntry]) -> [RenderedRow] {
+        guard !range.isEmpty, !ends.isEmpty else { return [] }
+        var out: [RenderedRow] = []
+        var index = firstEntry(containing: range.lowerBound)
+        while index < entries.count, out.count < range.count {
+            let start = index == 0 ? 0 : ends[index - 1]
+            let entryRows = cachedRows(for: entries[index], index: index)
+            let from = max(0, range.lowerBound - start)
+            let to = min(entryRows.count, range.upperBound - start)
+            if from < to { out += entryRows[from..<to] }
+            index += 1
+        }
+        return out
+    }
+
+    func firstEntry(containing row: Int) -> Int {
+        var low = 0, high = ends.count - 1
+        while low < high {
+            let mid = (low + high) / 2
+            if ends[mid] <= row { low = mid + 1 } else { high = mid }
+        }
+        return low
+    }
+
+    func cachedRows(for entry: ChatEntry, index: Int) -> [RenderedRow] {
+        if let rows = cache.get(index) { return rows }
+        let rows = buildRows(for: entry)
+        cache.put(index, rows)
+        return rows
+    }
+
+    private mutating func rows(for entry: ChatEntry, index: Int? = nil) -> [RenderedRow] {
+        let rows: [RenderedRow]
+        if entry.status == .streaming {
+            if streaming?.id != entry.id || streaming?.width != width { streaming = StreamingLayout(id: entry.id, width: width) }
+            rows = header(entry) + streaming!.update(entry.text, layout: self) + [RenderedRow()]
+        } else {
+            if streaming?.id == entry.id { streaming = nil }
+            rows = buildRows(for: entry)
+        }
+        if let index { cache.put(index, rows) }
+        return rows
+    }
+
+    func buildRows(for entry: ChatEntry) -> [RenderedRow] {
+        var styler = MarkdownStyler()
+        var body: [RenderedRow] = []
+        if entry.kind == .user || entry.kind == .note || entry.kind == .error {
+            let role: StyleRole = entry.kind == .error ? .error : entry.kind == .note ? .note : .text
+            for line in entry.text.split(separator: "\n", omittingEmptySubsequences: false) {
+                body += wrap(StyledLine(chars: line.map { StyledChar($0 == "\t" ? " " : $0, role) }))
+            }
+        } else {
+            for line in entry.text.split(separator: "\n", omittingEmptySubsequences: false) {
+                body += wrap(styler.style(line: line))
+            }
+        }
+        if case let .failed(message) = entry.status {
+            body += wrap(StyledLine(chars: ("⚠ " + message + " — /retry asks again").map { StyledChar($0, .error) }))
+        }
+        return header(entry) + body + [RenderedRow()]
+    }
+
+    func header(_ entry: ChatEntry) -> [RenderedRow] {
+        let time = Self.timeFormatter.string(from: entry.time)
+        let role: StyleRole
+        var text: String
+        switch entry.kind {
+        case .user: role = .userHeader; text = "▌ you · \(time)"
+        case .assistant:
+            role = .assistantHeader
+            text = "▌ \(entry.model ?? "assistant") · \(time)"
+            switch entry.status {
+            case .streaming: text += " · …"
+            case .stopped: text += " · stopped"
+            case .failed: text += " · error"
+            case .complete: break
+            }
+        case .note: role = .note; text = "▌ parley"
+        case .error: role = .error; text = "▌ error"
+        }
+        return [RenderedRow(chars: Array(text.prefix(width)).map { StyledChar($0, role) })]
+    }
+
+    nonisolated(unsafe) static let timeFormatter: DateFormatter = {
+        let formatter = DateFormatter()
+        formatter.dateFormat = "HH:mm"
+        return formatter
+    }()
+
+    /// Word-wraps a styled line to the width (minus the margin); continuation rows get the hanging indent.
+    func wrap(_ line: StyledLine) -> [RenderedRow] {
+        let available = max(1, width - Self.margin)
+        let margin = Array(repeating: StyledChar(" ", line.fill ?? .text), count: Self.margin)
+        var rows: [RenderedRow] = []
+        var current: [StyledChar] = []
+        var currentWidth = 0
+        var lastSpace: Int?
+        let indent = min(line.hangingIndent, available / 2)
+        func flush(_ chars: [StyledChar]) { rows.append(RenderedRow(chars: margin + chars, fill: line.fill)) }
+        for styled in line.chars {
+            let w = DisplayWidth.of(styled.character)
+            if currentWidth + w > available, !current.isEmpty {
+                if let space = lastSpace, space > indent {
+                    let head = Array(current[..<space])
+                    let tail = Array(current[(space + 1)...])
+                    flush(head)
+                    current = Array(repeating: StyledChar(" ", line.fill ?? .text), count: indent) + tail
+                } else {
+                    flush(current)
+                    current = Array(repeating: StyledChar(" ", line.fill ?? .text), count: indent)
+                }
+                currentWidth = current.reduce(0) { $0 + DisplayWidth.of($1.character) }
+                lastSpace = nil
+            }
+            if styled.character == " " { lastSpace = current.count }
+            current.append(styled)
+            currentWidth += w
+        }
+        flush(current)
+        return rows
+    }
+}
+
+/// The streaming entry's finished lines, wrapped once; only the unfinished last line is redone per frame.
+struct StreamingLayout: Sendable {
+    let id: Int
+    let width: Int
+    var processedUTF8 = 0
+    var styler = MarkdownStyler()
+    var doneRows: [RenderedRow] = []
+
+    init(id: Int, width: Int) {
+        self.id = id
+        self.width = width
+    }
+
+    mutating func update(_ text: String, layout: ConversationLayout) -> [RenderedRow] {
+        if text.utf8.count < processedUTF8 { self = StreamingLayout(id: id, width: width) }
+        let utf8 = text.utf8
+        var start = utf8.index(utf8.startIndex, offsetBy: processedUTF8)
+        while let newline = utf8[start...].firstIndex(of: 0x0A) {
+            let line = text[start..<newline]
+            doneRows += layout.wrap(styler.style(line: line))
+            start = utf8.index(after: newline)
+            processedUTF8 = utf8.distance(from: utf8.startIndex, to: start)
+        }
+        var tailStyler = styler
+        return doneRows + layout.wrap(tailStyler.style(line: text[start...]))
+    }
+}
+
+/// A small memo of built rows, by entry index; touched only on the UI thread.
+final class RowCache: @unchecked Sendable {
+    private var rows: [Int: [RenderedRow]] = [:]
+    private var order: [Int] = []
+    static let capacity = 96
+
+    func get(_ index: Int) -> [RenderedRow]? { rows[index] }
+
+    func put(_ index: Int, _ value: [RenderedRow]) {
+        if rows[index] == nil { order.append(index) }
+        rows[index] = value
+        if order.count > Self.capacity {
+            let evicted = order.removeFirst()
+            rows[evicted] = nil
+        }
+    }
+
+    func remove(_ index: Int) {
+        rows[index] = nil
+        order.removeAll { $0 == index }
+    }
+
+    func clear() {
+        rows = [:]
+        order = []
+    }
+}

@@ -1,0 +1,401 @@
+import Foundation
+import ParleyCore
+import ParleyKit
+
+/// What happened, from the keyboard, the terminal or the engine.
+public enum Action: Equatable, Sendable {
+    case input(InputEvent)
+    case resize(width: Int, height: Int)
+    case engine(EngineEvent)
+    case editorClosed(String?)
+    case themeChanged(String)
+    case modelChanged(name: String, contextWindow: Int?, turnCostText: String)
+    case showNote(String)
+    case showError(String)
+}
+
+/// What the engine reports about the reply in flight.
+public enum EngineEvent: Equatable, Sendable {
+    case connecting
+    case waiting
+    case delta(String)
+    case firstToken(milliseconds: Double)
+    case usage(promptTokens: Int, completionTokens: Int)
+    case finished(tokensPerSecond: Double?, costText: String, sessionCostText: String)
+    case stopped
+    case failed(String)
+}
+
+/// Side effects, described as data; the runtime carries them out.
+public enum Effect: Equatable, Sendable {
+    case send(messages: [ChatMessage], system: String?)
+    case stop
+    case quit
+    case switchModel(String)
+    case listModels
+    case setTheme(String)
+    case openEditor(String)
+    case appendHistory(String)
+    case redraw
+}
+
+public enum Commands {
+    public static let all: [(name: String, help: String)] = [
+        ("/model", "[NAME]  switch model (and provider); no name opens a list"),
+        ("/models", "list providers and models"),
+        ("/system", "TEXT  set the system prompt (empty clears it)"),
+        ("/retry", "ask again for the last reply"),
+        ("/new", "start a new conversation"),
+        ("/clear", "clear the screen, keep the conversation as context"),
+        ("/theme", "NAME  switch theme"),
+        ("/edit", "edit the draft in $EDITOR (also Ctrl-X Ctrl-E)"),
+        ("/help", "this help (also F1, or ? on an empty prompt)"),
+        ("/quit", "leave (also Ctrl-D on an empty prompt, or Ctrl-C twice)"),
+    ]
+}
+
+/// The pure update: state and action in, changed state and effects out. No I/O.
+public func reduce(_ state: inout ChatState, _ action: Action) -> [Effect] {
+    switch action {
+    case let .resize(width, height):
+        let followed = state.scrollFromBottom == 0
+        state.width = width
+        state.height = height
+        state.layout.rebuild(state.entries, width: width)
+        state.scrollFromBottom = followed ? 0 : min(state.scrollFromBottom, state.maxScroll)
+        return [.redraw]
+    case let .input(.paste(text)):
+        state.notice = nil
+        state.quitArmed = false
+        var sanitizer = TerminalSanitizer()
+        state.input.insert(sanitizer.sanitize(text))
+        return []
+    case let .input(.key(key)):
+        return handleKey(&state, key)
+    case let .engine(event):
+        handleEngine(&state, event)
+        return []
+    case let .editorClosed(text):
+        if let text { state.input.set(text.hasSuffix("\n") ? String(text.dropLast()) : text) }
+        return [.redraw]
+    case let .themeChanged(name):
+        state.themeName = name
+        state.notice = "theme: \(name)"
+        return []
+    case let .modelChanged(name, contextWindow, turnCostText):
+        state.status.model = name
+        state.status.contextWindow = contextWindow
+        state.status.turnCost = turnCostText
+        state.notice = "now talking to \(name)"
+        return []
+    case let .showNote(text):
+        appendEntry(&state, ChatEntry(id: state.makeID(), kind: .note, text: text))
+        return []
+    case let .showError(text):
+        // In the conversation, where a long message can be read whole, and in the status bar.
+        appendEntry(&state, ChatEntry(id: state.makeID(), kind: .error, text: text))
+        state.notice = text
+        return []
+    }
+}
+
+private func appendEntry(_ state: inout ChatState, _ entry: ChatEntry) {
+    let before = state.layout.totalRows
+    state.entries.append(entry)
+    state.layout.append(entry)
+    keepViewSteady(&state, grownBy: state.layout.totalRows - before)
+}
+
+/// While the user has scrolled up, new rows push the bottom away and the view stays where it is.
+private func keepViewSteady(_ state: inout ChatState, grownBy rows: Int) {
+    guard rows > 0, state.scrollFromBottom > 0 else { return }
+    state.scrollFromBottom += rows
+    state.newTextBelow = true
+}
+
+private func updateLast(_ state: inout ChatState, _ change: (inout ChatEntry) -> Void) {
+    guard let index = state.entries.indices.last(where: { state.entries[$0].kind == .assistant }) else { return }
+    let before = state.layout.totalRows
+    change(&state.entries[index])
+    state.layout.update(state.entries[index], at: index)
+    keepViewSteady(&state, grownBy: state.layout.totalRows - before)
+}
+
+private func handleEngine(_ state: inout ChatState, _ event: EngineEvent) {
+    switch event {
+    case .connecting: state.status.phase = .connecting
+    case .waiting: state.status.phase = .waiting
+    case let .firstToken(ms): state.status.timeToFirstTokenMs = ms
+    case let .delta(text):
+        updateLast(&state) { $0.text += text }
+        let tokens: Int
+        if case let .streaming(n) = state.status.phase { tokens = n + 1 } else { tokens = 1 }
+        state.status.phase = .streaming(tokens: tokens)
+    case let .usage(prompt, completion):
+        state.status.tokensIn = prompt
+        state.status.tokensOut = completion
+        state.status.contextUsed = prompt + completion
+    case let .finished(rate, cost, sessionCost):
+        state.busy = false
+        state.status.tokensPerSecond = rate
+        state.status.turnCost = cost
+        state.status.sessionCost = sessionCost
+        state.status.phase = .idle
+        updateLast(&state) { $0.status = .complete }
+    case .stopped:
+        state.busy = false
+        state.status.phase = .stopped
+        updateLast(&state) { $0.status = .stopped }
+    case let .failed(message):
+        state.busy = false
+        state.status.phase = .error(message)
+        updateLast(&state) { $0.status = .failed(message) }
+    }
+}
+
+private func handleKey(_ state: inout ChatState, _ key: Key) -> [Effect] {
+    let wasArmed = state.quitArmed
+    state.quitArmed = false
+    if key != .tab { state.completion = nil }
+    if state.ctrlXPending {
+        state.ctrlXPending = false
+        if key == .control("e") { return [.openEditor(state.input.text)] }
+    }
+    if let overlay = state.overlay {
+        return handleOverlayKey(&state, overlay, key)
+    }
+    state.notice = nil
+    switch key {
+    case .enter:
+        return submit(&state)
+    case .alt("\r"), .control("j"):
+        state.input.insert("\n")
+    case .escape:
+        if state.busy { return [.stop] }
+    case .control("c"):
+        if state.busy { return [.stop] }
+        if !state.input.isEmpty { state.input.set(""); return [] }
+        if wasArmed { return [.quit] }
+        state.quitArmed = true
+        state.notice = "press Ctrl-C again to quit"
+    case .control("d"):
+        if state.input.isEmpty { return state.busy ? [.stop, .quit] : [.quit] }
+        state.input.deleteForward()
+    case .control("a"): state.input.lineStart()
+    case .control("e"): state.input.lineEnd()
+    case .control("b"), .left: state.input.left()
+    case .control("f"), .right: state.input.right()
+    case .control("k"): state.input.killToEnd()
+    case .control("u"): state.input.killToStart()
+    case .control("w"), .alt("\u{7F}"): state.input.killWordBackward()
+    case .control("y"): state.input.yank()
+    case .control("x"): state.ctrlXPending = true
+    case .control("l"): return [.redraw]
+    case .alt("b"): state.input.wordLeft()
+    case .alt("f"): state.input.wordRight()
+    case .alt("d"): state.input.killWordForward()
+    case .backspace, .control("h"): state.input.backspace()
+    case .delete: state.input.deleteForward()
+    case .home:
+        if state.input.isEmpty { scroll(&state, to: state.maxScroll) } else { state.input.lineStart() }
+    case .end:
+        if state.input.isEmpty { scroll(&state, to: 0) } else { state.input.lineEnd() }
+    case .pageUp: scroll(&state, to: state.scrollFromBottom + max(1, state.paneHeight - 2))
+    case .pageDown: scroll(&state, to: state.scrollFromBottom - max(1, state.paneHeight - 2))
+    case .wheelUp: scroll(&state, to: state.scrollFromBottom + 3)
+    case .wheelDown: scroll(&state, to: state.scrollFromBottom - 3)
+    case .up:
+        if !state.input.moveVertically(-1) { historyStep(&state, -1) }
+    case .down:
+        if !state.input.moveVertically(1) { historyStep(&state, 1) }
+    case .tab: complete(&state)
+    case .f1: state.overlay = .help
+    case let .character(c):
+        if c == "?", state.input.isEmpty { state.overlay = .help; return [] }
+        state.input.insert(String(c))
+    default: break
+    }
+    return []
+}
+
+private func scroll(_ state: inout ChatState, to offset: Int) {
+    state.scrollFromBottom = max(0, min(offset, state.maxScroll))
+    if state.scrollFromBottom == 0 { state.newTextBelow = false }
+}
+
+private func historyStep(_ state: inout ChatState, _ delta: Int) {
+    guard !state.history.isEmpty else { return }
+    if state.historyIndex == nil {
+        guard delta < 0 else { return }
+        state.draftBeforeHistory = state.input.text
+        state.historyIndex = state.history.count
+    }
+    let next = (state.historyIndex ?? state.history.count) + delta
+    if next >= state.history.count {
+        state.historyIndex = nil
+        state.input.set(state.draftBeforeHistory)
+    } else if next >= 0 {
+        state.historyIndex = next
+        state.input.set(state.history[next])
+    }
+}
+
+private func handleOverlayKey(_ state: inout ChatState, _ overlay: Overlay, _ key: Key) -> [Effect] {
+    switch overlay {
+    case .help:
+        state.overlay = nil
+        return []
+    case let .modelPicker(selected):
+        let count = state.modelChoices.count
+        switch key {
+        case .up, .control("p"): state.overlay = .modelPicker(selected: max(0, selected - 1))
+        case .down, .control("n"): state.overlay = .modelPicker(selected: min(count - 1, selected + 1))
+        case .pageUp: state.overlay = .modelPicker(selected: max(0, selected - 10))
+        case .pageDown: state.overlay = .modelPicker(selected: min(count - 1, selected + 10))
+        case .enter:
+            state.overlay = nil
+            if state.modelChoices.indices.contains(selected) { return [.switchModel(state.modelChoices[selected].name)] }
+        case .escape, .control("c"), .character("q"): state.overlay = nil
+        default: break
+        }
+        return []
+    }
+}
+
+private func submit(_ state: inout ChatState) -> [Effect] {
+    let text = state.input.text
+    let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+    guard !trimmed.isEmpty else { return [] }
+    state.historyIndex = nil
+    if trimmed.hasPrefix("/") {
+        state.input.set("")
+        var effects: [Effect] = [.appendHistory(trimmed)]
+        if state.history.last != trimmed { state.history.append(trimmed) }
+        effects += runCommand(&state, trimmed)
+        return effects
+    }
+    guard !state.busy else {
+        state.notice = "a reply is still streaming; Esc stops it"
+        return []
+    }
+    state.input.set("")
+    if state.history.last != text { state.history.append(text) }
+    return [.appendHistory(text)] + startTurn(&state, userText: text)
+}
+
+private func startTurn(_ state: inout ChatState, userText: String?) -> [Effect] {
+    if let userText { appendEntry(&state, ChatEntry(id: state.makeID(), kind: .user, text: userText)) }
+    let messages = state.contextMessages
+    appendEntry(&state, ChatEntry(id: state.makeID(), kind: .assistant, model: state.status.model, text: "", status: .streaming))
+    state.busy = true
+    state.scrollFromBottom = 0
+    state.newTextBelow = false
+    state.status.phase = .connecting
+    state.status.timeToFirstTokenMs = nil
+    state.status.tokensPerSecond = nil
+    state.status.tokensIn = nil
+    state.status.tokensOut = nil
+    return [.send(messages: messages, system: state.systemPrompt)]
+}
+
+private func runCommand(_ state: inout ChatState, _ line: String) -> [Effect] {
+    let parts = line.split(separator: " ", maxSplits: 1)
+    let name = String(parts[0])
+    let argument = parts.count > 1 ? parts[1].trimmingCharacters(in: .whitespaces) : ""
+    switch name {
+    case "/quit", "/exit", "/q": return [.quit]
+    case "/help": state.overlay = .help
+    case "/model":
+        if argument.isEmpty {
+            let current = state.modelChoices.firstIndex { $0.name == state.status.model } ?? 0
+            state.overlay = .modelPicker(selected: current)
+        } else {
+            return [.switchModel(argument)]
+        }
+    case "/models": return [.listModels]
+    case "/system":
+        state.systemPrompt = argument.isEmpty ? nil : argument
+        state.notice = argument.isEmpty ? "system prompt cleared" : "system prompt set"
+    case "/retry":
+        guard !state.busy else { state.notice = "a reply is still streaming; Esc stops it"; return [] }
+        guard let last = state.entries.lastIndex(where: { $0.kind == .assistant }),
+              state.entries[..<last].contains(where: { $0.kind == .user }) else {
+            state.notice = "nothing to retry yet"
+            return []
+        }
+        state.entries.remove(at: last)
+        state.layout.rebuild(state.entries, width: state.width)
+        return startTurn(&state, userText: nil)
+    case "/new":
+        guard !state.busy else { state.notice = "a reply is still streaming; Esc stops it"; return [] }
+        state.entries = []
+        state.carriedContext = []
+        state.layout.removeAll()
+        state.scrollFromBottom = 0
+        state.status.sessionCost = state.status.turnCost == "?" ? "?" : "$0.00"
+        state.notice = "new conversation"
+    case "/clear":
+        guard !state.busy else { state.notice = "a reply is still streaming; Esc stops it"; return [] }
+        state.carriedContext = state.contextMessages
+        state.entries = []
+        state.layout.removeAll()
+        state.scrollFromBottom = 0
+        state.notice = "screen cleared; the conversation is still sent as context (/new forgets it)"
+    case "/theme":
+        if argument.isEmpty {
+            state.notice = "themes: " + state.themeNames.joined(separator: ", ")
+        } else {
+            return [.setTheme(argument)]
+        }
+    case "/edit": return [.openEditor(state.input.text)]
+    default:
+        state.notice = "unknown command \(name); commands: " + Commands.all.map(\.name).joined(separator: " ")
+    }
+    return []
+}
+
+/// Tab: completes a command name, or the argument of /model and /theme; repeated Tab cycles.
+private func complete(_ state: inout ChatState) {
+    if var completion = state.completion, !completion.candidates.isEmpty {
+        completion.index = (completion.index + 1) % completion.candidates.count
+        state.input.set(completion.prefix + completion.candidates[completion.index])
+        state.completion = completion
+        return
+    }
+    let text = state.input.text
+    guard text.hasPrefix("/") else { return }
+    let prefix: String
+    let word: String
+    let pool: [String]
+    if let space = text.firstIndex(of: " ") {
+        let command = String(text[..<space])
+        prefix = command + " "
+        word = String(text[text.index(after: space)...])
+        switch command {
+        case "/model": pool = state.modelChoices.map(\.name)
+        case "/theme": pool = state.themeNames
+        default: pool = []
+        }
+    } else {
+        prefix = ""
+        word = text
+        pool = Commands.all.map(\.name)
+    }
+    let candidates = pool.filter { $0.hasPrefix(word) }
+    guard !candidates.isEmpty else {
+        state.notice = "no completion for \(word.isEmpty ? "an empty argument" : word)"
+        return
+    }
+    if candidates.count == 1 {
+        state.input.set(prefix + candidates[0] + (prefix.isEmpty && ["/model", "/theme", "/system"].contains(candidates[0]) ? " " : ""))
+        return
+    }
+    let common = candidates.dropFirst().reduce(candidates[0]) { common, next in String(common.commonPrefix(with: next)) }
+    if common.count > word.count {
+        state.input.set(prefix + common)
+    } else {
+        state.completion = ChatState.Completion(prefix: prefix, candidates: candidates, index: 0)
+        state.input.set(prefix + candidates[0])
+    }
+    state.notice = candidates.prefix(8).joined(separator: "  ") + (candidates.count > 8 ? "  …" : "")
+}

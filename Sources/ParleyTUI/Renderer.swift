@@ -1,0 +1,232 @@
+import Foundation
+
+/// A frame: the cells, and where the terminal cursor goes.
+public struct Frame: Equatable, Sendable {
+    public var grid: CellGrid
+    public var cursor: (row: Int, column: Int)?
+
+    public static func == (lhs: Frame, rhs: Frame) -> Bool {
+        lhs.grid == rhs.grid && lhs.cursor?.row == rhs.cursor?.row && lhs.cursor?.column == rhs.cursor?.column
+    }
+}
+
+/// The input wrapped to the screen: rows of graphemes after the prompt, and where the cursor is.
+public enum InputLayout {
+    public static let promptWidth = 2
+
+    public static func rows(for input: InputBuffer, width: Int) -> [[Character]] {
+        layout(input, width: width).rows
+    }
+
+    public static func layout(_ input: InputBuffer, width: Int) -> (rows: [[Character]], cursor: (row: Int, column: Int)) {
+        let available = max(1, width - promptWidth)
+        var rows: [[Character]] = [[]]
+        var column = 0
+        var cursor = (row: 0, column: 0)
+        for (i, character) in input.characters.enumerated() {
+            if i == input.cursor { cursor = (rows.count - 1, column) }
+            if character == "\n" {
+                rows.append([])
+                column = 0
+                continue
+            }
+            let w = max(1, DisplayWidth.of(character))
+            if column + w > available {
+                rows.append([])
+                column = 0
+                if i == input.cursor { cursor = (rows.count - 1, 0) }
+            }
+            rows[rows.count - 1].append(character)
+            column += w
+        }
+        if input.cursor == input.characters.count {
+            if column >= available { rows.append([]); column = 0 }
+            cursor = (rows.count - 1, column)
+        }
+        return (rows, cursor)
+    }
+}
+
+/// Draws the state into a cell grid. Pure: the same state always gives the same frame.
+public enum Renderer {
+    public static func render(_ state: ChatState) -> Frame {
+        var grid = CellGrid(width: state.width, height: state.height)
+        guard !state.isTooSmall else {
+            if state.height > 0 {
+                grid.put("terminal too small (min \(ChatState.minimumWidth)×\(ChatState.minimumHeight))", row: 0, column: 0, role: .statusWarn)
+            }
+            return Frame(grid: grid, cursor: nil)
+        }
+        drawConversation(state, into: &grid)
+        let cursor = drawInput(state, into: &grid)
+        drawStatus(state, into: &grid, row: state.height - 1)
+        if let overlay = state.overlay { drawOverlay(overlay, state, into: &grid) }
+        return Frame(grid: grid, cursor: state.overlay == nil ? cursor : nil)
+    }
+
+    static func drawConversation(_ state: ChatState, into grid: inout CellGrid) {
+        let pane = state.paneHeight
+        let total = state.layout.totalRows
+        let bottom = max(0, total - state.scrollFromBottom)
+        let top = max(0, bottom - pane)
+        let rows = state.layout.rows(top..<bottom, entries: state.entries)
+        for (offset, row) in rows.enumerated() where offset < pane {
+            draw(row, into: &grid, at: offset)
+        }
+        if state.newTextBelow, state.scrollFromBottom > 0, pane > 0 {
+            grid.fill(row: pane - 1, role: .newBelow)
+            grid.put("  ↓ new text below — End or PgDn to follow", row: pane - 1, column: 0, role: .newBelow)
+        }
+    }
+
+    static func draw(_ row: RenderedRow, into grid: inout CellGrid, at line: Int) {
+        if let fill = row.fill { grid.fill(row: line, role: fill) }
+        var column = 0
+        for styled in row.chars {
+            column = grid.put(styled.character, row: line, column: column, role: styled.role)
+            if column >= grid.width { break }
+        }
+    }
+
+    static func drawInput(_ state: ChatState, into grid: inout CellGrid) -> (row: Int, column: Int) {
+        let (rows, cursor) = InputLayout.layout(state.input, width: state.width)
+        let visible = state.inputRows
+        let first = max(0, min(cursor.row - visible + 1, rows.count - visible))
+        let top = state.paneHeight
+        for i in 0..<visible {
+            let line = top + i
+            grid.fill(row: line, role: .input)
+            let index = first + i
+            grid.put(index == 0 ? "› " : "  ", row: line, column: 0, role: .prompt)
+            if index < rows.count {
+                grid.put(rows[index], row: line, column: InputLayout.promptWidth, role: .input)
+            }
+        }
+        if state.input.isEmpty, !state.busy {
+            grid.put("type a message · Enter sends · /help", row: top, column: InputLayout.promptWidth, role: .dim)
+        }
+        return (top + cursor.row - first, InputLayout.promptWidth + cursor.column)
+    }
+
+    /// The status bar's fields, most important first; narrow terminals drop from the end of this list.
+    public static func statusFields(_ state: ChatState) -> [(text: String, role: StyleRole, priority: Int)] {
+        let s = state.status
+        var fields: [(String, StyleRole, Int)] = [(s.model, .statusAccent, 0)]
+        if let notice = state.notice {
+            fields.append((notice, .statusWarn, 1))
+        } else {
+            switch s.phase {
+            case .idle: fields.append(("idle", .status, 1))
+            case .connecting: fields.append(("connecting…", .status, 1))
+            case .waiting: fields.append(("waiting for first token", .status, 1))
+            case let .streaming(n): fields.append(("streaming \(n) tok", .status, 1))
+            case let .retrying(seconds, reason): fields.append(("retrying in \(seconds) s (\(reason))", .statusWarn, 1))
+            case let .fellBack(to): fields.append(("fell back to \(to)", .statusWarn, 1))
+            case .stopped: fields.append(("stopped", .statusWarn, 1))
+            case let .error(message): fields.append(("error: \(message)", .statusWarn, 1))
+            }
+        }
+        if let ttft = s.timeToFirstTokenMs { fields.append((String(format: "ttft %.0f ms", ttft), .status, 4)) }
+        if let rate = s.tokensPerSecond { fields.append((String(format: "%.0f tok/s", rate), .status, 5)) }
+        if let tokensIn = s.tokensIn, let tokensOut = s.tokensOut { fields.append(("in \(tokensIn) out \(tokensOut)", .status, 6)) }
+        fields.append(("turn \(s.turnCost)", .status, 3))
+        fields.append(("session \(s.sessionCost)", .status, 7))
+        fields.append(("today \(s.todayCost)", .status, 8))
+        if let used = s.contextUsed, let window = s.contextWindow, window > 0 {
+            let percent = min(100, used * 100 / window)
+            fields.append(("ctx \(percent)%", percent >= 80 ? .statusWarn : .status, 2))
+        } else if let window = s.contextWindow {
+            fields.append(("ctx 0/\(window / 1000)k", .status, 2))
+        }
+        return fields
+    }
+
+    static func drawStatus(_ state: ChatState, into grid: inout CellGrid, row: Int) {
+        grid.fill(row: row, role: .status)
+        var fields = statusFields(state).map { (text: $0.text, role: $0.role, priority: $0.priority) }
+        let separator = " │ "
+        func width(_ fs: [(text: String, role: StyleRole, priority: Int)]) -> Int {
+            fs.reduce(0) { $0 + DisplayWidth.of($1.text) } + max(0, fs.count - 1) * separator.count + 2
+        }
+        // Drop the least important fields first; the state (or notice) is shortened rather than dropped.
+        while fields.count > 2, width(fields) > grid.width {
+            let drop = fields.indices.max { fields[$0].priority < fields[$1].priority }!
+            fields.remove(at: drop)
+        }
+        if fields.count == 2, width(fields) > grid.width {
+            let room = grid.width - width([fields[0]]) - separator.count - 1
+            if room >= 4 {
+                fields[1].text = truncate(fields[1].text, to: room)
+            } else {
+                fields.removeLast()
+            }
+        }
+        if width(fields) > grid.width { fields[0].text = truncate(fields[0].text, to: max(1, grid.width - 3)) }
+        var column = 1
+        for (i, field) in fields.enumerated() {
+            if i > 0 { column = grid.put(separator, row: row, column: column, role: .status) }
+            column = grid.put(field.text, row: row, column: column, role: field.role)
+        }
+    }
+
+    static func truncate(_ text: String, to width: Int) -> String {
+        var out = ""
+        var used = 0
+        for character in text {
+            let w = DisplayWidth.of(character)
+            if used + w > width - 1 { return out + "…" }
+            out.append(character)
+            used += w
+        }
+        return out
+    }
+
+    static func drawOverlay(_ overlay: Overlay, _ state: ChatState, into grid: inout CellGrid) {
+        var lines: [(String, StyleRole)] = []
+        var title = ""
+        switch overlay {
+        case .help:
+            title = " help — any key closes "
+            lines = Commands.all.map { ("\($0.name) \($0.help)", .overlay) }
+            lines += [
+                ("", .overlay),
+                ("Enter send · Alt-Enter/Ctrl-J newline · Esc/Ctrl-C stop a reply", .overlay),
+                ("PgUp/PgDn, wheel scroll · Home/End top/bottom (empty prompt)", .overlay),
+                ("Ctrl-A/E/B/F/K/U/W/Y, Alt-B/F/D edit · Up/Down history · Tab completes", .overlay),
+            ]
+        case let .modelPicker(selected):
+            title = " model — Enter picks, Esc closes "
+            let visible = max(1, grid.height - 6)
+            let start = max(0, min(selected - visible / 2, state.modelChoices.count - visible))
+            for (i, choice) in state.modelChoices.enumerated().dropFirst(start).prefix(visible) {
+                let marker = choice.name == state.status.model ? "● " : "  "
+                lines.append(("\(marker)\(choice.name)  \(choice.keyStatus)", i == selected ? .overlaySelected : .overlay))
+            }
+        }
+        let boxWidth = min(grid.width - 2, max(DisplayWidth.of(title) + 4, (lines.map { DisplayWidth.of($0.0) }.max() ?? 0) + 4))
+        let boxHeight = min(grid.height - 2, lines.count + 2)
+        guard boxWidth > 4, boxHeight > 2 else { return }
+        let left = (grid.width - boxWidth) / 2
+        let top = max(0, (grid.height - boxHeight) / 2)
+        for r in 0..<boxHeight {
+            for c in 0..<boxWidth { grid[top + r, left + c] = Cell(text: " ", role: .overlay) }
+        }
+        grid.put(String("┌" + String(repeating: "─", count: boxWidth - 2) + "┐"), row: top, column: left, role: .overlay)
+        grid.put(title.prefix(boxWidth - 4), row: top, column: left + 2, role: .overlaySelected)
+        for (i, line) in lines.prefix(boxHeight - 2).enumerated() {
+            let row = top + 1 + i
+            grid.put("│", row: row, column: left, role: .overlay)
+            if line.1 == .overlaySelected {
+                for c in (left + 1)..<(left + boxWidth - 1) { grid[row, c] = Cell(text: " ", role: .overlaySelected) }
+            }
+            let end = left + boxWidth - 1
+            var column = left + 2
+            for character in line.0 {
+                if column + DisplayWidth.of(character) > end - 1 { break }
+                column = grid.put(character, row: row, column: column, role: line.1)
+            }
+            grid.put("│", row: row, column: end, role: .overlay)
+        }
+        grid.put(String("└" + String(repeating: "─", count: boxWidth - 2) + "┘"), row: top + boxHeight - 1, column: left, role: .overlay)
+    }
+}

@@ -1,0 +1,205 @@
+import CNcursesw
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The only code that talks to ncurses: enters the alternate screen, paints the cells that changed
+/// since the last frame, and restores the terminal on every way out. Used from one thread only.
+public final class TerminalScreen {
+    private var previous: CellGrid?
+    private var theme: Theme
+    private var colorLimit: Int
+    private var pairs: [Int64: Int32] = [:]
+    private var active = false
+    private var forceFull = true
+
+    /// Sequences that turn on bracketed paste and SGR mouse reporting (wheel), and turn them off.
+    static let enableModes = "\u{1B}[?2004h\u{1B}[?1000h\u{1B}[?1006h"
+    static let disableModes = "\u{1B}[?2004l\u{1B}[?1000l\u{1B}[?1006l"
+
+    public init(theme: Theme, noColor: Bool) {
+        self.theme = theme
+        setlocale(LC_ALL, "")
+        TerminalGuard.saveTerminalState()
+        initscr()
+        raw()
+        noecho()
+        nonl()
+        intrflush(parley_stdscr(), false)
+        keypad(parley_stdscr(), false)
+        if !noColor, has_colors() {
+            start_color()
+            use_default_colors()
+            let colors = Int(parley_colors())
+            colorLimit = colors >= 256 ? 256 : colors >= 16 ? 16 : colors >= 8 ? 8 : 0
+        } else {
+            colorLimit = 0
+        }
+        active = true
+        TerminalGuard.install()
+        TerminalGuard.writeRaw(Self.enableModes)
+    }
+
+    public var size: (width: Int, height: Int) { (Int(parley_cols()), Int(parley_lines())) }
+
+    public var colorCount: Int { colorLimit }
+
+    /// Reads the real size after SIGWINCH and tells ncurses.
+    public func refreshSize() -> (width: Int, height: Int) {
+        var window = winsize()
+        if ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &window) == 0, window.ws_row > 0, window.ws_col > 0 {
+            resizeterm(Int32(window.ws_row), Int32(window.ws_col))
+        }
+        forceFull = true
+        return size
+    }
+
+    public func setTheme(_ theme: Theme) {
+        self.theme = theme
+        pairs = [:]
+        forceFull = true
+    }
+
+    public func invalidate() {
+        forceFull = true
+        clearok(parley_stdscr(), true)
+    }
+
+    /// Paints what changed since the last frame, then lets ncurses send the difference.
+    public func draw(_ frame: Frame) {
+        let grid = frame.grid
+        let full = forceFull || previous?.width != grid.width || previous?.height != grid.height
+        if full { erase() }
+        for row in 0..<grid.height {
+            for column in 0..<grid.width {
+                let cell = grid[row, column]
+                if cell.isContinuation { continue }
+                if !full, let previous, previous[row, column] == cell,
+                   column + 1 >= grid.width || previous[row, column + 1] == grid[row, column + 1] { continue }
+                put(cell, row: row, column: column)
+            }
+        }
+        if let cursor = frame.cursor {
+            move(Int32(cursor.row), Int32(cursor.column))
+            curs_set(1)
+        } else {
+            curs_set(0)
+        }
+        wnoutrefresh(parley_stdscr())
+        doupdate()
+        previous = grid
+        forceFull = false
+    }
+
+    private func put(_ cell: Cell, row: Int, column: Int) {
+        let style = theme.style(cell.role)
+        var attributes = parley_a_normal()
+        if style.bold { attributes |= parley_a_bold() }
+        if style.italic { attributes |= parley_a_italic() }
+        if style.underline { attributes |= parley_a_underline() }
+        if style.dim { attributes |= parley_a_dim() }
+        if style.reverse { attributes |= parley_a_reverse() }
+        var pair: Int32 = 0
+        if colorLimit > 0 {
+            pair = colorPair(foreground: style.foreground, background: style.background)
+        } else if cell.role == .codeBlock || cell.role == .inlineCode {
+            attributes |= parley_a_underline()
+        }
+        var scalars = cell.text.unicodeScalars.map { wchar_t(bitPattern: $0.value) } + [0]
+        if parley_put_cell(Int32(row), Int32(column), &scalars, attributes, pair) == ERR, let first = cell.text.unicodeScalars.first {
+            // ncurses takes one spacing character per cell; a ZWJ sequence falls back to its first emoji.
+            var single = [wchar_t(bitPattern: first.value), 0]
+            _ = parley_put_cell(Int32(row), Int32(column), &single, attributes, pair)
+        }
+    }
+
+    private func colorPair(foreground: ThemeColor, background: ThemeColor) -> Int32 {
+        func number(_ color: ThemeColor) -> Int32 {
+            switch color.reduced(to: colorLimit) {
+            case .terminalDefault: return -1
+            case let .indexed(index): return Int32(index)
+            }
+        }
+        let fg = number(foreground), bg = number(background)
+        if fg == -1 && bg == -1 { return 0 }
+        let key = Int64(fg) << 32 | Int64(UInt32(bitPattern: bg))
+        if let existing = pairs[key] { return existing }
+        let next = Int32(pairs.count + 1)
+        guard next < parley_color_pairs() else { return 0 }
+        init_extended_pair(next, fg, bg)
+        pairs[key] = next
+        return next
+    }
+
+    /// Gives the terminal back (for $EDITOR), then takes it again with `resume`.
+    public func suspend() {
+        TerminalGuard.writeRaw(Self.disableModes)
+        endwin()
+    }
+
+    public func resume() {
+        refresh()
+        TerminalGuard.writeRaw(Self.enableModes)
+        invalidate()
+    }
+
+    /// Leaves the alternate screen and restores the terminal as it was. Safe to call twice.
+    public func restore() {
+        guard active else { return }
+        active = false
+        TerminalGuard.writeRaw(Self.disableModes)
+        endwin()
+        TerminalGuard.uninstall()
+    }
+}
+
+/// Restores the terminal when the process dies in a way Swift code cannot catch (a trap, a crash signal),
+/// using only async-signal-safe calls: write the reset sequences and put back the saved termios.
+enum TerminalGuard {
+    nonisolated(unsafe) static var saved = termios()
+    nonisolated(unsafe) static var hasSaved = false
+    /// True while the screen is ours; the emergency restore does nothing otherwise.
+    nonisolated(unsafe) static var armed = false
+    static let crashSignals = [SIGSEGV, SIGBUS, SIGILL, SIGTRAP, SIGABRT, SIGFPE]
+
+    static func saveTerminalState() {
+        hasSaved = tcgetattr(STDIN_FILENO, &saved) == 0
+    }
+
+    static func writeRaw(_ text: String) {
+        var text = text
+        text.withUTF8 { _ = Glibc.write(STDOUT_FILENO, $0.baseAddress, $0.count) }
+    }
+
+    static func install() {
+        armed = true
+        for signalNumber in crashSignals {
+            var action = sigaction()
+            action.__sigaction_handler.sa_handler = { signalNumber in
+                TerminalGuard.emergencyRestore()
+                signal(signalNumber, SIG_DFL)
+                raise(signalNumber)
+            }
+            action.sa_flags = Int32(bitPattern: UInt32(SA_RESETHAND))
+            sigaction(signalNumber, &action, nil)
+        }
+        atexit { TerminalGuard.emergencyRestore() }
+    }
+
+    static func uninstall() {
+        armed = false
+        for signalNumber in crashSignals { signal(signalNumber, SIG_DFL) }
+    }
+
+    /// Async-signal-safe: leave the alternate screen, show the cursor, turn modes off, restore termios.
+    static func emergencyRestore() {
+        guard armed else { return }
+        armed = false
+        let reset = "\u{1B}[?2004l\u{1B}[?1000l\u{1B}[?1006l\u{1B}[0m\u{1B}[?25h\u{1B}[?1049l"
+        reset.utf8CString.withUnsafeBufferPointer { buffer in
+            _ = Glibc.write(STDOUT_FILENO, buffer.baseAddress, buffer.count - 1)
+        }
+        if hasSaved { tcsetattr(STDIN_FILENO, TCSANOW, &saved) }
+    }
+}

@@ -1,0 +1,22 @@
+import Foundation
+@testable import ParleyTUI
+
+/// A state as a user would have it after typing `prompt` and seeing `reply` stream in.
+func conversation(width: Int = 60, height: Int = 20, turns: Int, replyLines: Int = 3) -> ChatState {
+    var state = ChatState(width: width, height: height, model: "local:smollm2")
+    _ = reduce(&state, .resize(width: width, height: height))
+    for turn in 0..<turns {
+        type(&state, "question \(turn)")
+        _ = reduce(&state, .input(.key(.enter)))
+        let reply = (0..<replyLines).map { "answer \(turn) line \($0)" }.joined(separator: "\n")
+        _ = reduce(&state, .engine(.delta(reply)))
+        _ = reduce(&state, .engine(.finished(tokensPerSecond: 100, costText: "$0.00", sessionCostText: "$0.00")))
+    }
+    return state
+}
+
+func type(_ state: inout ChatState, _ text: String) {
+    for character in text { _ = reduce(&state, .input(.key(.character(character)))) }
+}
+
+func screen(_ state: ChatState) -> [String] { Renderer.render(state).grid.lines }

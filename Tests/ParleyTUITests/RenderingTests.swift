@@ -1,0 +1,219 @@
+import Foundation
+import Testing
+@testable import ParleyTUI
+
+@Suite struct DisplayWidthTests {
+    @Test(arguments: [
+        ("a", 1), ("é", 1), ("e\u{301}", 1), ("日", 2), ("한", 2), ("ｱ", 1), ("Ａ", 2), ("😀", 2),
+        ("👩‍👩‍👧", 2), ("🇫🇷", 2), ("❤️", 2), ("1️⃣", 2), ("\u{200B}", 0), ("\u{7}", 0),
+    ] as [(String, Int)])
+    func widths(_ text: String, _ expected: Int) {
+        #expect(DisplayWidth.of(Character(text)) == expected)
+    }
+}
+
+@Suite struct CellGridTests {
+    @Test func wideCharacterAtTheEdgeNeverOverflows() {
+        var grid = CellGrid(width: 5, height: 1)
+        let end = grid.put("ab日本", row: 0, column: 0, role: .text)
+        #expect(end == 5)
+        #expect(grid.text(row: 0) == "ab日 ")
+        #expect(grid[0, 3].isContinuation)
+        #expect(grid[0, 4].text == " ")
+    }
+
+    @Test func combiningMarksStayWithTheirBase() {
+        var grid = CellGrid(width: 4, height: 1)
+        grid.put("e\u{301}x", row: 0, column: 0, role: .text)
+        #expect(grid[0, 0].text == "e\u{301}")
+        #expect(grid[0, 1].text == "x")
+    }
+}
+
+@Suite struct LayoutTests {
+    @Test func wrapsByDisplayWidthAndNoRowOverflows() {
+        var state = ChatState(width: 24, height: 30, model: "local:smollm2")
+        _ = reduce(&state, .resize(width: 24, height: 30))
+        type(&state, "x")
+        _ = reduce(&state, .input(.key(.enter)))
+        let text = "日本語のテキストはとても長いので折り返す必要があります 👩‍👩‍👧 and e\u{301}e\u{301} done"
+        _ = reduce(&state, .engine(.delta(text)))
+        let frame = Renderer.render(state)
+        for row in 0..<frame.grid.height {
+            let width = frame.grid.text(row: row).reduce(0) { $0 + DisplayWidth.of($1) }
+            #expect(width <= 24, "row \(row) is \(width) cells: \(frame.grid.text(row: row))")
+        }
+        let joined = frame.grid.lines.joined()
+        #expect(joined.contains("👩‍👩‍👧"))
+        #expect(joined.contains("e\u{301}e\u{301}"))
+        // Every character of the reply is on screen, in order.
+        let shown = frame.grid.lines.map { $0.trimmingCharacters(in: .whitespaces) }.joined()
+        #expect(shown.contains(text.replacingOccurrences(of: " ", with: "")) || shown.replacingOccurrences(of: " ", with: "").contains(text.replacingOccurrences(of: " ", with: "")))
+    }
+
+    @Test func markdownWhileStreamingNeverMovesEarlierText() {
+        var state = ChatState(width: 50, height: 30, model: "local:smollm2")
+        _ = reduce(&state, .resize(width: 50, height: 30))
+        type(&state, "x")
+        _ = reduce(&state, .input(.key(.enter)))
+        let reply = "# Title\nSome **bold** and *it* and `code` here.\n- item one\n> quoted\n```swift\nlet x = 1\n```\nafter"
+        var previous: [String] = []
+        for character in reply {
+            _ = reduce(&state, .engine(.delta(String(character))))
+            let lines = Array(screen(state).prefix(state.paneHeight))
+            // Text already on screen stays where it is: a row may only gain characters at its end.
+            for (i, line) in previous.enumerated() where !line.isEmpty && !line.hasPrefix("▌") {
+                #expect(lines[i].hasPrefix(line), "row \(i) moved: '\(line)' became '\(lines[i])'")
+            }
+            previous = lines
+        }
+        let grid = Renderer.render(state).grid
+        func roles(of needle: String) -> [StyleRole] {
+            for row in 0..<grid.height {
+                let text = grid.text(row: row)
+                if let range = text.range(of: needle) {
+                    let start = text.distance(from: text.startIndex, to: range.lowerBound)
+                    // Map characters to columns (all ASCII here).
+                    return (start..<(start + needle.count)).map { grid[row, $0].role }
+                }
+            }
+            return []
+        }
+        #expect(roles(of: "Title").allSatisfy { $0 == .heading })
+        #expect(roles(of: "bold").allSatisfy { $0 == .bold })
+        #expect(roles(of: "it*").first == .italic)
+        #expect(roles(of: "code").allSatisfy { $0 == .inlineCode })
+        #expect(roles(of: "- item").first == .bullet)
+        #expect(roles(of: "quoted").allSatisfy { $0 == .quote })
+        #expect(roles(of: "```swift").allSatisfy { $0 == .codeLabel })
+        #expect(roles(of: "let x = 1").allSatisfy { $0 == .codeBlock })
+        #expect(roles(of: "after").allSatisfy { $0 == .text })
+        // The code block's background runs to the right edge.
+        let codeRow = (0..<grid.height).first { grid.text(row: $0).contains("let x = 1") }!
+        #expect(grid[codeRow, grid.width - 1].role == .codeBlock)
+    }
+
+    @Test func halfArrivedBoldIsPlainUntilClosed() {
+        var styler = MarkdownStyler()
+        let open = styler.style(line: "a **bo")
+        #expect(open.chars.allSatisfy { $0.role == .text })
+        let closed = styler.style(line: "a **bold**")
+        #expect(closed.chars.map(\.character) == Array("a **bold**"))
+        #expect(closed.chars[4].role == .bold)
+    }
+
+    @Test func unclosedFenceStylesFollowingLinesAsCodeRightAway() {
+        var styler = MarkdownStyler()
+        _ = styler.style(line: "```python")
+        #expect(styler.style(line: "print(1)").chars.allSatisfy { $0.role == .codeBlock })
+    }
+}
+
+@Suite struct ScrollTests {
+    @Test func followsTheReplyAtTheBottom() {
+        var state = conversation(turns: 10)
+        let lines = screen(state)
+        #expect(lines[state.paneHeight - 2].contains("answer 9 line 2"))
+        _ = reduce(&state, .input(.key(.enter)))  // empty input: nothing
+        #expect(state.scrollFromBottom == 0)
+    }
+
+    @Test func scrolledUpViewStaysPutWhileTextArrivesAndSaysSo() {
+        var state = conversation(turns: 10)
+        type(&state, "more")
+        _ = reduce(&state, .input(.key(.enter)))
+        _ = reduce(&state, .input(.key(.pageUp)))
+        #expect(state.scrollFromBottom > 0)
+        let before = screen(state)
+        for i in 0..<20 { _ = reduce(&state, .engine(.delta("streamed line \(i)\n"))) }
+        let after = screen(state)
+        #expect(Array(after[0..<(state.paneHeight - 1)]) == Array(before[0..<(state.paneHeight - 1)]))
+        #expect(after[state.paneHeight - 1].contains("new text below"))
+        _ = reduce(&state, .input(.key(.end)))
+        #expect(state.scrollFromBottom == 0)
+        #expect(!state.newTextBelow)
+        #expect(screen(state).contains { $0.contains("streamed line 19") })
+    }
+
+    @Test func pageUpHomeAndWheelAreClamped() {
+        var state = conversation(turns: 30)
+        _ = reduce(&state, .input(.key(.home)))
+        #expect(state.scrollFromBottom == state.maxScroll)
+        #expect(screen(state)[0].contains("you"))
+        for _ in 0..<100 { _ = reduce(&state, .input(.key(.pageUp))) }
+        #expect(state.scrollFromBottom == state.maxScroll)
+        _ = reduce(&state, .input(.key(.wheelDown)))
+        #expect(state.scrollFromBottom == state.maxScroll - 3)
+    }
+
+    @Test func tenThousandMessagesRenderOnlyWhatIsVisible() {
+        var state = conversation(turns: 5000, replyLines: 1)
+        #expect(state.entries.count == 10_000)
+        let frame = Renderer.render(state)
+        #expect(frame.grid.lines.contains { $0.contains("answer 4999 line 0") })
+        _ = reduce(&state, .input(.key(.home)))
+        #expect(Renderer.render(state).grid.lines[1].contains("question 0"))
+    }
+}
+
+@Suite struct StatusBarTests {
+    func status(width: Int) -> String {
+        var state = conversation(width: width, height: 10, turns: 1)
+        state.status.timeToFirstTokenMs = 210
+        state.status.tokensPerSecond = 105
+        state.status.tokensIn = 37
+        state.status.tokensOut = 10
+        state.status.contextUsed = 47
+        state.status.contextWindow = 8192
+        state.status.todayCost = "$0.00"
+        return Renderer.render(state).grid.lines.last ?? ""
+    }
+
+    @Test func wideShowsEverythingInOrder() {
+        let bar = status(width: 140)
+        #expect(bar == " local:smollm2 │ idle │ ttft 210 ms │ 105 tok/s │ in 37 out 10 │ turn $0.00 │ session $0.00 │ today $0.00 │ ctx 0%")
+    }
+
+    @Test func narrowDropsTheLeastImportantFirst() {
+        #expect(status(width: 104) == " local:smollm2 │ idle │ ttft 210 ms │ 105 tok/s │ in 37 out 10 │ turn $0.00 │ session $0.00 │ ctx 0%")
+        #expect(status(width: 100) == " local:smollm2 │ idle │ ttft 210 ms │ 105 tok/s │ in 37 out 10 │ turn $0.00 │ ctx 0%")
+        #expect(status(width: 80) == " local:smollm2 │ idle │ ttft 210 ms │ 105 tok/s │ turn $0.00 │ ctx 0%")
+        #expect(status(width: 50) == " local:smollm2 │ idle │ turn $0.00 │ ctx 0%")
+        #expect(status(width: 30) == " local:smollm2 │ idle")
+        #expect(status(width: 22) == " local:smollm2 │ idle")
+        #expect(status(width: 20) == " local:smollm2")
+    }
+
+    @Test func unknownPriceIsAQuestionMarkNeverZero() {
+        var state = conversation(width: 120, height: 10, turns: 0)
+        _ = reduce(&state, .modelChanged(name: "openai:gpt-4o-mini", contextWindow: nil, turnCostText: "?"))
+        _ = reduce(&state, .input(.key(.character("x"))))
+        #expect(Renderer.render(state).grid.lines.last?.contains("turn ?") == true)
+    }
+}
+
+@Suite struct SizeTests {
+    @Test func smallestSupportedSizeDrawsEveryPart() {
+        let state = conversation(width: 20, height: 6, turns: 2)
+        let lines = screen(state)
+        #expect(lines.count == 6)
+        #expect(lines[4].hasPrefix("›"))
+        #expect(lines[5].contains("local:smollm2"))
+    }
+
+    @Test func belowThatOneLineSaysSo() {
+        let state = conversation(width: 19, height: 6, turns: 1)
+        #expect(screen(state)[0].hasPrefix("terminal too small"))
+        #expect(Renderer.render(state).cursor == nil)
+        let short = conversation(width: 40, height: 5, turns: 1)
+        #expect(screen(short)[0].hasPrefix("terminal too small"))
+    }
+
+    @Test func resizeKeepsFollowingAndRewraps() {
+        var state = conversation(width: 80, height: 20, turns: 3, replyLines: 1)
+        _ = reduce(&state, .resize(width: 30, height: 10))
+        #expect(screen(state).count == 10)
+        #expect(screen(state).allSatisfy { $0.count <= 30 })
+        #expect(state.scrollFromBottom == 0)
+    }
+}

@@ -51,7 +51,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "parley-bench",
-            dependencies: ["ParleyTestSupport", "ParleyKit", "ParleyProviders", "ParleyCore"]
+            dependencies: ["ParleyTestSupport", "ParleyKit", "ParleyProviders", "ParleyCore", "ParleyTUI"]
         ),
         .testTarget(
             name: "ParleyUnitTests",

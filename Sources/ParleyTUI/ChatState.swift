@@ -88,11 +88,12 @@ public struct ChatState: Sendable {
     public static let minimumHeight = 6
     public var isTooSmall: Bool { width < Self.minimumWidth || height < Self.minimumHeight }
 
-    /// Rows the input area takes: its wrapped lines, at most a third of the screen.
-    public var inputRows: Int {
-        let rows = InputLayout.rows(for: input, width: width).count
-        return max(1, min(rows, max(1, (height - 2) / 3)))
+    /// The input rows on screen: its wrapped lines around the cursor, at most a third of the screen.
+    public var inputWindow: InputLayout.Window {
+        InputLayout.window(input, width: width, limit: max(1, (height - 2) / 3))
     }
+
+    public var inputRows: Int { inputWindow.rows.count }
 
     public var paneHeight: Int { max(0, height - inputRows - 1) }
     public var maxScroll: Int { max(0, layout.totalRows - paneHeight) }

@@ -39,8 +39,13 @@ public struct RenderedRow: Equatable, Sendable {
 /// the one streaming, so a 10,000-message conversation costs only what is visible per frame.
 public struct ConversationLayout: Sendable {
     public static let margin = 2
+    /// Rows measured from the bottom by `rebuild`; older entries are measured when scrolled to.
+    public static let rebuildRows = 2_000
     public private(set) var width: Int
-    /// `ends[i]` is the row just after entry i.
+    /// Entries before this index are not measured yet: after a resize or a bulk load only the rows
+    /// near the bottom, where the view is, are wrapped, so the cost does not grow with the history.
+    public private(set) var firstMeasured = 0
+    /// `ends[k]` is the row just after entry `firstMeasured + k`, counted from the first measured entry.
     public private(set) var ends: [Int] = []
     /// Incremental state of the entry that streams (its finished lines never change).
     private var streaming: StreamingLayout?
@@ -48,60 +53,83 @@ public struct ConversationLayout: Sendable {
 
     public init(width: Int) { self.width = max(1, width) }
 
+    /// Rows of the measured entries.
     public var totalRows: Int { ends.last ?? 0 }
 
-    /// Recomputes every height, for a new width or a new list of entries.
-    public mutating func rebuild(_ entries: [ChatEntry], width: Int) {
+    /// Recomputes heights for a new width or a new list of entries, from the bottom up, until at
+    /// least `rows` rows are measured (everything when the conversation is shorter).
+    public mutating func rebuild(_ entries: [ChatEntry], width: Int, rows: Int = Self.rebuildRows) {
         self.width = max(1, width)
         cache.clear()
         streaming = nil
         ends = []
-        ends.reserveCapacity(entries.count)
-        var total = 0
-        for entry in entries {
-            total += rows(for: entry).count
-            ends.append(total)
+        firstMeasured = entries.count
+        measureMore(entries, rows: rows)
+    }
+
+    /// Measures entries above the measured ones until `rows` more rows are known or none are left.
+    /// Rows are counted from the bottom, so views scrolled from the bottom stay where they are.
+    public mutating func measureMore(_ entries: [ChatEntry], rows wanted: Int) {
+        var heights: [Int] = []
+        var added = 0
+        while firstMeasured > 0, added < wanted {
+            firstMeasured -= 1
+            let height = rows(for: entries[firstMeasured]).count
+            heights.append(height)
+            added += height
         }
-        cache.clear()
+        guard added > 0 else { return }
+        var newEnds: [Int] = []
+        newEnds.reserveCapacity(heights.count + ends.count)
+        var total = 0
+        for height in heights.reversed() {
+            total += height
+            newEnds.append(total)
+        }
+        newEnds += ends.map { $0 + added }
+        ends = newEnds
     }
 
     public mutating func append(_ entry: ChatEntry) {
-        let height = rows(for: entry, index: ends.count).count
+        let height = rows(for: entry, index: firstMeasured + ends.count).count
         ends.append((ends.last ?? 0) + height)
     }
 
     /// The entry at `index` changed (text grew, or status changed).
     public mutating func update(_ entry: ChatEntry, at index: Int) {
-        guard index < ends.count else { return }
+        let k = index - firstMeasured
+        guard k >= 0, k < ends.count else { return }
         cache.remove(index)
-        let start = index == 0 ? 0 : ends[index - 1]
+        let start = k == 0 ? 0 : ends[k - 1]
         let height = rows(for: entry, index: index).count
-        let delta = start + height - ends[index]
-        if delta != 0 { for i in index..<ends.count { ends[i] += delta } }
+        let delta = start + height - ends[k]
+        if delta != 0 { for i in k..<ends.count { ends[i] += delta } }
     }
 
     public mutating func removeAll() {
         ends = []
+        firstMeasured = 0
         streaming = nil
         cache.clear()
     }
 
-    /// Rows `range` of the whole conversation, built only for the entries they touch.
+    /// Rows `range` of the measured conversation, built only for the entries they touch.
     public func rows(_ range: Range<Int>, entries: [ChatEntry]) -> [RenderedRow] {
         guard !range.isEmpty, !ends.isEmpty else { return [] }
         var out: [RenderedRow] = []
-        var index = firstEntry(containing: range.lowerBound)
-        while index < entries.count, out.count < range.count {
-            let start = index == 0 ? 0 : ends[index - 1]
-            let entryRows = cachedRows(for: entries[index], index: index)
+        var k = firstEntry(containing: range.lowerBound)
+        while firstMeasured + k < entries.count, k < ends.count, out.count < range.count {
+            let start = k == 0 ? 0 : ends[k - 1]
+            let entryRows = cachedRows(for: entries[firstMeasured + k], index: firstMeasured + k)
             let from = max(0, range.lowerBound - start)
             let to = min(entryRows.count, range.upperBound - start)
             if from < to { out += entryRows[from..<to] }
-            index += 1
+            k += 1
         }
         return out
     }
 
+    /// The position in `ends` of the measured entry that holds `row`.
     func firstEntry(containing row: Int) -> Int {
         var low = 0, high = ends.count - 1
         while low < high {

@@ -50,6 +50,10 @@ public struct InputBuffer: Equatable, Sendable {
         while cursor < characters.count, characters[cursor] != "\n" { cursor += 1 }
     }
 
+    /// Alt-< and Alt->: the start and end of the whole input.
+    public mutating func inputStart() { cursor = 0 }
+    public mutating func inputEnd() { cursor = characters.count }
+
     public mutating func wordLeft() { cursor = previousWordStart() }
     public mutating func wordRight() { cursor = nextWordEnd() }
 

@@ -61,7 +61,7 @@ public func reduce(_ state: inout ChatState, _ action: Action) -> [Effect] {
         let followed = state.scrollFromBottom == 0
         state.width = width
         state.height = height
-        state.layout.rebuild(state.entries, width: width)
+        state.layout.rebuild(state.entries, width: width, rows: max(ConversationLayout.rebuildRows, state.scrollFromBottom + 2 * height))
         state.scrollFromBottom = followed ? 0 : min(state.scrollFromBottom, state.maxScroll)
         return [.redraw]
     case let .input(.paste(text)):
@@ -194,10 +194,17 @@ private func handleKey(_ state: inout ChatState, _ key: Key) -> [Effect] {
     case .alt("b"): state.input.wordLeft()
     case .alt("f"): state.input.wordRight()
     case .alt("d"): state.input.killWordForward()
+    case .alt("<"): state.input.inputStart()
+    case .alt(">"): state.input.inputEnd()
     case .backspace, .control("h"): state.input.backspace()
     case .delete: state.input.deleteForward()
     case .home:
-        if state.input.isEmpty { scroll(&state, to: state.maxScroll) } else { state.input.lineStart() }
+        if state.input.isEmpty {
+            state.layout.measureMore(state.entries, rows: .max)
+            scroll(&state, to: state.maxScroll)
+        } else {
+            state.input.lineStart()
+        }
     case .end:
         if state.input.isEmpty { scroll(&state, to: 0) } else { state.input.lineEnd() }
     case .pageUp: scroll(&state, to: state.scrollFromBottom + max(1, state.paneHeight - 2))
@@ -219,6 +226,9 @@ private func handleKey(_ state: inout ChatState, _ key: Key) -> [Effect] {
 }
 
 private func scroll(_ state: inout ChatState, to offset: Int) {
+    // Older entries are measured as the view reaches them.
+    let needed = offset + state.paneHeight - state.layout.totalRows
+    if needed > 0 { state.layout.measureMore(state.entries, rows: needed + ConversationLayout.rebuildRows / 4) }
     state.scrollFromBottom = max(0, min(offset, state.maxScroll))
     if state.scrollFromBottom == 0 { state.newTextBelow = false }
 }

@@ -11,39 +11,78 @@ public struct Frame: Equatable, Sendable {
 }
 
 /// The input wrapped to the screen: rows of graphemes after the prompt, and where the cursor is.
+/// Only the rows that can be shown are laid out (the cursor's line and its neighbours), so a frame
+/// costs the same with a one-line draft and with a 1 MB paste.
 public enum InputLayout {
     public static let promptWidth = 2
 
-    public static func rows(for input: InputBuffer, width: Int) -> [[Character]] {
-        layout(input, width: width).rows
+    public struct Window {
+        public var rows: [[Character]]
+        /// Within `rows`.
+        public var cursor: (row: Int, column: Int)
+        /// The first row is the input's first row (it gets the prompt).
+        public var startsAtTop: Bool
     }
 
-    public static func layout(_ input: InputBuffer, width: Int) -> (rows: [[Character]], cursor: (row: Int, column: Int)) {
+    /// Up to `limit` rows around the cursor, as the input area shows them: the cursor's row is the
+    /// last one shown unless the input has fewer rows before it.
+    public static func window(_ input: InputBuffer, width: Int, limit: Int) -> Window {
+        let limit = max(1, limit)
+        let characters = input.characters
         let available = max(1, width - promptWidth)
+        // The logical line (between newlines) that holds the cursor.
+        var lineStart = input.cursor
+        while lineStart > 0, characters[lineStart - 1] != "\n" { lineStart -= 1 }
+        var lineEnd = input.cursor
+        while lineEnd < characters.count, characters[lineEnd] != "\n" { lineEnd += 1 }
+        let (cursorLine, cursorInLine) = wrap(characters[lineStart..<lineEnd], available: available,
+                                              cursor: input.cursor - lineStart, atEndOfInput: lineEnd == characters.count)
+        let cursor = cursorInLine ?? (cursorLine.count - 1, 0)
+        // Rows before the cursor's row, line by line upwards, until the window is full.
+        var before = Array(cursorLine[..<cursor.row])
+        var start = lineStart
+        while before.count < limit - 1, start > 0 {
+            let end = start - 1
+            start = end
+            while start > 0, characters[start - 1] != "\n" { start -= 1 }
+            before = wrap(characters[start..<end], available: available, cursor: nil, atEndOfInput: false).rows + before
+        }
+        let startsAtTop = start == 0 && before.count <= limit - 1
+        before = Array(before.suffix(limit - 1))
+        // The cursor's row and those after it, until the window is full.
+        var rows = before + cursorLine[cursor.row...]
+        var next = lineEnd
+        while rows.count < limit, next < characters.count {
+            var end = next + 1
+            while end < characters.count, characters[end] != "\n" { end += 1 }
+            rows += wrap(characters[(next + 1)..<end], available: available, cursor: nil, atEndOfInput: end == characters.count).rows
+            next = end
+        }
+        return Window(rows: Array(rows.prefix(limit)), cursor: (before.count, cursor.column), startsAtTop: startsAtTop)
+    }
+
+    /// One logical line wrapped at `available` columns, and the cursor's place in it when it is on this line.
+    static func wrap(_ line: ArraySlice<Character>, available: Int, cursor: Int?, atEndOfInput: Bool) -> (rows: [[Character]], cursor: (row: Int, column: Int)?) {
         var rows: [[Character]] = [[]]
         var column = 0
-        var cursor = (row: 0, column: 0)
-        for (i, character) in input.characters.enumerated() {
-            if i == input.cursor { cursor = (rows.count - 1, column) }
-            if character == "\n" {
-                rows.append([])
-                column = 0
-                continue
-            }
+        var position: (row: Int, column: Int)?
+        for (i, character) in line.enumerated() {
+            if i == cursor { position = (rows.count - 1, column) }
             let w = max(1, DisplayWidth.of(character))
             if column + w > available {
                 rows.append([])
                 column = 0
-                if i == input.cursor { cursor = (rows.count - 1, 0) }
+                if i == cursor { position = (rows.count - 1, 0) }
             }
             rows[rows.count - 1].append(character)
             column += w
         }
-        if input.cursor == input.characters.count {
-            if column >= available { rows.append([]); column = 0 }
-            cursor = (rows.count - 1, column)
+        if cursor == line.count {
+            // At the end of the input a full row moves the cursor to a fresh row below it.
+            if atEndOfInput, column >= available { rows.append([]); column = 0 }
+            position = (rows.count - 1, column)
         }
-        return (rows, cursor)
+        return (rows, position)
     }
 }
 
@@ -89,23 +128,19 @@ public enum Renderer {
     }
 
     static func drawInput(_ state: ChatState, into grid: inout CellGrid) -> (row: Int, column: Int) {
-        let (rows, cursor) = InputLayout.layout(state.input, width: state.width)
-        let visible = state.inputRows
-        let first = max(0, min(cursor.row - visible + 1, rows.count - visible))
+        let window = state.inputWindow
+        let (rows, cursor) = (window.rows, window.cursor)
         let top = state.paneHeight
-        for i in 0..<visible {
+        for (i, row) in rows.enumerated() {
             let line = top + i
             grid.fill(row: line, role: .input)
-            let index = first + i
-            grid.put(index == 0 ? "› " : "  ", row: line, column: 0, role: .prompt)
-            if index < rows.count {
-                grid.put(rows[index], row: line, column: InputLayout.promptWidth, role: .input)
-            }
+            grid.put(i == 0 && window.startsAtTop ? "› " : "  ", row: line, column: 0, role: .prompt)
+            grid.put(row, row: line, column: InputLayout.promptWidth, role: .input)
         }
         if state.input.isEmpty, !state.busy {
             grid.put("type a message · Enter sends · /help", row: top, column: InputLayout.promptWidth, role: .dim)
         }
-        return (top + cursor.row - first, InputLayout.promptWidth + cursor.column)
+        return (top + cursor.row, InputLayout.promptWidth + cursor.column)
     }
 
     /// The status bar's fields, most important first; narrow terminals drop from the end of this list.
@@ -192,7 +227,7 @@ public enum Renderer {
                 ("", .overlay),
                 ("Enter send · Alt-Enter/Ctrl-J newline · Esc/Ctrl-C stop a reply", .overlay),
                 ("PgUp/PgDn, wheel scroll · Home/End top/bottom (empty prompt)", .overlay),
-                ("Ctrl-A/E/B/F/K/U/W/Y, Alt-B/F/D edit · Up/Down history · Tab completes", .overlay),
+                ("Ctrl-A/E/B/F/K/U/W/Y, Alt-B/F/D/</> edit · Up/Down history · Tab completes", .overlay),
             ]
         case let .modelPicker(selected):
             title = " model — Enter picks, Esc closes "

@@ -12,6 +12,7 @@ import Glibc
 ///     parley-bench decode [CHUNKS]   ask's decode throughput on a synthetic OpenAI stream, next to curl
 ///     parley-bench startup [RUNS]    process start-up time of `parley --version`
 ///     parley-bench ttft [RUNS]       time to first token of `parley ask` against the warm local server
+///     parley-bench screen [MESSAGES] frame, keystroke, token, resize and paste costs of the screen's core
 
 let binDirectory = URL(fileURLWithPath: ChatEngine.currentExecutable()).deletingLastPathComponent()
 let parley = ProcessInfo.processInfo.environment["PARLEY_BIN"] ?? binDirectory.appendingPathComponent("parley").path
@@ -164,7 +165,8 @@ case "decode": try await decodeBenchmark(chunks: count ?? 200_000)
 case "decoder": try decoderBenchmark(chunks: count ?? 200_000)
 case "startup": try startupBenchmark(runs: count ?? 20)
 case "ttft": try ttftBenchmark(runs: count ?? 10)
+case "screen": screenBenchmark(messages: count ?? 10_000)
 default:
-    print("usage: parley-bench decode [CHUNKS] | startup [RUNS] | ttft [RUNS]")
+    print("usage: parley-bench decode [CHUNKS] | decoder [CHUNKS] | startup [RUNS] | ttft [RUNS] | screen [MESSAGES] | tui")
     exit(2)
 }

@@ -190,6 +190,22 @@ import ParleyCore
         #expect(reduce(&state, .input(.key(.enter))).last == .send(messages: [.user("fresh")], system: nil))
     }
 
+    @Test func aHugePasteShowsTheRowsAroundTheCursor() {
+        var state = fresh()
+        let lines = (0..<10_000).map { "pasted line \($0)" }
+        _ = reduce(&state, .input(.paste(lines.joined(separator: "\n"))))
+        let visible = (state.height - 2) / 3
+        #expect(state.inputRows == visible)
+        let shown = screen(state)[(state.height - 1 - visible)..<(state.height - 1)]
+        #expect(shown.last == "  pasted line 9999")
+        #expect(shown.first == "  pasted line \(10_000 - visible)")
+        // Back at the start, the prompt marks the first row.
+        _ = reduce(&state, .input(.key(.alt("<"))))
+        let top = screen(state)[(state.height - 1 - visible)..<(state.height - 1)]
+        #expect(top.first == "› pasted line 0")
+        #expect(Renderer.render(state).cursor?.row == state.height - 1 - visible)
+    }
+
     @Test func pasteIsInsertedWholeAndSanitized() {
         var state = fresh()
         let effects = reduce(&state, .input(.paste("line one\nline two\u{1B}]52;c;eA==\u{7}\n")))

@@ -154,6 +154,36 @@ import Testing
         _ = reduce(&state, .input(.key(.home)))
         #expect(Renderer.render(state).grid.lines[1].contains("question 0"))
     }
+
+    @Test func resizeMeasuresOnlyTheBottomAndPageUpReachesTheFirstMessage() {
+        var state = conversation(turns: 2000, replyLines: 1)
+        _ = reduce(&state, .resize(width: 50, height: 20))
+        // Only the rows near the view are wrapped after a resize; older entries wait until scrolled to.
+        #expect(state.layout.firstMeasured > 0)
+        #expect(state.layout.totalRows >= ConversationLayout.rebuildRows)
+        #expect(screen(state).contains { $0.contains("answer 1999 line 0") })
+        var pages = 0
+        while state.scrollFromBottom < state.maxScroll || state.layout.firstMeasured > 0 {
+            _ = reduce(&state, .input(.key(.pageUp)))
+            pages += 1
+            if pages > 10_000 { break }
+        }
+        #expect(state.layout.firstMeasured == 0)
+        #expect(screen(state)[1].contains("question 0"))
+        // The measured heights match a full rebuild at the same width.
+        var full = state.layout
+        full.rebuild(state.entries, width: 50, rows: .max)
+        #expect(full.ends == state.layout.ends)
+    }
+
+    @Test func scrolledUpViewSurvivesAResizeBeyondTheMeasuredRows() {
+        var state = conversation(turns: 2000, replyLines: 1)
+        for _ in 0..<400 { _ = reduce(&state, .input(.key(.pageUp))) }
+        let offset = state.scrollFromBottom
+        #expect(offset > ConversationLayout.rebuildRows)
+        _ = reduce(&state, .resize(width: 60, height: 20))
+        #expect(state.scrollFromBottom == offset)
+    }
 }
 
 @Suite struct StatusBarTests {

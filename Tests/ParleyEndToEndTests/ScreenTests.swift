@@ -1,0 +1,139 @@
+import Foundation
+import Testing
+import ParleyKit
+
+/// The chat screen as a person uses it: in tmux, against the real llama-server, typing keys and
+/// reading the screen with capture-pane.
+@Suite(.serialized) struct ScreenTests {
+    struct Tmux {
+        let session = "parley-e2e-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let socket: String
+
+        init() { socket = FileManager.default.temporaryDirectory.appendingPathComponent("tmux-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path }
+
+        @discardableResult
+        func run(_ arguments: [String]) -> String {
+            // ChildProcess, not Foundation's Process: waitUntilExit never returned for the tmux client
+            // that `new-session -d` leaves behind once it has started the server.
+            (try? ChildProcess.capture(["tmux", "-S", socket] + arguments))?.output ?? ""
+        }
+
+        func keys(_ keys: String...) { run(["send-keys", "-t", session] + keys) }
+        func type(_ text: String) { run(["send-keys", "-t", session, "-l", text]) }
+        func screen() -> String { run(["capture-pane", "-p", "-t", session]) }
+
+        /// Waits until the screen shows `text` (up to `seconds`); returns the screen either way.
+        @discardableResult
+        func wait(for text: String, seconds: Double = 20) -> String {
+            let deadline = Date().addingTimeInterval(seconds)
+            var last = ""
+            while Date() < deadline {
+                last = screen()
+                if last.contains(text) { return last }
+                usleep(50_000)
+            }
+            return last
+        }
+    }
+
+    @Test func chatInTmuxAgainstTheLocalModel() throws {
+        let harness = try ParleyHarness()
+        defer { harness.cleanUp() }
+        try #require(LocalRuntime(paths: harness.paths, settings: LocalSettings()).installation() != nil, "run `parley setup` first")
+        let tmux = Tmux()
+        let environment = harness.environment.filter { ["PATH", "HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "PARLEY_RUNTIME_DIR"].contains($0.key) }
+            .map { "\($0.key)=\($0.value)" }
+        tmux.run(["new-session", "-d", "-s", tmux.session, "-x", "100", "-y", "30", "env", "-i", "TERM=xterm-256color", "LANG=C.UTF-8"] + environment + ["bash", "--norc", "--noprofile"])
+        defer { tmux.run(["kill-server"]) }
+        tmux.type("PS1='$ '; clear; echo SHELL-WAS-HERE")
+        tmux.keys("Enter")
+        tmux.wait(for: "SHELL-WAS-HERE\n$")
+        let before = tmux.screen()
+
+        tmux.type("\(ParleyHarness.binary) --model local")
+        tmux.keys("Enter")
+        var screen = tmux.wait(for: "type a message")
+        #expect(screen.contains("local:smollm2"))
+        #expect(screen.contains("idle"))
+
+        // A prompt streams in, and the status bar fills.
+        tmux.type("What is the capital of France?")
+        tmux.keys("Enter")
+        screen = tmux.wait(for: "tok/s")
+        #expect(screen.contains("▌ you"))
+        #expect(screen.contains("What is the capital of France?"))
+        #expect(screen.contains("▌ local:smollm2"))
+        #expect(screen.contains("ttft "))
+        #expect(screen.contains("turn $0.00"))
+        #expect(screen.contains(" idle "))
+
+        // Esc stops a long reply and keeps what arrived.
+        tmux.type("Write a very long essay about the history of the Roman Empire.")
+        tmux.keys("Enter")
+        tmux.wait(for: "streaming")
+        tmux.keys("Escape")
+        screen = tmux.wait(for: "· stopped")
+        #expect(screen.contains("· stopped"))
+        #expect(screen.contains("│ stopped │"))
+
+        // /model switches; a model without its key says which variable is missing.
+        tmux.type("/model openai:gpt-4o-mini")
+        tmux.keys("Enter")
+        screen = tmux.wait(for: "OPENAI_API_KEY is not set")
+        #expect(screen.contains("OPENAI_API_KEY is not set"))
+        tmux.type("/model local:smollm2")
+        tmux.keys("Enter")
+        screen = tmux.wait(for: "now talking to local:smollm2")
+
+        // Resize: redraws at the new size, and says so below the minimum.
+        tmux.run(["resize-window", "-t", tmux.session, "-x", "40", "-y", "12"])
+        screen = tmux.wait(for: "local:smollm2 │")
+        #expect(screen.split(separator: "\n", omittingEmptySubsequences: false).allSatisfy { $0.count <= 40 })
+        tmux.run(["resize-window", "-t", tmux.session, "-x", "18", "-y", "5"])
+        tmux.wait(for: "too small")
+        tmux.run(["resize-window", "-t", tmux.session, "-x", "100", "-y", "30"])
+        tmux.wait(for: "local:smollm2 │")
+
+        // Quit, and the shell's screen is back as it was.
+        tmux.type("/quit")
+        tmux.keys("Enter")
+        let after = tmux.wait(for: "SHELL-WAS-HERE\n$")
+        #expect(after.trimmingCharacters(in: .whitespacesAndNewlines) == before.trimmingCharacters(in: .whitespacesAndNewlines))
+        tmux.type("echo typed-after")
+        tmux.keys("Enter")
+        #expect(tmux.wait(for: "typed-after\n$").contains("typed-after\n$"))
+    }
+
+    /// SIGTERM, SIGINT and SIGHUP from outside: the terminal modes and the shell's screen come back.
+    @Test(arguments: [SIGTERM, SIGINT, SIGHUP])
+    func aSignalRestoresTheTerminal(_ signalNumber: Int32) throws {
+        let harness = try ParleyHarness()
+        defer { harness.cleanUp() }
+        let tmux = Tmux()
+        let environment = harness.environment.filter { ["PATH", "HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "PARLEY_RUNTIME_DIR"].contains($0.key) }
+            .map { "\($0.key)=\($0.value)" }
+        tmux.run(["new-session", "-d", "-s", tmux.session, "-x", "80", "-y", "20", "env", "-i", "TERM=xterm-256color", "LANG=C.UTF-8"] + environment + ["bash", "--norc", "--noprofile"])
+        defer { tmux.run(["kill-server"]) }
+        let modes = harness.home.appendingPathComponent("stty")
+        tmux.type("PS1='$ '; clear; stty -g > \(modes.path).before; echo BEFORE")
+        tmux.keys("Enter")
+        try #require(tmux.wait(for: "BEFORE\n$").contains("BEFORE\n$"))
+        tmux.type(ParleyHarness.binary)
+        tmux.keys("Enter")
+        try #require(tmux.wait(for: "type a message").contains("type a message"))
+        let shell = tmux.run(["list-panes", "-t", tmux.session, "-F", "#{pane_pid}"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        let children = try String(contentsOfFile: "/proc/\(shell)/task/\(shell)/children", encoding: .utf8)
+            .split(separator: " ").compactMap { Int32($0) }
+        try #require(children.count == 1, "parley should be the shell's only child")
+        kill(children[0], signalNumber)
+        let after = tmux.wait(for: "BEFORE\n$")
+        #expect(!after.contains("type a message"))
+        #expect(after.contains("BEFORE\n$"))
+        tmux.type("stty -g > \(modes.path).after; echo AFTER")
+        tmux.keys("Enter")
+        #expect(tmux.wait(for: "\nAFTER\n").contains("\nAFTER\n"))
+        let before = try String(contentsOfFile: modes.path + ".before", encoding: .utf8)
+        let restored = try String(contentsOfFile: modes.path + ".after", encoding: .utf8)
+        #expect(!before.isEmpty && before == restored)
+    }
+}

@@ -56,6 +56,8 @@ public struct ChatEngine: Sendable {
     /// Streams one reply. For the local server, use is recorded so its idle shutdown is pushed back.
     public func stream(_ request: ChatRequest, endpoint: ProviderEndpoint) -> AsyncThrowingStream<ChatEvent, any Error> {
         if endpoint.name == "local" { localRuntime.touch() }
+        var request = request
+        if request.maxTokens == nil { request.maxTokens = endpoint.defaultMaxTokens }
         return provider.stream(request, endpoint: endpoint)
     }
 }

@@ -32,6 +32,8 @@ public struct ProviderConfig: Sendable {
     public var timeouts: TransportTimeouts
     public var headers: [(String, String)]
     public var isPreset: Bool
+    /// Config `max_tokens`: the reply length limit when a request sets none.
+    public var maxTokens: Int?
 }
 
 /// Settings for the bundled local model server.
@@ -121,7 +123,7 @@ public struct ParleyConfig: Sendable {
                 let settings = try reader.table(body, key)
                 try reader.allowOnly(settings, [
                     "base_url", "api_key_env", "format", "models", "stream_options", "max_tokens_field",
-                    "connect_timeout", "first_byte_timeout", "idle_timeout", "headers",
+                    "connect_timeout", "first_byte_timeout", "idle_timeout", "headers", "max_tokens",
                 ], context: "[\(key)]")
                 var provider = config.providers[name] ?? ProviderConfig(
                     name: name, format: .openAIChat, baseURL: "", apiKeyVariable: nil, dialect: .standard, models: [],
@@ -148,6 +150,7 @@ public struct ParleyConfig: Sendable {
                 if let v = settings["models"] { provider.models = try reader.strings(v, "\(key).models") }
                 if let v = settings["stream_options"] { provider.dialect.sendsStreamOptions = try reader.bool(v, "\(key).stream_options") }
                 if let v = settings["max_tokens_field"] { provider.dialect.maxTokensField = try reader.string(v, "\(key).max_tokens_field") }
+                if let v = settings["max_tokens"] { provider.maxTokens = try reader.integer(v, "\(key).max_tokens", min: 1) }
                 if let v = settings["connect_timeout"] { provider.timeouts.connect = try reader.seconds(v, "\(key).connect_timeout") }
                 if let v = settings["first_byte_timeout"] { provider.timeouts.responseHead = try reader.seconds(v, "\(key).first_byte_timeout") }
                 if let v = settings["idle_timeout"] { provider.timeouts.idle = try reader.seconds(v, "\(key).idle_timeout") }

@@ -69,11 +69,13 @@ extension ParleyConfig {
             baseURL = provider.format == .openAIChat ? "http://127.0.0.1:\(localPort)/v1" : "http://127.0.0.1:\(localPort)"
         }
         let key = provider.apiKeyVariable.flatMap { environment[$0] }.flatMap { $0.isEmpty ? nil : $0 }
-        return ProviderEndpoint(
+        var endpoint = ProviderEndpoint(
             name: provider.name, format: provider.format, baseURL: baseURL, apiKey: key,
             apiKeyVariable: provider.apiKeyVariable,
             requiresKey: provider.apiKeyVariable != nil && provider.isPreset,
             dialect: provider.dialect, extraHeaders: provider.headers, timeouts: provider.timeouts
         )
+        endpoint.defaultMaxTokens = provider.maxTokens
+        return endpoint
     }
 }

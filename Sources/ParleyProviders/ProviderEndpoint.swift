@@ -21,6 +21,8 @@ public struct ProviderEndpoint: Sendable {
     public var dialect: OpenAIDialect
     public var extraHeaders: [(String, String)]
     public var timeouts: TransportTimeouts
+    /// The reply length limit sent when the request sets none (config `max_tokens`).
+    public var defaultMaxTokens: Int?
 
     public init(
         name: String, format: WireFormat, baseURL: String, apiKey: String? = nil, apiKeyVariable: String? = nil,

@@ -102,6 +102,8 @@ public final class ChatApp: @unchecked Sendable {
 
     /// Runs until the user quits or a signal asks to end; the terminal is restored on every path.
     public func run() throws {
+        // Named, so `top -H` and the benchmarks can tell the screen's thread apart.
+        try? "parley-ui".write(toFile: "/proc/thread-self/comm", atomically: false, encoding: .utf8)
         let noColor = !(engine.environment["NO_COLOR"] ?? "").isEmpty
         let (theme, themeError) = initialTheme()
         let screen = TerminalScreen(theme: theme, noColor: noColor)
@@ -159,6 +161,8 @@ public final class ChatApp: @unchecked Sendable {
                 let n = read(STDIN_FILENO, &buffer, buffer.count)
                 if n <= 0 { running = false; break }
                 dispatch(decoder.feed(Array(buffer[0..<n])).map { .input($0) })
+                // What the user typed is drawn at once; only streamed text waits for the frame clock.
+                if dirty { paint() }
             }
             if fds[1].revents & Int16(POLLIN) != 0 {
                 var bytes = [UInt8](repeating: 0, count: 256)

@@ -92,7 +92,10 @@ public enum Renderer {
         var grid = CellGrid(width: state.width, height: state.height)
         guard !state.isTooSmall else {
             if state.height > 0 {
-                grid.put("terminal too small (min \(ChatState.minimumWidth)×\(ChatState.minimumHeight))", row: 0, column: 0, role: .statusWarn)
+                // The longest message that fits, never one cut mid-word.
+                let messages = ["terminal too small (min \(ChatState.minimumWidth)×\(ChatState.minimumHeight))", "terminal too small", "too small", "small"]
+                let message = messages.first { DisplayWidth.of($0) <= state.width } ?? ""
+                grid.put(message, row: 0, column: 0, role: .statusWarn)
             }
             return Frame(grid: grid, cursor: nil)
         }

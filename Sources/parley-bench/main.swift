@@ -13,6 +13,7 @@ import Glibc
 ///     parley-bench startup [RUNS]    process start-up time of `parley --version`
 ///     parley-bench ttft [RUNS]       time to first token of `parley ask` against the warm local server
 ///     parley-bench screen [MESSAGES] frame, keystroke, token, resize and paste costs of the screen's core
+///     parley-bench tui [TOKENS]      the real screen in tmux: start-up, idle and streaming CPU, typing, paste
 
 let binDirectory = URL(fileURLWithPath: ChatEngine.currentExecutable()).deletingLastPathComponent()
 let parley = ProcessInfo.processInfo.environment["PARLEY_BIN"] ?? binDirectory.appendingPathComponent("parley").path
@@ -166,7 +167,8 @@ case "decoder": try decoderBenchmark(chunks: count ?? 200_000)
 case "startup": try startupBenchmark(runs: count ?? 20)
 case "ttft": try ttftBenchmark(runs: count ?? 10)
 case "screen": screenBenchmark(messages: count ?? 10_000)
+case "tui": try await tuiBenchmark(tokens: count ?? 10_000)
 default:
-    print("usage: parley-bench decode [CHUNKS] | decoder [CHUNKS] | startup [RUNS] | ttft [RUNS] | screen [MESSAGES] | tui")
+    print("usage: parley-bench decode [CHUNKS] | decoder [CHUNKS] | startup [RUNS] | ttft [RUNS] | screen [MESSAGES] | tui [TOKENS]")
     exit(2)
 }

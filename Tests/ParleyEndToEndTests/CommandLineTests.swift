@@ -58,6 +58,20 @@ import ParleyTestSupport
         #expect(clean.stdout == "safe text end\n")
     }
 
+    @Test func configMaxTokensIsSentUnlessTheCommandSetsIt() async throws {
+        let body = Array("data: {\"choices\":[{\"delta\":{\"content\":\"ok\"}}]}\n\ndata: [DONE]\n\n".utf8)
+        let server = try await ScriptedHTTPServer { _ in ScriptedHTTPServer.sse(body) }
+        let harness = try ParleyHarness(config: "[providers.box]\nbase_url = \"\(server.baseURL)/v1\"\nmax_tokens = 64\n")
+        defer { harness.cleanUp() }
+        #expect(try harness.run(["ask", "-m", "box:m", "hi"]).status == 0)
+        #expect(try harness.run(["ask", "-m", "box:m", "--max-tokens", "5", "hi"]).status == 0)
+        await server.shutdown()
+        let sent = server.requests.map { try? JSONValue.parse($0.body) }
+        #expect(sent.count == 2)
+        #expect(sent.first??["max_tokens"]?.double == 64)
+        #expect(sent.last??["max_tokens"]?.double == 5)
+    }
+
     @Test func providerErrorBodyReachesTheUser() async throws {
         let server = try await ScriptedHTTPServer { _ in
             ScriptedHTTPServer.json(#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#, status: 401)

@@ -236,7 +236,10 @@ import Testing
         #expect(screen(state)[0].hasPrefix("terminal too small"))
         #expect(Renderer.render(state).cursor == nil)
         let short = conversation(width: 40, height: 5, turns: 1)
-        #expect(screen(short)[0].hasPrefix("terminal too small"))
+        #expect(screen(short)[0] == "terminal too small (min 20×6)")
+        // Narrower still: a shorter message, never one cut mid-word.
+        #expect(screen(conversation(width: 12, height: 3, turns: 1))[0] == "too small")
+        #expect(screen(conversation(width: 5, height: 1, turns: 1))[0] == "small")
     }
 
     @Test func resizeKeepsFollowingAndRewraps() {

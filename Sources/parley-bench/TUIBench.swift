@@ -1,0 +1,174 @@
+import Foundation
+import ParleyKit
+import ParleyTestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A tmux session on its own socket, driven as a person would: keys in, screen read back.
+struct TmuxSession {
+    let socket = FileManager.default.temporaryDirectory.appendingPathComponent("parley-bench-tmux-\(getpid())").path
+    let name = "bench"
+
+    @discardableResult
+    func run(_ arguments: [String]) -> String {
+        (try? ChildProcess.capture(["tmux", "-S", socket] + arguments))?.output ?? ""
+    }
+
+    func type(_ text: String) { run(["send-keys", "-t", name, "-l", text]) }
+    func keys(_ keys: String...) { run(["send-keys", "-t", name] + keys) }
+    func screen() -> String { run(["capture-pane", "-p", "-t", name]) }
+
+    /// Polls the screen until it contains `text`; the time it took, or nil after `seconds`.
+    @discardableResult
+    func wait(for text: String, seconds: Double = 30) -> Double? {
+        let start = ContinuousClock.now
+        while (ContinuousClock.now - start).seconds < seconds {
+            if screen().contains(text) { return (ContinuousClock.now - start).milliseconds }
+        }
+        return nil
+    }
+
+    /// The pid of the program running in the pane's shell.
+    func foregroundChild() -> pid_t? {
+        let shell = run(["list-panes", "-t", name, "-F", "#{pane_pid}"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        let children = (try? String(contentsOfFile: "/proc/\(shell)/task/\(shell)/children", encoding: .utf8)) ?? ""
+        return children.split(separator: " ").compactMap { pid_t($0) }.first
+    }
+}
+
+/// CPU seconds used so far, the context switches of all its threads and of the screen's thread
+/// (each one a wake-up), and resident memory.
+func processUsage(_ pid: pid_t) -> (cpu: Double, wakeups: Int, uiWakeups: Int, rssMB: Double) {
+    let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+    let fields = stat.split(separator: ")").last.map { $0.split(separator: " ") } ?? []
+    let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+    let cpu = fields.count > 12 ? ((Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0)) / ticks : 0
+    var wakeups = 0, uiWakeups = 0
+    let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+    for task in tasks {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/status", encoding: .utf8)) ?? ""
+        var switches = 0
+        for line in status.split(separator: "\n") where line.hasPrefix("voluntary_ctxt_switches") || line.hasPrefix("nonvoluntary_ctxt_switches") {
+            switches += Int(line.split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "") ?? 0
+        }
+        wakeups += switches
+        if status.hasPrefix("Name:\tparley-ui") { uiWakeups = switches }
+    }
+    let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+    let rss = status.split(separator: "\n").first { $0.hasPrefix("VmRSS") }.flatMap { Double($0.split(separator: " ")[1]) } ?? 0
+    return (cpu, wakeups, uiWakeups, rss / 1024)
+}
+
+/// The real `parley` in tmux against a loopback provider that streams about 1,000 tokens/s.
+func tuiBenchmark(tokens: Int) async throws {
+    var body: [ScriptedHTTPServer.Step] = [.head(status: 200, headers: [("Content-Type", "text/event-stream")])]
+    for i in 0..<tokens {
+        let token = i % 12 == 11 ? "\\n" : " word\(i % 97)"
+        body.append(.write(Array("data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\(token)\"}}]}\n\n".utf8)))
+        body.append(.pause(.microseconds(900)))
+    }
+    body.append(.write(Array("data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":\(tokens)}}\n\ndata: [DONE]\n\n".utf8)))
+    body.append(.end)
+    let steps = body
+    let server = try await ScriptedHTTPServer { _ in steps }
+    let home = FileManager.default.temporaryDirectory.appendingPathComponent("parley-bench-tui-\(getpid())")
+    try FileManager.default.createDirectory(at: home.appendingPathComponent("config/parley"), withIntermediateDirectories: true)
+    try """
+    [providers.bench]
+    base_url = "\(server.baseURL)/v1"
+    models = ["fast"]
+    """.write(to: home.appendingPathComponent("config/parley/config.toml"), atomically: true, encoding: .utf8)
+    let tmux = TmuxSession()
+    defer {
+        tmux.run(["kill-server"])
+        try? FileManager.default.removeItem(at: home)
+    }
+    tmux.run(["new-session", "-d", "-s", tmux.name, "-x", "120", "-y", "40", "env", "-i", "TERM=xterm-256color", "LANG=C.UTF-8",
+              "HOME=\(home.path)", "PATH=/usr/bin:/bin", "XDG_CONFIG_HOME=\(home.path)/config", "XDG_DATA_HOME=\(home.path)/data",
+              "bash", "--norc", "--noprofile"])
+    tmux.type("PS1='$ '")
+    tmux.keys("Enter")
+
+    // Start to first painted screen: from the Enter that starts it to the prompt's hint on screen.
+    var starts: [Double] = []
+    for _ in 0..<10 {
+        tmux.type("clear")
+        tmux.keys("Enter")
+        tmux.wait(for: "$ \n")
+        tmux.type("\(parley) --model bench:fast")
+        let start = ContinuousClock.now
+        tmux.keys("Enter")
+        guard tmux.wait(for: "type a message") != nil else { print("parley did not start:\n\(tmux.screen())"); exit(1) }
+        starts.append((ContinuousClock.now - start).milliseconds)
+        tmux.keys("C-d")
+        tmux.wait(for: "$ ")
+    }
+    print(String(format: "start to first painted screen (tmux, 120x40): median %.1f ms, min %.1f ms over %d runs (capture-pane polling adds ~2 ms)",
+                 median(starts), starts.min() ?? 0, starts.count))
+
+    tmux.type("\(parley) --model bench:fast")
+    tmux.keys("Enter")
+    tmux.wait(for: "type a message")
+    guard let pid = tmux.foregroundChild() else { print("no parley process"); exit(1) }
+    try await Task.sleep(for: .seconds(1))
+    let idleStart = processUsage(pid)
+    try await Task.sleep(for: .seconds(10))
+    let idleEnd = processUsage(pid)
+    print(String(format: "idle for 10 s: %.2f s CPU, %d wake-ups of the screen's thread, %d of all threads (libdispatch's manager thread ticks once a second), resident %.1f MB",
+                 idleEnd.cpu - idleStart.cpu, idleEnd.uiWakeups - idleStart.uiWakeups, idleEnd.wakeups - idleStart.wakeups, idleEnd.rssMB))
+
+    // A reply streaming at about 1,000 tokens/s, nobody typing.
+    tmux.type("go")
+    let before = processUsage(pid)
+    let start = ContinuousClock.now
+    tmux.keys("Enter")
+    tmux.wait(for: "streaming")
+    tmux.wait(for: " tok/s", seconds: 120)
+    let wall = (ContinuousClock.now - start).seconds
+    let after = processUsage(pid)
+    let shown = tmux.screen().split(separator: "│").first { $0.contains("tok/s") }?.trimmingCharacters(in: .whitespaces) ?? "?"
+    print(String(format: "streaming %d tokens in %.1f s (status bar: %@): %.2f s CPU = %.0f%% of one core, resident %.1f MB",
+                 tokens, wall, shown, after.cpu - before.cpu, (after.cpu - before.cpu) / wall * 100, after.rssMB))
+
+    // Keystroke to screen, idle and while a reply streams: each typed letter, until capture-pane shows it.
+    func typingLatencies(_ label: String) {
+        var latencies: [Double] = []
+        var typed = ""
+        for i in 0..<40 {
+            let letter = String(UnicodeScalar(UInt8(ascii: "a") + UInt8(i % 26)))
+            typed += letter
+            let start = ContinuousClock.now
+            tmux.type(letter)
+            guard tmux.wait(for: "› " + typed, seconds: 5) != nil else { break }
+            latencies.append((ContinuousClock.now - start).milliseconds)
+        }
+        tmux.keys("C-u")
+        print(String(format: "keystroke to screen %@ (send-keys → capture-pane shows it): median %.1f ms, p90 %.1f ms, max %.1f ms over %d keys",
+                     label, median(latencies), percentile(latencies, 0.9), latencies.max() ?? 0, latencies.count))
+    }
+    typingLatencies("idle")
+    tmux.type("go")
+    tmux.keys("Enter")
+    tmux.wait(for: "streaming")
+    typingLatencies("while streaming")
+    tmux.keys("Escape")
+    tmux.wait(for: "stopped")
+
+    // A 1 MB bracketed paste through the terminal.
+    var paste = ""
+    var n = 0
+    while paste.utf8.count < 1_000_000 { paste += "let value\(n) = compute(input, with: options) // pasted source code, about eighty bytes\n"; n += 1 }
+    paste += "END-OF-PASTE"
+    let pasteFile = home.appendingPathComponent("paste.txt")
+    try paste.write(to: pasteFile, atomically: true, encoding: .utf8)
+    tmux.keys("C-u")
+    tmux.run(["load-buffer", "-b", "big", pasteFile.path])
+    let pasteStart = ContinuousClock.now
+    tmux.run(["paste-buffer", "-p", "-b", "big", "-t", tmux.name])
+    let pasted = tmux.wait(for: "END-OF-PASTE", seconds: 60)
+    print(String(format: "1 MB bracketed paste (%d lines) to its end on screen: %.0f ms", n, pasted.map { _ in (ContinuousClock.now - pasteStart).milliseconds } ?? -1))
+    let afterPaste = processUsage(pid)
+    print(String(format: "resident after two replies and the paste: %.1f MB", afterPaste.rssMB))
+    await server.shutdown()
+}

@@ -119,7 +119,7 @@ public struct ChatClient: ChatProvider {
                                  hint: "check the network, the base URL, or pick another model")
         }
         return ProviderError(kind: .connection, provider: endpoint.name,
-                             message: "the connection failed (\(description))", hint: "try again")
+                             message: "the connection to \(endpoint.baseURL) failed (\(description))", hint: "try again")
     }
 
     static func format(_ duration: Duration) -> String {

@@ -108,9 +108,12 @@ import ParleyTestSupport
     }
 
     @Test func nothingListeningNamesTheAddress() async throws {
+        // Port 9 (discard), not a closed test server's port: tests run in parallel and a port freed
+        // by one server can be taken by the next.
         let server = try await ScriptedHTTPServer { _ in [] }
-        let dead = endpoint(server)
+        var dead = endpoint(server)
         await server.shutdown()
+        dead.baseURL = "http://127.0.0.1:9/v1"
         let (_, error) = await collect(ChatClient().stream(request, endpoint: dead))
         #expect(error?.kind == .connection)
         #expect(error?.userMessage.contains("127.0.0.1") == true)

@@ -83,12 +83,16 @@ public final class ChatApp: @unchecked Sendable {
     var lastFrame = ContinuousClock.now - .seconds(1)
     var sessionCostKnown = true
     let historyFile: URL
+    let sessions: SessionStore
+    /// The session being written; created with the first message, replaced by /new.
+    var recorder: SessionRecorder?
     static let frameInterval = Duration.milliseconds(16)
     static let escapeWait: Int32 = 30
 
-    public init(engine: ChatEngine, model: String?, system: String?) throws {
+    public init(engine: ChatEngine, model: String?, system: String?, sessions: SessionStore, resume: Session? = nil) throws {
         self.engine = engine
-        let ref = try engine.config.resolve(model ?? engine.defaultModelName)
+        self.sessions = sessions
+        let ref = try engine.config.resolve(model ?? resume?.model ?? engine.defaultModelName)
         modelName = ref.description
         themes = ThemeStore(configDirectory: engine.paths.configDirectory, environment: engine.environment, executable: engine.executablePath)
         historyFile = engine.paths.dataDirectory.appendingPathComponent("history.jsonl")
@@ -98,6 +102,14 @@ public final class ChatApp: @unchecked Sendable {
         state.themeNames = themes.names
         state.history = Self.loadHistory(historyFile)
         applyModelFacts(ref)
+        if let resume {
+            let recorder = SessionRecorder(store: sessions, session: resume)
+            self.recorder = recorder
+            if state.systemPrompt == nil { state.systemPrompt = resume.systemPrompt }
+            Self.show(resume, in: &state)
+            if let problem = recorder.lastError { _ = reduce(&state, .showError(problem)) }
+            _ = reduce(&state, .showNote("resumed “\(resume.title)” (\(resume.messages.count) messages); saving to \(sessions.url(for: resume.id).path)"))
+        }
     }
 
     /// Runs until the user quits or a signal asks to end; the terminal is restored on every path.
@@ -117,6 +129,7 @@ public final class ChatApp: @unchecked Sendable {
         warmUp()
         loop()
         replyTask?.cancel()
+        recorder?.close()
     }
 
     func initialTheme() -> (Theme, String?) {
@@ -194,6 +207,11 @@ public final class ChatApp: @unchecked Sendable {
             dirty = true
             for effect in effects { perform(effect) }
         }
+        // /new empties the conversation: the next message opens a new session.
+        if state.entries.isEmpty, state.carriedContext.isEmpty, let recorder, !recorder.snapshot.messages.isEmpty {
+            recorder.close()
+            self.recorder = nil
+        }
     }
 
     func paint() {
@@ -231,8 +249,46 @@ public final class ChatApp: @unchecked Sendable {
         }
     }
 
+    /// The session's messages on the screen as they were: stopped and failed replies marked so.
+    static func show(_ session: Session, in state: inout ChatState) {
+        for message in session.currentBranch {
+            let id = state.makeID()
+            switch message.role {
+            case .user:
+                state.entries.append(ChatEntry(id: id, kind: .user, time: message.createdAt, text: message.content))
+            case .assistant:
+                let status: ChatEntry.Status
+                switch message.status {
+                case .complete: status = .complete
+                case .stopped, .streaming: status = .stopped
+                case .error: status = .failed(message.error ?? "error")
+                }
+                let model = message.provider.map { "\($0):\(message.model ?? "")" } ?? message.model
+                state.entries.append(ChatEntry(id: id, kind: .assistant, model: model, time: message.createdAt, text: message.content, status: status))
+            case .tool:
+                state.entries.append(ChatEntry(id: id, kind: .note, time: message.createdAt, text: "tool result: " + message.content))
+            }
+        }
+        state.layout.rebuild(state.entries, width: state.width)
+    }
+
+    /// The recorder for this conversation, opening a new session with its first message.
+    func currentRecorder() -> SessionRecorder {
+        if let recorder { return recorder }
+        let recorder = SessionRecorder(store: sessions, session: Session(model: modelName, systemPrompt: state.systemPrompt))
+        self.recorder = recorder
+        return recorder
+    }
+
     func send(_ messages: [ChatMessage], system: String?) {
         turn += 1
+        let recorder = currentRecorder()
+        let saved = recorder.snapshot.currentBranch
+        // /retry sends the same user turns again: the new reply becomes a sibling of the old one.
+        let userTurns = messages.filter { $0.role == .user }.count
+        let isRetry = saved.last?.role == .assistant && saved.filter { $0.role == .user }.count == userTurns
+        let retryParent = saved.last(where: { $0.role == .user })?.id
+        let userText = messages.last(where: { $0.role == .user })?.content ?? ""
         let turn = self.turn, engine = self.engine, model = modelName, queue = self.queue
         let local = model.hasPrefix("local:")
         sessionCostKnown = sessionCostKnown && local
@@ -240,6 +296,9 @@ public final class ChatApp: @unchecked Sendable {
         replyTask = Task.detached {
             var reply = ReplyAccumulator()
             var sanitizer = TerminalSanitizer()
+            // On disk before anything is sent.
+            let parent = isRetry ? retryParent : recorder.recordUserMessage(userText, model: model, system: system)
+            let replyID = recorder.beginReply(to: parent, model: (try? engine.config.resolve(model)) ?? ModelRef(provider: "", model: model))
             do {
                 let (ref, endpoint) = try await engine.prepare(model: model)
                 let request = ChatRequest(model: ref.model, system: system, messages: messages)
@@ -250,6 +309,7 @@ public final class ChatApp: @unchecked Sendable {
                     reply.add(event)
                     switch event {
                     case let .textDelta(text):
+                        recorder.appendText(text, to: replyID)
                         if !hadFirst, let ttft = reply.timeToFirstToken { queue.post(.engine(.firstToken(milliseconds: ttft.milliseconds)), turn: turn) }
                         let clean = sanitizer.sanitize(text)
                         if !clean.isEmpty { queue.post(.engine(.delta(clean)), turn: turn) }
@@ -258,10 +318,18 @@ public final class ChatApp: @unchecked Sendable {
                     default: break
                     }
                 }
-                if Task.isCancelled { return }
+                if Task.isCancelled {
+                    recorder.finishReply(replyID, status: .stopped, reply: reply)
+                    return
+                }
+                recorder.finishReply(replyID, status: .complete, reply: reply, cost: local ? 0 : nil)
                 queue.post(.engine(.finished(tokensPerSecond: reply.tokensPerSecond(), costText: local ? "$0.00" : "?", sessionCostText: sessionText)), turn: turn)
             } catch {
-                if Task.isCancelled { return }
+                if Task.isCancelled {
+                    recorder.finishReply(replyID, status: .stopped, reply: reply)
+                    return
+                }
+                recorder.finishReply(replyID, status: .error, reply: reply, error: describe(error))
                 queue.post(.engine(.failed(describe(error))), turn: turn)
             }
         }

@@ -15,10 +15,26 @@ struct Chat: AsyncParsableCommand {
     @Option(name: .shortAndLong, help: "A system prompt.")
     var system: String?
 
+    @Flag(help: "Continue the most recent session, or the one named by SESSION.")
+    var resume = false
+
+    @Argument(help: "With --resume: a session id, id prefix or title prefix.")
+    var session: String?
+
+    @Option(help: "Where sessions are kept (default: $PARLEY_SESSIONS_DIR, else $XDG_DATA_HOME/parley/sessions).")
+    var sessionsDir: String?
+
+    func validate() throws {
+        if session != nil, !resume { throw ValidationError("a session name needs --resume: parley --resume \(session!)") }
+    }
+
     func run() async throws {
         do {
+            let engine = try ChatEngine.fromEnvironment()
+            let store = SessionStore(directory: SessionStore.directory(paths: engine.paths, environment: engine.environment, override: sessionsDir))
+            let resumed = resume ? try store.find(session) : nil
             if isatty(STDIN_FILENO) == 1, isatty(STDOUT_FILENO) == 1 {
-                let app = try ChatApp(engine: try ChatEngine.fromEnvironment(), model: model, system: system)
+                let app = try ChatApp(engine: engine, model: model, system: system, sessions: store, resume: resumed)
                 // The screen gets a thread of its own: its loop blocks in poll(), and must not hold
                 // one of the few threads that run network tasks.
                 try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
@@ -29,17 +45,18 @@ struct Chat: AsyncParsableCommand {
                     thread.start()
                 }
             } else {
-                try await lineChat()
+                try await lineChat(resumed)
             }
         } catch {
             throw fail(error)
         }
     }
 
-    func lineChat() async throws {
+    /// The line chat continues a resumed conversation as context; it does not write sessions.
+    func lineChat(_ resumed: Session?) async throws {
         let engine = try ChatEngine.fromEnvironment()
-        var (ref, endpoint) = try await engine.prepare(model: model)
-        var messages: [ChatMessage] = []
+        var (ref, endpoint) = try await engine.prepare(model: model ?? resumed?.model)
+        var messages: [ChatMessage] = resumed?.chatMessages ?? []
         let out = Terminal.standardOutput
         out.write("parley \(Parley.version) · \(ref) · /model NAME to switch, /quit to leave\n")
         while true {

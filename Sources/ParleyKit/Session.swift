@@ -1,0 +1,172 @@
+import Foundation
+import ParleyCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One conversation as it is kept on disk: `sessions/ID.json`, format 1 (see sessions/README.md).
+public struct Session: Codable, Sendable, Equatable {
+    public static let currentFormat = 1
+
+    public var format: Int
+    public var id: String
+    public var title: String
+    public var createdAt: Date
+    public var updatedAt: Date
+    public var systemPrompt: String?
+    /// The model the session continues with (`provider:model`).
+    public var model: String
+    public var messages: [SessionMessage]
+
+    public init(id: String = Session.newID(), title: String = "", model: String, systemPrompt: String? = nil, now: Date = Date()) {
+        format = Self.currentFormat
+        self.id = id
+        self.title = title
+        createdAt = now
+        updatedAt = now
+        self.systemPrompt = systemPrompt
+        self.model = model
+        messages = []
+    }
+
+    /// Sortable by time, unique enough for one person's sessions: `20261125-143012-a1b2`.
+    public static func newID(now: Date = Date()) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyyMMdd-HHmmss"
+        return formatter.string(from: now) + "-" + String(format: "%04x", UInt16.random(in: 0...UInt16.max))
+    }
+
+    /// A title from the first prompt, without asking a model: its first line, cut at a word near 60 characters.
+    public static func title(from prompt: String) -> String {
+        let line = prompt.split(whereSeparator: \.isNewline).first.map(String.init)?.trimmingCharacters(in: .whitespaces) ?? ""
+        guard line.count > 60 else { return line }
+        let cut = line.prefix(60)
+        let atWord = cut.lastIndex(of: " ").map { cut[..<$0] } ?? cut
+        return String(atWord) + "…"
+    }
+
+    /// The messages on the current branch: from the last one back to the first through parent ids
+    /// (a retried reply stays in the file, on a branch of its own).
+    public var currentBranch: [SessionMessage] {
+        var byID: [String: SessionMessage] = [:]
+        for message in messages { byID[message.id] = message }
+        var branch: [SessionMessage] = []
+        var next = messages.last
+        var seen = Set<String>()
+        while let message = next, !seen.contains(message.id) {
+            seen.insert(message.id)
+            branch.append(message)
+            next = message.parentID.flatMap { byID[$0] }
+        }
+        return branch.reversed()
+    }
+
+    /// The conversation as a provider is sent it: user and assistant turns with text, tool calls and results.
+    public var chatMessages: [ChatMessage] {
+        currentBranch.compactMap { message in
+            switch message.role {
+            case .user: return .user(message.content)
+            case .assistant:
+                guard !message.content.isEmpty || !(message.toolCalls ?? []).isEmpty else { return nil }
+                return ChatMessage(role: .assistant, content: message.content,
+                                   toolCalls: message.toolCalls ?? [])
+            case .tool: return ChatMessage(role: .tool, content: message.content, toolCallID: message.toolCallID)
+            }
+        }
+    }
+}
+
+public struct SessionMessage: Codable, Sendable, Equatable {
+    public enum Role: String, Codable, Sendable { case user, assistant, tool }
+    public enum Status: String, Codable, Sendable { case complete, streaming, stopped, error }
+
+    public var id: String
+    /// The message this one answers or follows; a tree, so branches need no format change.
+    public var parentID: String?
+    public var role: Role
+    public var content: String
+    public var provider: String?
+    public var model: String?
+    public var createdAt: Date
+    public var completedAt: Date?
+    public var usage: Usage?
+    /// US dollars; nil when the price is unknown.
+    public var cost: Double?
+    public var timeToFirstTokenMs: Double?
+    public var durationMs: Double?
+    public var finishReason: String?
+    public var status: Status
+    /// For `status == .error`: the line the user saw.
+    public var error: String?
+    public var toolCalls: [ToolCall]?
+    /// For `role == .tool`: the call this is the result of.
+    public var toolCallID: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, role, content, provider, model, usage, cost, status, error
+        case parentID = "parent_id", createdAt = "created_at", completedAt = "completed_at"
+        case timeToFirstTokenMs = "time_to_first_token_ms", durationMs = "duration_ms", finishReason = "finish_reason"
+        case toolCalls = "tool_calls", toolCallID = "tool_call_id"
+    }
+
+    public init(id: String = UUID().uuidString.lowercased(), parentID: String?, role: Role, content: String,
+                provider: String? = nil, model: String? = nil, createdAt: Date = Date(), status: Status = .complete) {
+        self.id = id
+        self.parentID = parentID
+        self.role = role
+        self.content = content
+        self.provider = provider
+        self.model = model
+        self.createdAt = createdAt
+        self.status = status
+    }
+}
+
+extension Session {
+    enum CodingKeys: String, CodingKey {
+        case format, id, title, model, messages
+        case createdAt = "created_at", updatedAt = "updated_at", systemPrompt = "system_prompt"
+    }
+
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var container = encoder.singleValueContainer()
+            try container.encode(Session.formatDate(date))
+        }
+        return encoder
+    }()
+
+    static let decoder: JSONDecoder = {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let container = try decoder.singleValueContainer()
+            let text = try container.decode(String.self)
+            guard let date = Session.parseDate(text) else {
+                throw DecodingError.dataCorruptedError(in: container, debugDescription: "expected an RFC 3339 time, found \"\(text)\"")
+            }
+            return date
+        }
+        return decoder
+    }()
+
+    /// RFC 3339 in UTC with milliseconds.
+    static func formatDate(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: date)
+    }
+
+    static func parseDate(_ text: String) -> Date? {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let date = formatter.date(from: text) { return date }
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.date(from: text)
+    }
+
+    public func encoded() throws -> Data { try Self.encoder.encode(self) }
+}

@@ -1,0 +1,142 @@
+import Foundation
+import Testing
+import ParleyCore
+import ParleyKit
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Session files on a real directory: the format, bad files, finding, and the write lock.
+@Suite struct SessionTests {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("parley-sessions-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+    var store: SessionStore { SessionStore(directory: directory) }
+
+    func sample(title: String = "Rust or Go?", at time: Date = Date(timeIntervalSince1970: 1_764_000_000.123)) -> Session {
+        var session = Session(id: Session.newID(now: time), title: title, model: "anthropic:claude-haiku-4-5", systemPrompt: "Be brief.", now: time)
+        var user = SessionMessage(parentID: nil, role: .user, content: "Which is faster?\n日本語 👍🏽", createdAt: time)
+        user.status = .complete
+        var reply = SessionMessage(parentID: user.id, role: .assistant, content: "It depends.", provider: "anthropic", model: "claude-haiku-4-5", createdAt: time)
+        reply.completedAt = time.addingTimeInterval(1.5)
+        reply.usage = Usage(promptTokens: 12, completionTokens: 3, cachedTokens: 4, cacheWriteTokens: 2, accounting: .cachedOutsidePrompt)
+        reply.cost = 0.000123
+        reply.timeToFirstTokenMs = 210.5
+        reply.durationMs = 1500
+        reply.finishReason = "tool_calls"
+        reply.toolCalls = [ToolCall(id: "call_1", name: "lookup", arguments: "{\"q\":\"speed\"}")]
+        var tool = SessionMessage(parentID: reply.id, role: .tool, content: "{\"answer\":42}", createdAt: time)
+        tool.toolCallID = "call_1"
+        var failed = SessionMessage(parentID: tool.id, role: .assistant, content: "partial", provider: "groq", model: "llama", createdAt: time, status: .error)
+        failed.error = "groq: rate limited"
+        session.messages = [user, reply, tool, failed]
+        return session
+    }
+
+    @Test func everyFieldSurvivesARoundTrip() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let session = sample()
+        try store.save(session)
+        let loaded = try store.load(store.url(for: session.id))
+        #expect(loaded == session)
+        // Readable keys, the format number first among equals, dates in RFC 3339 with milliseconds.
+        let text = try String(contentsOf: store.url(for: session.id), encoding: .utf8)
+        #expect(text.contains("\"format\" : 1"))
+        #expect(text.contains("\"created_at\" : \"2025-11-24T16:00:00.123Z\""))
+        #expect(text.contains("\"parent_id\""))
+        #expect(text.contains("\"tool_call_id\" : \"call_1\""))
+    }
+
+    @Test func filesAre0600InA0700Directory() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let session = sample()
+        try store.save(session)
+        let file = try FileManager.default.attributesOfItem(atPath: store.url(for: session.id).path)
+        let folder = try FileManager.default.attributesOfItem(atPath: directory.path)
+        #expect((file[.posixPermissions] as? Int) == 0o600)
+        #expect((folder[.posixPermissions] as? Int) == 0o700)
+    }
+
+    @Test func badFilesAreNamedLeftAloneAndTheRestStillList() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let good = sample()
+        try store.save(good)
+        let full = try Data(contentsOf: store.url(for: good.id))
+        let bad: [(String, Data, String)] = [
+            ("truncated.json", full.prefix(full.count / 2), "is not valid JSON (truncated or corrupt)"),
+            ("empty.json", Data(), "is empty"),
+            ("newer.json", Data("{\"format\": 2, \"id\": \"n\"}".utf8), "was written by a newer Parley (format 2); this one reads format 1"),
+            ("other.json", Data("{\"hello\": 1}".utf8), "has no \"format\" field"),
+            ("wrong.json", Data("{\"format\": 1, \"id\": \"w\", \"title\": 5}".utf8), "at title"),
+        ]
+        for (name, data, _) in bad { try data.write(to: directory.appendingPathComponent(name)) }
+        let (sessions, problems) = store.list()
+        #expect(sessions.map(\.id) == [good.id])
+        for (name, data, message) in bad {
+            let problem = problems.first { $0.path.hasSuffix(name) }
+            #expect(problem?.userMessage.contains(message) == true, "\(name): \(problem?.userMessage ?? "no problem reported")")
+            #expect(problem?.userMessage.hasSuffix("the file is left as it is") == true)
+            #expect(try Data(contentsOf: directory.appendingPathComponent(name)) == data)
+        }
+    }
+
+    @Test func findsTheNewestAnIDPrefixOrATitlePrefix() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        #expect(throws: SessionNotFound.self) { try store.find(nil) }
+        let old = sample(title: "Old question", at: Date(timeIntervalSince1970: 1_700_000_000))
+        var new = sample(title: "New question", at: Date(timeIntervalSince1970: 1_800_000_000))
+        new.updatedAt = Date(timeIntervalSince1970: 1_800_000_000)
+        try store.save(old)
+        try store.save(new)
+        #expect(try store.find(nil).id == new.id)  // saving stamps updated_at; the later save is newest
+        #expect(try store.find(String(old.id.prefix(8))).id == old.id)
+        #expect(try store.find("old q").id == old.id)
+        #expect(throws: SessionNotFound.self) { try store.find("nothing like it") }
+    }
+
+    @Test func aSecondWriterIsRefusedWithThePidAndTheLockIsFreedOnRelease() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let first = try store.lock("s1")
+        do {
+            _ = try store.lock("s1")
+            Issue.record("a second lock on the same session must fail")
+        } catch let error as SessionInUse {
+            #expect(error.pid == getpid())
+            #expect(error.userMessage.contains("open in another Parley process"))
+        }
+        first.release()
+        let again = try store.lock("s1")
+        again.release()
+    }
+
+    @Test func aLockLeftByAKilledProcessIsTakenOver() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try AtomicFile.ensureDirectory(directory)
+        let lockFile = directory.appendingPathComponent("s2.lock").path
+        // A process that holds the lock itself (no children sharing the descriptor), then is killed.
+        let holder = try ChildProcess.spawn(["python3", "-c", "import fcntl, time; f = open('\(lockFile)', 'a'); fcntl.flock(f, fcntl.LOCK_EX); time.sleep(30)"])
+        var refused = false
+        for _ in 0..<100 {  // until the child holds it
+            do { try store.lock("s2").release(); usleep(20_000) } catch is SessionInUse { refused = true; break }
+        }
+        #expect(refused)
+        holder.signal(SIGKILL)
+        _ = holder.wait()
+        let taken = try store.lock("s2")
+        taken.release()
+    }
+
+    @Test func aRetriedReplyStaysInTheFileOnABranchOfItsOwn() {
+        var session = Session(model: "local:smollm2")
+        let user = SessionMessage(parentID: nil, role: .user, content: "hi")
+        let first = SessionMessage(parentID: user.id, role: .assistant, content: "first")
+        let second = SessionMessage(parentID: user.id, role: .assistant, content: "second")
+        session.messages = [user, first, second]
+        #expect(session.currentBranch.map(\.content) == ["hi", "second"])
+        #expect(session.chatMessages == [.user("hi"), .assistant("second")])
+    }
+
+    @Test func titlesComeFromTheFirstLineCutAtAWord() {
+        #expect(Session.title(from: "  Short one\nsecond line") == "Short one")
+        let long = Session.title(from: String(repeating: "word ", count: 30))
+        #expect(long.hasSuffix("…") && long.count <= 61 && !long.contains("wor…"))
+    }
+}

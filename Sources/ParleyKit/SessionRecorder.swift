@@ -84,6 +84,28 @@ public final class SessionRecorder: @unchecked Sendable {
         saveNow(wait: false)
     }
 
+    /// A reply still marked streaming was cut off by a crash or a kill: it is stopped now.
+    public func settleInterrupted() {
+        guard !readOnly else { return }
+        let changed = lock.withLock {
+            var changed = false
+            for index in session.messages.indices where session.messages[index].status == .streaming {
+                session.messages[index].status = .stopped
+                changed = true
+            }
+            return changed
+        }
+        if changed { saveNow(wait: false) }
+    }
+
+    /// A new session with this one's messages, for writing when this one is read-only.
+    public func copy() -> Session {
+        var copy = snapshot
+        copy.id = Session.newID()
+        copy.title += " (copy)"
+        return copy
+    }
+
     public func setSystemPrompt(_ text: String?) { lock.withLock { session.systemPrompt = text } }
     public func setModel(_ name: String) { lock.withLock { session.model = name } }
 

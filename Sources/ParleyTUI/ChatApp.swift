@@ -105,6 +105,7 @@ public final class ChatApp: @unchecked Sendable {
         if let resume {
             let recorder = SessionRecorder(store: sessions, session: resume)
             self.recorder = recorder
+            recorder.settleInterrupted()
             if state.systemPrompt == nil { state.systemPrompt = resume.systemPrompt }
             Self.show(resume, in: &state)
             if let problem = recorder.lastError { _ = reduce(&state, .showError(problem)) }
@@ -274,6 +275,13 @@ public final class ChatApp: @unchecked Sendable {
 
     /// The recorder for this conversation, opening a new session with its first message.
     func currentRecorder() -> SessionRecorder {
+        if let recorder, recorder.readOnly {
+            // The session is another process's: what is typed here goes on in a copy, never lost.
+            let copy = SessionRecorder(store: sessions, session: recorder.copy())
+            self.recorder = copy
+            dispatch([.showNote("that session is open elsewhere; continuing in a copy: \(copy.snapshot.id)")])
+            return copy
+        }
         if let recorder { return recorder }
         let recorder = SessionRecorder(store: sessions, session: Session(model: modelName, systemPrompt: state.systemPrompt))
         self.recorder = recorder

@@ -107,6 +107,75 @@ import ParleyKit
         #expect(tmux.wait(for: "typed-after\n$").contains("typed-after\n$"))
     }
 
+    /// Kill -9 in the middle of a streaming reply from the real local model: the session file still
+    /// parses and holds the prompt and the partial reply, and `--resume` shows it as stopped.
+    @Test func killedMidStreamTheSessionSurvivesAndResumes() throws {
+        let harness = try ParleyHarness(config: "[providers.local]\nmax_tokens = 2000\n")
+        defer { harness.cleanUp() }
+        try #require(LocalRuntime(paths: harness.paths, settings: LocalSettings()).installation() != nil, "run `parley setup` first")
+        let tmux = Tmux()
+        let environment = harness.environment.filter { ["PATH", "HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "PARLEY_RUNTIME_DIR"].contains($0.key) }
+            .map { "\($0.key)=\($0.value)" }
+        tmux.run(["new-session", "-d", "-s", tmux.session, "-x", "100", "-y", "30", "env", "-i", "TERM=xterm-256color", "LANG=C.UTF-8"] + environment + ["bash", "--norc", "--noprofile"])
+        defer { tmux.run(["kill-server"]) }
+        tmux.type("PS1='$ '")
+        tmux.keys("Enter")
+        tmux.type(ParleyHarness.binary)
+        tmux.keys("Enter")
+        try #require(tmux.wait(for: "type a message").contains("type a message"))
+        tmux.type("Write a very long essay about the history of the Roman Empire.")
+        tmux.keys("Enter")
+        try #require(tmux.wait(for: "streaming", seconds: 60).contains("streaming"))
+        usleep(1_600_000)  // past the first once-a-second flush
+        let shell = tmux.run(["list-panes", "-t", tmux.session, "-F", "#{pane_pid}"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        let children = try String(contentsOfFile: "/proc/\(shell)/task/\(shell)/children", encoding: .utf8).split(separator: " ").compactMap { Int32($0) }
+        try #require(children.count == 1)
+        kill(children[0], SIGKILL)
+
+        let store = SessionStore(directory: harness.home.appendingPathComponent("data/parley/sessions"))
+        let (sessions, problems) = store.list()
+        #expect(problems.isEmpty)
+        try #require(sessions.count == 1)
+        let messages = sessions[0].messages
+        #expect(messages.first?.content == "Write a very long essay about the history of the Roman Empire.")
+        #expect(messages.count == 2)
+        let partial = messages.last?.content ?? ""
+        #expect(messages.last?.status == .streaming)
+        #expect(!partial.isEmpty)
+
+        tmux.run(["send-keys", "-t", tmux.session, "reset", "Enter"])
+        tmux.type("clear; \(ParleyHarness.binary) --resume")
+        tmux.keys("Enter")
+        let screen = tmux.wait(for: "resumed")
+        #expect(screen.contains("▌ local:smollm2"))
+        #expect(screen.contains("· stopped"))
+        #expect(screen.contains("Write a very long essay"))
+        // Resuming settles the cut-off reply as stopped, in the file too.
+        var settled: Session?
+        for _ in 0..<100 where settled?.messages.last?.status != .stopped {
+            settled = try? store.load(store.url(for: sessions[0].id))
+            usleep(20_000)
+        }
+        #expect(settled?.messages.last?.status == .stopped)
+        #expect(settled?.messages.last?.content == partial)
+        // A second Parley on the same session is told it is in use, and shows it read-only.
+        let before = try Data(contentsOf: store.url(for: sessions[0].id))
+        tmux.run(["new-window", "-t", tmux.session, "env", "-i", "TERM=xterm-256color", "LANG=C.UTF-8"] + environment + [ParleyHarness.binary, "--resume"])
+        var other = ""
+        for _ in 0..<200 where !other.contains("open in another Parley process") {
+            other = tmux.run(["capture-pane", "-p", "-t", "\(tmux.session):1"])
+            usleep(50_000)
+        }
+        #expect(other.contains("open in another Parley process"))
+        #expect(other.contains("read-only"))
+        tmux.run(["send-keys", "-t", "\(tmux.session):1", "-l", "/quit"])
+        tmux.run(["send-keys", "-t", "\(tmux.session):1", "Enter"])
+        usleep(300_000)
+        #expect(try Data(contentsOf: store.url(for: sessions[0].id)) == before)
+        tmux.type("/quit")
+        tmux.keys("Enter")
+    }
+
     /// SIGTERM, SIGINT and SIGHUP from outside: the terminal modes and the shell's screen come back.
     @Test(arguments: [SIGTERM, SIGINT, SIGHUP])
     func aSignalRestoresTheTerminal(_ signalNumber: Int32) throws {

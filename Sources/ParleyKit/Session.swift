@@ -170,3 +170,36 @@ extension Session {
 
     public func encoded() throws -> Data { try Self.encoder.encode(self) }
 }
+
+extension Session {
+    /// Readable by a person: a header per message with who wrote it, the model and the time.
+    public func markdown() -> String {
+        let session = self
+        var out = "# \(session.title.isEmpty ? "Untitled session" : session.title)\n\n"
+        out += "Session `\(session.id)` · started \(Self.markdownTime(session.createdAt)) · last model \(session.model)\n"
+        if let system = session.systemPrompt { out += "\nSystem prompt: \(system)\n" }
+        for message in session.currentBranch {
+            var header: String
+            switch message.role {
+            case .user: header = "You"
+            case .assistant: header = [message.provider, message.model].compactMap { $0 }.joined(separator: ":")
+            case .tool: header = "Tool result"
+            }
+            header += " · \(Self.markdownTime(message.createdAt))"
+            switch message.status {
+            case .complete: break
+            case .streaming, .stopped: header += " · stopped"
+            case .error: header += " · error"
+            }
+            out += "\n## \(header)\n\n\(message.content)\n"
+            if message.status == .error, let error = message.error { out += "\n> error: \(error)\n" }
+        }
+        return out
+    }
+
+    static func markdownTime(_ date: Date) -> String {
+        let formatter = DateFormatter()
+        formatter.dateFormat = "yyyy-MM-dd HH:mm"
+        return formatter.string(from: date)
+    }
+}

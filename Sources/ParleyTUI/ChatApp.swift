@@ -128,6 +128,7 @@ public final class ChatApp: @unchecked Sendable {
         _ = reduce(&state, .resize(width: size.width, height: size.height))
         if let themeError { _ = reduce(&state, .showError(themeError)) }
         warmUp()
+        loadSessionChoices()
         loop()
         replyTask?.cancel()
         recorder?.close()
@@ -244,6 +245,12 @@ public final class ChatApp: @unchecked Sendable {
             } catch {
                 dispatch([.showError(describe(error))])
             }
+        case .listSessions: listSessions()
+        case let .loadSession(query): loadSession(query)
+        case let .renameSession(title):
+            currentRecorder().rename(title)
+            dispatch([.showNote("renamed to “\(title)”")])
+        case let .exportSession(path): exportSession(path)
         case let .openEditor(draft): openEditor(draft)
         case let .appendHistory(text): appendHistory(text)
         case .redraw: screen?.invalidate()
@@ -271,6 +278,61 @@ public final class ChatApp: @unchecked Sendable {
             }
         }
         state.layout.rebuild(state.entries, width: state.width)
+    }
+
+    // MARK: sessions
+
+    static func choices(_ sessions: [Session]) -> [String] {
+        sessions.map(\.id) + sessions.map(\.title).filter { !$0.isEmpty }
+    }
+
+    /// Reads the sessions directory off the UI thread, for /load completion.
+    func loadSessionChoices() {
+        let store = sessions, queue = self.queue
+        Task.detached { queue.post(.sessionChoices(Self.choices(store.list().sessions))) }
+    }
+
+    func listSessions() {
+        let (found, problems) = sessions.list()
+        state.sessionChoices = Self.choices(found)
+        var lines = found.prefix(20).map { "\($0.id)  \($0.messages.count) msgs  \($0.model)  \($0.title)" }
+        if found.count > 20 { lines.append("… \(found.count - 20) more (parley sessions list)") }
+        if found.isEmpty { lines.append("no saved sessions yet in \(sessions.directory.path)") }
+        lines += problems.map(\.userMessage)
+        dispatch([.showNote(lines.joined(separator: "\n") + "\n/load SESSION opens one (Tab completes)")])
+    }
+
+    func loadSession(_ query: String) {
+        let session: Session
+        do { session = try sessions.find(query) } catch { dispatch([.showError(describe(error))]); return }
+        recorder?.close()
+        let recorder = SessionRecorder(store: sessions, session: session)
+        recorder.settleInterrupted()
+        self.recorder = recorder
+        state.entries = []
+        state.carriedContext = []
+        state.scrollFromBottom = 0
+        state.systemPrompt = session.systemPrompt
+        Self.show(session, in: &state)
+        if let ref = try? engine.config.resolve(session.model) {
+            modelName = ref.description
+            applyModelFacts(ref)
+        }
+        if let problem = recorder.lastError { dispatch([.showError(problem)]) }
+        dispatch([.showNote("loaded “\(session.title)” (\(session.messages.count) messages) on \(modelName)")])
+    }
+
+    func exportSession(_ path: String) {
+        guard let recorder, !recorder.snapshot.messages.isEmpty else { dispatch([.showError("nothing to export yet")]); return }
+        let session = recorder.snapshot
+        let target = path.isEmpty ? sessions.directory.appendingPathComponent("\(session.id).md")
+            : URL(fileURLWithPath: (path as NSString).expandingTildeInPath)
+        do {
+            try AtomicFile.write(Data(session.markdown().utf8), to: target)
+            dispatch([.showNote("exported to \(target.path)")])
+        } catch {
+            dispatch([.showError(describe(error))])
+        }
     }
 
     /// The recorder for this conversation, opening a new session with its first message.

@@ -67,6 +67,8 @@ public struct ChatState: Sendable {
     public var carriedContext: [ChatMessage] = []
     public var modelChoices: [ModelChoice] = []
     public var themeNames: [String] = []
+    /// Saved sessions for /load completion: ids, then titles.
+    public var sessionChoices: [String] = []
     public var themeName = "dark"
     var nextID = 1
     var completion: Completion?

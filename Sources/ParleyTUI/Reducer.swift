@@ -12,6 +12,8 @@ public enum Action: Equatable, Sendable {
     case modelChanged(name: String, contextWindow: Int?, turnCostText: String)
     case showNote(String)
     case showError(String)
+    /// Saved sessions for /load completion.
+    case sessionChoices([String])
 }
 
 /// What the engine reports about the reply in flight.
@@ -34,6 +36,12 @@ public enum Effect: Equatable, Sendable {
     case switchModel(String)
     case listModels
     case setTheme(String)
+    case listSessions
+    /// An id, id prefix or title prefix.
+    case loadSession(String)
+    case renameSession(String)
+    /// Markdown to this path, or beside the session file when empty.
+    case exportSession(String)
     case openEditor(String)
     case appendHistory(String)
     case redraw
@@ -48,6 +56,10 @@ public enum Commands {
         ("/new", "start a new conversation"),
         ("/clear", "clear the screen, keep the conversation as context"),
         ("/theme", "NAME  switch theme"),
+        ("/sessions", "list saved sessions"),
+        ("/load", "SESSION  open a saved session (id, id prefix or title; Tab completes)"),
+        ("/rename", "TITLE  rename this session"),
+        ("/export", "[FILE]  write this session as Markdown"),
         ("/edit", "edit the draft in $EDITOR (also Ctrl-X Ctrl-E)"),
         ("/help", "this help (also F1, or ? on an empty prompt)"),
         ("/quit", "leave (also Ctrl-D on an empty prompt, or Ctrl-C twice)"),
@@ -90,6 +102,9 @@ public func reduce(_ state: inout ChatState, _ action: Action) -> [Effect] {
         return []
     case let .showNote(text):
         appendEntry(&state, ChatEntry(id: state.makeID(), kind: .note, text: text))
+        return []
+    case let .sessionChoices(choices):
+        state.sessionChoices = choices
         return []
     case let .showError(text):
         // In the conversation, where a long message can be read whole, and in the status bar.
@@ -323,6 +338,15 @@ private func runCommand(_ state: inout ChatState, _ line: String) -> [Effect] {
             return [.switchModel(argument)]
         }
     case "/models": return [.listModels]
+    case "/sessions": return [.listSessions]
+    case "/load":
+        guard !state.busy else { state.notice = "a reply is still streaming; Esc stops it"; return [] }
+        guard !argument.isEmpty else { return [.listSessions] }
+        return [.loadSession(argument)]
+    case "/rename":
+        guard !argument.isEmpty else { state.notice = "usage: /rename TITLE"; return [] }
+        return [.renameSession(argument)]
+    case "/export": return [.exportSession(argument)]
     case "/system":
         state.systemPrompt = argument.isEmpty ? nil : argument
         state.notice = argument.isEmpty ? "system prompt cleared" : "system prompt set"
@@ -384,6 +408,7 @@ private func complete(_ state: inout ChatState) {
         switch command {
         case "/model": pool = state.modelChoices.map(\.name)
         case "/theme": pool = state.themeNames
+        case "/load": pool = state.sessionChoices
         default: pool = []
         }
     } else {

@@ -70,7 +70,7 @@ struct Sessions: AsyncParsableCommand {
         @Argument(help: "Session id, id prefix or title prefix.") var session: String
 
         func run() throws {
-            do { Sessions.output(Sessions.markdown(try location.store().find(session))) } catch { throw fail(error) }
+            do { Sessions.output(try location.store().find(session).markdown()) } catch { throw fail(error) }
         }
     }
 
@@ -112,7 +112,7 @@ struct Sessions: AsyncParsableCommand {
                 if format == "json" {
                     Terminal.standardOutput.write(String(decoding: try found.encoded(), as: UTF8.self) + "\n")
                 } else {
-                    Sessions.output(Sessions.markdown(found))
+                    Sessions.output(found.markdown())
                 }
             } catch {
                 throw fail(error)
@@ -143,29 +143,5 @@ struct Sessions: AsyncParsableCommand {
                 throw fail(error)
             }
         }
-    }
-
-    /// Readable by a person: a header per message with who wrote it, the model and the time.
-    static func markdown(_ session: Session) -> String {
-        var out = "# \(session.title.isEmpty ? "Untitled session" : session.title)\n\n"
-        out += "Session `\(session.id)` · started \(time(session.createdAt)) · last model \(session.model)\n"
-        if let system = session.systemPrompt { out += "\nSystem prompt: \(system)\n" }
-        for message in session.currentBranch {
-            var header: String
-            switch message.role {
-            case .user: header = "You"
-            case .assistant: header = [message.provider, message.model].compactMap { $0 }.joined(separator: ":")
-            case .tool: header = "Tool result"
-            }
-            header += " · \(time(message.createdAt))"
-            switch message.status {
-            case .complete: break
-            case .streaming, .stopped: header += " · stopped"
-            case .error: header += " · error"
-            }
-            out += "\n## \(header)\n\n\(message.content)\n"
-            if message.status == .error, let error = message.error { out += "\n> error: \(error)\n" }
-        }
-        return out
     }
 }

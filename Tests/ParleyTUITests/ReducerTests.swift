@@ -160,6 +160,32 @@ import ParleyCore
         #expect(state.overlay == .help)
     }
 
+    @Test func sessionCommandsAndLoadCompletion() {
+        var state = fresh()
+        _ = reduce(&state, .sessionChoices(["20261125-124719-e887", "Name three colours.", "Nausea remedies"]))
+        type(&state, "/sessions")
+        #expect(reduce(&state, .input(.key(.enter))).last == .listSessions)
+        type(&state, "/load Name")
+        _ = reduce(&state, .input(.key(.tab)))
+        #expect(state.input.text == "/load Name three colours.")
+        #expect(reduce(&state, .input(.key(.enter))).last == .loadSession("Name three colours."))
+        type(&state, "/load Na")
+        _ = reduce(&state, .input(.key(.tab)))
+        // Two titles share "Na": both are offered, and Tab cycles through them.
+        #expect(state.notice == "Name three colours.  Nausea remedies")
+        #expect(state.input.text == "/load Name three colours.")
+        _ = reduce(&state, .input(.key(.tab)))
+        #expect(state.input.text == "/load Nausea remedies")
+        state.input.set("")
+        type(&state, "/rename")
+        #expect(reduce(&state, .input(.key(.enter))).count == 1)  // only the history entry
+        #expect(state.notice == "usage: /rename TITLE")
+        type(&state, "/rename Colours")
+        #expect(reduce(&state, .input(.key(.enter))).last == .renameSession("Colours"))
+        type(&state, "/export ~/c.md")
+        #expect(reduce(&state, .input(.key(.enter))).last == .exportSession("~/c.md"))
+    }
+
     @Test func retryAsksAgainForTheLastReply() {
         var state = fresh()
         type(&state, "q")

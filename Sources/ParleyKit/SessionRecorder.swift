@@ -10,6 +10,9 @@ public final class SessionRecorder: @unchecked Sendable {
     private var session: Session
     private let writes = DispatchQueue(label: "parley.session-writes")
     private var lastSave = ContinuousClock.now - .seconds(10)
+    /// Streamed text not yet in the journal.
+    private var unjournaled = ""
+    private let sessionID: String
     private var writeLock: SessionLock?
     /// Read-only when another process holds the session: nothing is written.
     public let readOnly: Bool
@@ -19,6 +22,7 @@ public final class SessionRecorder: @unchecked Sendable {
     public init(store: SessionStore, session: Session) {
         self.store = store
         self.session = session
+        sessionID = session.id
         do {
             writeLock = try store.lock(session.id)
             readOnly = false
@@ -33,36 +37,45 @@ public final class SessionRecorder: @unchecked Sendable {
     /// The id of the last message on the current branch.
     private var tip: String? { session.messages.last?.id }
 
-    /// Adds the user's message and waits until it is on disk (call it off the UI thread).
-    public func recordUserMessage(_ text: String, model: String, system: String?) -> String {
+    /// Starts a turn: the user's message (unless this is a retry of `retryOf`) and the reply that
+    /// will stream, written to disk before this returns (call it off the UI thread). Returns the reply's id.
+    public func startTurn(userText: String?, retryOf: String?, model ref: ModelRef, system: String?) -> String {
         let id = lock.withLock {
-            if session.title.isEmpty { session.title = Session.title(from: text) }
+            var parent = retryOf
+            if let userText {
+                if session.title.isEmpty { session.title = Session.title(from: userText) }
+                let message = SessionMessage(parentID: tip, role: .user, content: userText)
+                session.messages.append(message)
+                parent = message.id
+            }
             session.systemPrompt = system
-            session.model = model
-            let message = SessionMessage(parentID: tip, role: .user, content: text)
-            session.messages.append(message)
-            return message.id
+            session.model = ref.description
+            let reply = SessionMessage(parentID: parent, role: .assistant, content: "", provider: ref.provider, model: ref.model, status: .streaming)
+            session.messages.append(reply)
+            return reply.id
         }
         saveNow(wait: true)
         return id
     }
 
-    /// Opens the assistant's reply to `parentID` as streaming.
-    public func beginReply(to parentID: String?, model ref: ModelRef) -> String {
-        let id = lock.withLock {
-            let parent = parentID ?? tip
-            let message = SessionMessage(parentID: parent, role: .assistant, content: "", provider: ref.provider, model: ref.model, status: .streaming)
-            session.messages.append(message)
-            return message.id
-        }
-        return id
-    }
-
-    /// More text arrived; written if the last write is a second old.
+    /// More text arrived. Text not yet on disk is appended to the journal once a second, so a flush
+    /// costs the same in a 10-message and a 10,000-message session.
     public func appendText(_ text: String, to id: String) {
-        update(id) { $0.content += text }
-        let due = lock.withLock { ContinuousClock.now - lastSave >= .seconds(1) }
-        if due { saveNow(wait: false) }
+        let pending: String? = lock.withLock {
+            guard let index = session.messages.lastIndex(where: { $0.id == id }) else { return nil }
+            session.messages[index].content += text
+            unjournaled += text
+            guard ContinuousClock.now - lastSave >= .seconds(1) else { return nil }
+            lastSave = .now
+            defer { unjournaled = "" }
+            return unjournaled
+        }
+        guard let pending, !readOnly else { return }
+        writes.async { [store] in
+            do { try store.appendJournal(SessionJournalEntry(message: id, append: pending), for: self.sessionID) } catch {
+                self.lock.withLock { self.lastError = (error as? any UserFacingError)?.userMessage ?? "\(error)" }
+            }
+        }
     }
 
     /// The reply ended (complete, stopped or failed): its figures are recorded and the file written.
@@ -122,11 +135,13 @@ public final class SessionRecorder: @unchecked Sendable {
         }
     }
 
-    /// Writes a snapshot on the write queue; `wait` blocks until it is on disk.
+    /// Writes the whole file (and drops the journal it folds in) on the write queue; `wait` blocks
+    /// until it is on disk. Done at message boundaries.
     public func saveNow(wait: Bool) {
         guard !readOnly else { return }
         let copy = lock.withLock {
             lastSave = .now
+            unjournaled = ""
             session.updatedAt = Date()
             return session
         }

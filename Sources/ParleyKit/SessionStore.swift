@@ -42,8 +42,36 @@ public struct SessionStore: Sendable {
 
     public func url(for id: String) -> URL { directory.appendingPathComponent("\(id).json") }
 
+    public func journalURL(for id: String) -> URL { directory.appendingPathComponent("\(id).journal") }
+
+    /// Writes the whole session, then removes its journal (whose text the file now holds).
     public func save(_ session: Session) throws {
         try AtomicFile.write(try session.encoded(), to: url(for: session.id))
+        unlink(journalURL(for: session.id).path)
+    }
+
+    /// Appends one line to the session's journal and syncs it: streamed text between full saves.
+    public func appendJournal(_ entry: SessionJournalEntry, for id: String) throws {
+        let path = journalURL(for: id).path
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw AtomicFile.WriteError(path: path, reason: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        let line = JSONValue.object([("message", .string(entry.message)), ("append", .string(entry.append))]).serialized() + "\n"
+        let ok = line.utf8CString.withUnsafeBufferPointer { buffer in
+            Glibc.write(fd, buffer.baseAddress, buffer.count - 1) == buffer.count - 1
+        }
+        guard ok, fsync(fd) == 0 else { throw AtomicFile.WriteError(path: path, reason: String(cString: strerror(errno))) }
+    }
+
+    /// Folds a journal left by a process that did not get to its next full save (a crash or a kill)
+    /// into the session. A torn last line is ignored.
+    func applyJournal(to session: inout Session) {
+        guard let data = FileManager.default.contents(atPath: journalURL(for: session.id).path) else { return }
+        for line in data.split(separator: 0x0A) {
+            guard let value = try? JSONValue.parse(Array(line)), let id = value["message"]?.string, let text = value["append"]?.string,
+                  let index = session.messages.lastIndex(where: { $0.id == id }) else { continue }
+            session.messages[index].content += text
+        }
     }
 
     public func load(_ url: URL) throws -> Session {
@@ -63,7 +91,9 @@ public struct SessionStore: Sendable {
             throw SessionFileError(path: path, problem: "was written by a newer Parley (format \(format)); this one reads format \(Session.currentFormat)")
         }
         do {
-            return try Session.decoder.decode(Session.self, from: data)
+            var session = try Session.decoder.decode(Session.self, from: data)
+            applyJournal(to: &session)
+            return session
         } catch let DecodingError.keyNotFound(key, context) {
             throw SessionFileError(path: path, problem: "is missing \"\(key.stringValue)\"\(Self.at(context))")
         } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
@@ -115,6 +145,7 @@ public struct SessionStore: Sendable {
             throw AtomicFile.WriteError(path: url(for: id).path, reason: error.localizedDescription)
         }
         try? FileManager.default.removeItem(at: directory.appendingPathComponent("\(id).lock"))
+        try? FileManager.default.removeItem(at: journalURL(for: id))
     }
 
     /// Takes the session's write lock: an flock on `ID.lock`, which the kernel drops when the holder

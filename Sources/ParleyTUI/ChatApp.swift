@@ -367,8 +367,8 @@ public final class ChatApp: @unchecked Sendable {
             var reply = ReplyAccumulator()
             var sanitizer = TerminalSanitizer()
             // On disk before anything is sent.
-            let parent = isRetry ? retryParent : recorder.recordUserMessage(userText, model: model, system: system)
-            let replyID = recorder.beginReply(to: parent, model: (try? engine.config.resolve(model)) ?? ModelRef(provider: "", model: model))
+            let ref = (try? engine.config.resolve(model)) ?? ModelRef(provider: "", model: model)
+            let replyID = recorder.startTurn(userText: isRetry ? nil : userText, retryOf: retryParent, model: ref, system: system)
             do {
                 let (ref, endpoint) = try await engine.prepare(model: model)
                 let request = ChatRequest(model: ref.model, system: system, messages: messages)

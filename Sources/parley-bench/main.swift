@@ -14,6 +14,7 @@ import Glibc
 ///     parley-bench ttft [RUNS]       time to first token of `parley ask` against the warm local server
 ///     parley-bench screen [MESSAGES] frame, keystroke, token, resize and paste costs of the screen's core
 ///     parley-bench tui [TOKENS]      the real screen in tmux: start-up, idle and streaming CPU, typing, paste
+///     parley-bench sessions          save cost by session size; resuming 10,000 messages in the real binary
 
 let binDirectory = URL(fileURLWithPath: ChatEngine.currentExecutable()).deletingLastPathComponent()
 let parley = ProcessInfo.processInfo.environment["PARLEY_BIN"] ?? binDirectory.appendingPathComponent("parley").path
@@ -168,7 +169,8 @@ case "startup": try startupBenchmark(runs: count ?? 20)
 case "ttft": try ttftBenchmark(runs: count ?? 10)
 case "screen": screenBenchmark(messages: count ?? 10_000)
 case "tui": try await tuiBenchmark(tokens: count ?? 10_000)
+case "sessions": try await sessionBenchmark()
 default:
-    print("usage: parley-bench decode [CHUNKS] | decoder [CHUNKS] | startup [RUNS] | ttft [RUNS] | screen [MESSAGES] | tui [TOKENS]")
+    print("usage: parley-bench decode [CHUNKS] | decoder [CHUNKS] | startup [RUNS] | ttft [RUNS] | screen [MESSAGES] | tui [TOKENS] | sessions")
     exit(2)
 }

@@ -124,6 +124,34 @@ import Glibc
         taken.release()
     }
 
+    @Test func theJournalHoldsStreamedTextUntilTheNextFullSave() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let recorder = SessionRecorder(store: store, session: Session(model: "local:smollm2"))
+        let id = recorder.startTurn(userText: "Tell me a story", retryOf: nil, model: ModelRef(provider: "local", model: "smollm2"), system: nil)
+        let file = store.url(for: recorder.snapshot.id)
+        // On disk before any reply: the prompt, and the reply opened as streaming.
+        let started = try store.load(file)
+        #expect(started.messages.map(\.content) == ["Tell me a story", ""])
+        #expect(started.messages.last?.status == .streaming)
+        usleep(1_100_000)
+        recorder.appendText("Once upon", to: id)  // a second after the last write: flushed to the journal
+        recorder.appendText(" a time", to: id)    // within the next second: kept in memory
+        recorder.close()
+        let journal = try String(contentsOf: store.journalURL(for: recorder.snapshot.id), encoding: .utf8)
+        #expect(journal == "{\"message\":\"\(id)\",\"append\":\"Once upon\"}\n")
+        #expect(try store.load(file).messages.last?.content == "Once upon")
+        // A torn last line (killed mid-write) is ignored.
+        let handle = try FileHandle(forWritingTo: store.journalURL(for: recorder.snapshot.id))
+        handle.seekToEndOfFile()
+        handle.write(Data("{\"message\":\"\(id)\",\"app".utf8))
+        try handle.close()
+        #expect(try store.load(file).messages.last?.content == "Once upon")
+        // A full save folds it in and removes the journal.
+        try store.save(try store.load(file))
+        #expect(!FileManager.default.fileExists(atPath: store.journalURL(for: recorder.snapshot.id).path))
+        #expect(try store.load(file).messages.last?.content == "Once upon")
+    }
+
     @Test func aRetriedReplyStaysInTheFileOnABranchOfItsOwn() {
         var session = Session(model: "local:smollm2")
         let user = SessionMessage(parentID: nil, role: .user, content: "hi")

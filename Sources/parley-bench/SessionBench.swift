@@ -1,0 +1,78 @@
+import Foundation
+import ParleyCore
+import ParleyKit
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A session like a long real one: alternating prompts and Markdown replies with usage and timings.
+func syntheticSession(messages: Int) -> Session {
+    var session = Session(title: "A long conversation", model: "local:smollm2")
+    var parent: String?
+    for i in 0..<messages {
+        var message: SessionMessage
+        if i % 2 == 0 {
+            message = SessionMessage(parentID: parent, role: .user, content: "Question \(i / 2): how do I count the words in a large file without reading it all into memory?")
+        } else {
+            message = SessionMessage(parentID: parent, role: .assistant, content: sampleReply(i / 2), provider: "local", model: "smollm2")
+            message.usage = Usage(promptTokens: 900, completionTokens: 160, cachedTokens: 0, cacheWriteTokens: 0, accounting: .cachedInsidePrompt)
+            message.cost = 0
+            message.timeToFirstTokenMs = 95
+            message.durationMs = 1400
+            message.finishReason = "stop"
+            message.completedAt = Date()
+        }
+        parent = message.id
+        session.messages.append(message)
+    }
+    return session
+}
+
+/// What saving costs as a session grows, and resuming a 10,000-message session in the real binary.
+func sessionBenchmark() async throws {
+    let home = FileManager.default.temporaryDirectory.appendingPathComponent("parley-bench-sessions-\(getpid())")
+    defer { try? FileManager.default.removeItem(at: home) }
+    let store = SessionStore(directory: home.appendingPathComponent("data/parley/sessions"))
+    for count in [100, 1_000, 10_000] {
+        let session = syntheticSession(messages: count)
+        var samples: [Double] = []
+        for _ in 0..<7 {
+            let start = ContinuousClock.now
+            try store.save(session)
+            samples.append((ContinuousClock.now - start).milliseconds)
+        }
+        let size = (try? FileManager.default.attributesOfItem(atPath: store.url(for: session.id).path)[.size] as? Int) ?? 0
+        print(String(format: "one save (encode, write, fsync, rename, fsync dir) of %d messages, %.2f MB: median %.1f ms, max %.1f ms",
+                     count, Double(size) / 1e6, median(samples), samples.max() ?? 0))
+        if count != 10_000 { try? FileManager.default.removeItem(at: store.url(for: session.id)) }
+    }
+
+    // Resume the 10,000-message session in tmux: Enter → the resumed screen painted.
+    let tmux = TmuxSession()
+    defer { tmux.run(["kill-server"]) }
+    tmux.run(["new-session", "-d", "-s", tmux.name, "-x", "120", "-y", "40", "env", "-i", "TERM=xterm-256color", "LANG=C.UTF-8",
+              "HOME=\(home.path)", "PATH=/usr/bin:/bin", "XDG_CONFIG_HOME=\(home.path)/config", "XDG_DATA_HOME=\(home.path)/data",
+              "bash", "--norc", "--noprofile"])
+    tmux.type("PS1='$ '")
+    tmux.keys("Enter")
+    var times: [Double] = []
+    var rss = 0.0
+    for run in 0..<5 {
+        tmux.type("clear")
+        tmux.keys("Enter")
+        tmux.wait(for: "$ \n")
+        tmux.type("\(parley) --resume")
+        let start = ContinuousClock.now
+        tmux.keys("Enter")
+        guard tmux.wait(for: "resumed") != nil else { print("resume failed:\n\(tmux.screen())"); exit(1) }
+        times.append((ContinuousClock.now - start).milliseconds)
+        if run == 0, let pid = tmux.foregroundChild() {
+            try await Task.sleep(for: .milliseconds(500))
+            rss = processUsage(pid).rssMB
+        }
+        tmux.keys("C-d")
+        tmux.wait(for: "$ ")
+    }
+    print(String(format: "resume of 10,000 messages to the first painted screen: median %.0f ms, min %.0f ms over %d runs; resident %.1f MB after it",
+                 median(times), times.min() ?? 0, times.count, rss))
+}

@@ -44,6 +44,15 @@ func sessionBenchmark() async throws {
         let size = (try? FileManager.default.attributesOfItem(atPath: store.url(for: session.id).path)[.size] as? Int) ?? 0
         print(String(format: "one save (encode, write, fsync, rename, fsync dir) of %d messages, %.2f MB: median %.1f ms, max %.1f ms",
                      count, Double(size) / 1e6, median(samples), samples.max() ?? 0))
+        // A streaming flush: one journal line with a second's worth of text, appended and fsynced.
+        var flushes: [Double] = []
+        for _ in 0..<20 {
+            let start = ContinuousClock.now
+            try store.appendJournal(SessionJournalEntry(message: session.messages.last!.id, append: String(repeating: " token", count: 60)), for: session.id)
+            flushes.append((ContinuousClock.now - start).milliseconds)
+        }
+        print(String(format: "  a streaming flush into it (journal append + fsync): median %.2f ms", median(flushes)))
+        try? FileManager.default.removeItem(at: store.journalURL(for: session.id))
         if count != 10_000 { try? FileManager.default.removeItem(at: store.url(for: session.id)) }
     }
 

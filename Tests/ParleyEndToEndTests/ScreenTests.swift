@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import ParleyKit
+import ParleyTestSupport
 
 /// The chat screen as a person uses it: in tmux, against the real llama-server, typing keys and
 /// reading the screen with capture-pane.
@@ -174,6 +175,41 @@ import ParleyKit
         #expect(try Data(contentsOf: store.url(for: sessions[0].id)) == before)
         tmux.type("/quit")
         tmux.keys("Enter")
+    }
+
+    /// A key in the environment reaches the provider and nothing else: no file Parley writes holds it.
+    @Test func theAPIKeyIsInNoFileParleyWrites() async throws {
+        let sentinel = "sk-SENTINEL-\(UInt64.random(in: 0...UInt64.max))"
+        let body = Array("data: {\"choices\":[{\"delta\":{\"content\":\"hello back\"}}]}\n\ndata: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n".utf8)
+        let server = try await ScriptedHTTPServer { _ in ScriptedHTTPServer.sse(body) }
+        let harness = try ParleyHarness(config: "default_model = \"box:m\"\n[providers.box]\nbase_url = \"\(server.baseURL)/v1\"\napi_key_env = \"BOX_API_KEY\"\n")
+        defer { harness.cleanUp() }
+        let tmux = Tmux()
+        let environment = harness.environment.filter { ["PATH", "HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "PARLEY_RUNTIME_DIR"].contains($0.key) }
+            .map { "\($0.key)=\($0.value)" } + ["BOX_API_KEY=\(sentinel)"]
+        tmux.run(["new-session", "-d", "-s", tmux.session, "-x", "100", "-y", "30", "env", "-i", "TERM=xterm-256color", "LANG=C.UTF-8"] + environment + [ParleyHarness.binary])
+        defer { tmux.run(["kill-server"]) }
+        try #require(tmux.wait(for: "type a message").contains("type a message"))
+        tmux.type("hello")
+        tmux.keys("Enter")
+        #expect(tmux.wait(for: "hello back").contains("hello back"))
+        tmux.type("/export")
+        tmux.keys("Enter")
+        #expect(tmux.wait(for: "exported to").contains("exported to"))
+        tmux.type("/quit")
+        tmux.keys("Enter")
+        usleep(300_000)
+        await server.shutdown()
+        // The key did go out, so finding it nowhere means something.
+        #expect(server.requests.first?.header("Authorization") == "Bearer \(sentinel)")
+        var files = 0
+        let walker = FileManager.default.enumerator(at: harness.home, includingPropertiesForKeys: nil)
+        while let url = walker?.nextObject() as? URL {
+            guard let data = FileManager.default.contents(atPath: url.path) else { continue }
+            files += 1
+            #expect(!String(decoding: data, as: UTF8.self).contains(sentinel), "\(url.path) holds the key")
+        }
+        #expect(files >= 3)  // the session, its export, the input history
     }
 
     /// SIGTERM, SIGINT and SIGHUP from outside: the terminal modes and the shell's screen come back.

@@ -18,9 +18,9 @@ public struct Session: Codable, Sendable, Equatable {
     public var model: String
     public var messages: [SessionMessage]
 
-    public init(id: String = Session.newID(), title: String = "", model: String, systemPrompt: String? = nil, now: Date = Date()) {
+    public init(id: String? = nil, title: String = "", model: String, systemPrompt: String? = nil, now: Date = Date()) {
         format = Self.currentFormat
-        self.id = id
+        self.id = id ?? Self.newID(now: now)
         self.title = title
         createdAt = now
         updatedAt = now

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import ParleyCore
+import ParleyKit
 import ParleyTestSupport
 
 /// `parley` as a user runs it, against loopback servers that play providers: errors on stderr as one line,
@@ -70,6 +71,48 @@ import ParleyTestSupport
         #expect(sent.count == 2)
         #expect(sent.first??["max_tokens"]?.double == 64)
         #expect(sent.last??["max_tokens"]?.double == 5)
+    }
+
+    @Test func sessionsListShowSearchExportAndRemove() throws {
+        let harness = try ParleyHarness()
+        defer { harness.cleanUp() }
+        let store = SessionStore(directory: harness.home.appendingPathComponent("data/parley/sessions"))
+        var older = Session(title: "Rust or Go", model: "local:smollm2", now: Date(timeIntervalSince1970: 1_700_000_000))
+        older.messages = [SessionMessage(parentID: nil, role: .user, content: "Which is faster, Rust or Go?")]
+        var newer = Session(title: "Bread", model: "openai:gpt-4o-mini")
+        let question = SessionMessage(parentID: nil, role: .user, content: "How long to proof bread?")
+        var answer = SessionMessage(parentID: question.id, role: .assistant, content: "About an hour.\nLonger when cold \u{1B}]52;c;eA==\u{07}.", provider: "openai", model: "gpt-4o-mini")
+        answer.cost = 0.0004
+        newer.messages = [question, answer]
+        try store.save(older)
+        usleep(10_000)
+        try store.save(newer)
+        try Data("{\"format\": 9}".utf8).write(to: store.directory.appendingPathComponent("future.json"))
+
+        let list = try harness.run(["sessions", "list"])
+        #expect(list.status == 0)
+        let lines = list.stdout.split(separator: "\n")
+        #expect(lines.count == 2)
+        #expect(lines.first?.hasSuffix("Bread") == true)  // newest first
+        #expect(lines.first?.contains("$0.0004") == true)
+        #expect(lines.last?.hasSuffix("Rust or Go") == true)
+        #expect(list.stderr.contains("future.json: was written by a newer Parley (format 9)"))
+
+        let show = try harness.run(["sessions", "show", "bread"])
+        #expect(show.stdout.contains("## openai:gpt-4o-mini · "))
+        #expect(show.stdout.contains("About an hour."))
+        let search = try harness.run(["sessions", "search", "LONGER"])
+        #expect(search.stdout == "\(newer.id)  Bread  [openai:gpt-4o-mini]  Longer when cold \u{1B}]52;c;eA==\u{07}.\n")  // piped: raw
+        #expect(try harness.run(["sessions", "search", "nowhere"]).status == 1)
+        let json = try harness.run(["sessions", "export", String(older.id.prefix(15)), "--format", "json"])
+        #expect(try JSONValue.parse(json.stdout)["title"]?.string == "Rust or Go")
+
+        let kept = try harness.run(["sessions", "rm", "Rust"], input: "n\n")
+        #expect(kept.stderr.contains("kept"))
+        #expect(FileManager.default.fileExists(atPath: store.url(for: older.id).path))
+        #expect(try harness.run(["sessions", "rm", "Rust", "--yes"]).status == 0)
+        #expect(!FileManager.default.fileExists(atPath: store.url(for: older.id).path))
+        #expect(FileManager.default.fileExists(atPath: store.directory.appendingPathComponent("future.json").path))
     }
 
     @Test func providerErrorBodyReachesTheUser() async throws {

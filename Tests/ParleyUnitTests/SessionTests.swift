@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import ParleyCore
 import ParleyKit
+import ParleyProviders
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -166,5 +167,29 @@ import Glibc
         #expect(Session.title(from: "  Short one\nsecond line") == "Short one")
         let long = Session.title(from: String(repeating: "word ", count: 30))
         #expect(long.hasSuffix("…") && long.count <= 61 && !long.contains("wor…"))
+    }
+}
+
+/// A session written on one provider continues on another: the history is converted to its wire format.
+@Suite struct SessionContinuationTests {
+    @Test func anOpenAIToolCallSessionContinuesOnAnthropicAndBack() throws {
+        let example = SessionSchemaTests.repository.appendingPathComponent("sessions/example-switch-tools-error.json")
+        let session = try SessionStore(directory: example.deletingLastPathComponent()).load(example)
+        let request = ChatRequest(model: "claude-haiku-4-5", system: session.systemPrompt, messages: session.chatMessages)
+
+        let anthropic = try JSONValue.parse(AnthropicMessagesFormat.makeRequest(request, baseURL: "https://api.anthropic.com", apiKey: "k").body)
+        #expect(anthropic["system"]?.string == "Answer in one sentence.")
+        let messages = try #require(anthropic["messages"]?.array)
+        #expect(messages.map { $0["role"]?.string ?? "" } == ["user", "assistant", "user", "assistant", "user", "assistant"])
+        #expect(messages[1]["content"]?[0]?["type"]?.string == "tool_use")
+        #expect(messages[1]["content"]?[0]?["input"]?["city"]?.string == "Lyon")
+        #expect(messages[2]["content"]?[0]?["tool_use_id"]?.string == "call_1")
+
+        let openAI = try JSONValue.parse(OpenAIChatFormat.makeRequest(request, baseURL: "https://api.openai.com/v1", apiKey: "k", dialect: .openAI).body)
+        let turns = try #require(openAI["messages"]?.array)
+        #expect(turns.first?["role"]?.string == "system")
+        #expect(turns[2]["tool_calls"]?[0]?["id"]?.string == "call_1")
+        #expect(turns[3]["role"]?.string == "tool")
+        #expect(turns[3]["tool_call_id"]?.string == "call_1")
     }
 }

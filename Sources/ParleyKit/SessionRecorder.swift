@@ -16,8 +16,8 @@ public final class SessionRecorder: @unchecked Sendable {
     private var writeLock: SessionLock?
     /// Read-only when another process holds the session: nothing is written.
     public let readOnly: Bool
-    /// The last write error, for the screen to show once.
-    public private(set) var lastError: String?
+    /// The last write error (or why the session is read-only), for the screen to show once.
+    private var lastError: String?
 
     public init(store: SessionStore, session: Session) {
         self.store = store
@@ -33,6 +33,14 @@ public final class SessionRecorder: @unchecked Sendable {
     }
 
     public var snapshot: Session { lock.withLock { session } }
+
+    /// The last write error, once: after it is shown it is cleared.
+    public func takeError() -> String? {
+        lock.withLock {
+            defer { lastError = nil }
+            return lastError
+        }
+    }
 
     /// The id of the last message on the current branch.
     private var tip: String? { session.messages.last?.id }
@@ -119,9 +127,6 @@ public final class SessionRecorder: @unchecked Sendable {
         return copy
     }
 
-    public func setSystemPrompt(_ text: String?) { lock.withLock { session.systemPrompt = text } }
-    public func setModel(_ name: String) { lock.withLock { session.model = name } }
-
     public func rename(_ title: String) {
         lock.withLock { session.title = title }
         saveNow(wait: false)
@@ -153,9 +158,11 @@ public final class SessionRecorder: @unchecked Sendable {
         if wait { writes.sync(execute: work) } else { writes.async(execute: work) }
     }
 
+    public func waitForWrites() { writes.sync {} }
+
     /// Waits for pending writes, then lets go of the lock.
     public func close() {
-        writes.sync {}
+        waitForWrites()
         writeLock?.release()
         writeLock = nil
     }

@@ -108,7 +108,7 @@ public final class ChatApp: @unchecked Sendable {
             recorder.settleInterrupted()
             if state.systemPrompt == nil { state.systemPrompt = resume.systemPrompt }
             Self.show(resume, in: &state)
-            if let problem = recorder.lastError { _ = reduce(&state, .showError(problem)) }
+            if let problem = recorder.takeError() { _ = reduce(&state, .showError(problem)) }
             _ = reduce(&state, .showNote("resumed “\(resume.title)” (\(resume.messages.count) messages); saving to \(sessions.url(for: resume.id).path)"))
         }
     }
@@ -318,7 +318,7 @@ public final class ChatApp: @unchecked Sendable {
             modelName = ref.description
             applyModelFacts(ref)
         }
-        if let problem = recorder.lastError { dispatch([.showError(problem)]) }
+        if let problem = recorder.takeError() { dispatch([.showError(problem)]) }
         dispatch([.showNote("loaded “\(session.title)” (\(session.messages.count) messages) on \(modelName)")])
     }
 
@@ -333,6 +333,12 @@ public final class ChatApp: @unchecked Sendable {
         } catch {
             dispatch([.showError(describe(error))])
         }
+    }
+
+    /// After a turn's last write: a failed save is said on screen (the conversation is still there).
+    static func reportSaveProblem(_ recorder: SessionRecorder, _ queue: ActionQueue) {
+        recorder.waitForWrites()
+        if let problem = recorder.takeError() { queue.post(.showError("the session was not saved: \(problem)")) }
     }
 
     /// The recorder for this conversation, opening a new session with its first message.
@@ -394,6 +400,7 @@ public final class ChatApp: @unchecked Sendable {
                 }
                 recorder.finishReply(replyID, status: .complete, reply: reply, cost: local ? 0 : nil)
                 queue.post(.engine(.finished(tokensPerSecond: reply.tokensPerSecond(), costText: local ? "$0.00" : "?", sessionCostText: sessionText)), turn: turn)
+                Self.reportSaveProblem(recorder, queue)
             } catch {
                 if Task.isCancelled {
                     recorder.finishReply(replyID, status: .stopped, reply: reply)
@@ -401,6 +408,7 @@ public final class ChatApp: @unchecked Sendable {
                 }
                 recorder.finishReply(replyID, status: .error, reply: reply, error: describe(error))
                 queue.post(.engine(.failed(describe(error))), turn: turn)
+                Self.reportSaveProblem(recorder, queue)
             }
         }
     }

@@ -26,8 +26,12 @@ public final class SessionRecorder: @unchecked Sendable {
         do {
             writeLock = try store.lock(session.id)
             readOnly = false
-        } catch {
+        } catch let error as SessionInUse {
             readOnly = true
+            lastError = error.userMessage
+        } catch {
+            // Not writable at all (a bad directory): the writes will fail and say so after each turn.
+            readOnly = false
             lastError = (error as? any UserFacingError)?.userMessage ?? "\(error)"
         }
     }

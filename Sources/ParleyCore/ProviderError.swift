@@ -37,6 +37,10 @@ public struct ProviderError: UserFacingError, Sendable, Equatable {
     public var type: String?
     /// What the user can do about it.
     public var hint: String?
+    /// Seconds the server asked to wait (`retry-after-ms` / `retry-after`).
+    public var retryAfter: Double?
+    /// The server's `x-should-retry`, when it sent one.
+    public var shouldRetry: Bool?
 
     public init(kind: Kind, provider: String, status: Int? = nil, message: String, type: String? = nil, hint: String? = nil) {
         self.kind = kind

@@ -34,6 +34,8 @@ public struct ProviderConfig: Sendable {
     public var isPreset: Bool
     /// Config `max_tokens`: the reply length limit when a request sets none.
     public var maxTokens: Int?
+    /// Config `max_retries`: attempts after the first, before any output (default 2).
+    public var maxRetries: Int?
 }
 
 /// Settings for the bundled local model server.
@@ -123,7 +125,7 @@ public struct ParleyConfig: Sendable {
                 let settings = try reader.table(body, key)
                 try reader.allowOnly(settings, [
                     "base_url", "api_key_env", "format", "models", "stream_options", "max_tokens_field",
-                    "connect_timeout", "first_byte_timeout", "idle_timeout", "headers", "max_tokens",
+                    "connect_timeout", "first_byte_timeout", "idle_timeout", "headers", "max_tokens", "max_retries",
                 ], context: "[\(key)]")
                 var provider = config.providers[name] ?? ProviderConfig(
                     name: name, format: .openAIChat, baseURL: "", apiKeyVariable: nil, dialect: .standard, models: [],
@@ -150,6 +152,7 @@ public struct ParleyConfig: Sendable {
                 if let v = settings["models"] { provider.models = try reader.strings(v, "\(key).models") }
                 if let v = settings["stream_options"] { provider.dialect.sendsStreamOptions = try reader.bool(v, "\(key).stream_options") }
                 if let v = settings["max_tokens_field"] { provider.dialect.maxTokensField = try reader.string(v, "\(key).max_tokens_field") }
+                if let v = settings["max_retries"] { provider.maxRetries = try reader.integer(v, "\(key).max_retries", min: 0) }
                 if let v = settings["max_tokens"] { provider.maxTokens = try reader.integer(v, "\(key).max_tokens", min: 1) }
                 if let v = settings["connect_timeout"] { provider.timeouts.connect = try reader.seconds(v, "\(key).connect_timeout") }
                 if let v = settings["first_byte_timeout"] { provider.timeouts.responseHead = try reader.seconds(v, "\(key).first_byte_timeout") }

@@ -76,6 +76,7 @@ extension ParleyConfig {
             dialect: provider.dialect, extraHeaders: provider.headers, timeouts: provider.timeouts
         )
         endpoint.defaultMaxTokens = provider.maxTokens
+        if let retries = provider.maxRetries { endpoint.retryPolicy.maxRetries = retries }
         return endpoint
     }
 }

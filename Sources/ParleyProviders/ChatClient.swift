@@ -11,25 +11,52 @@ public protocol ChatProvider: Sendable {
 /// The live provider: builds the request for the endpoint's format, sends it, decodes the body.
 public struct ChatClient: ChatProvider {
     public let transport: any HTTPTransport
+    /// Waits between attempts (injected by tests).
+    let sleep: @Sendable (Double) async throws -> Void
+    /// Jitter source in 0..<1 (injected by tests).
+    let random: @Sendable () -> Double
     /// Largest error body read from a non-2xx answer.
     static let maxErrorBody = 1 << 20
 
-    public init(transport: any HTTPTransport = AsyncHTTPTransport.shared) {
+    public init(
+        transport: any HTTPTransport = AsyncHTTPTransport.shared,
+        sleep: @escaping @Sendable (Double) async throws -> Void = { try await Task.sleep(for: .seconds($0)) },
+        random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
+    ) {
         self.transport = transport
+        self.sleep = sleep
+        self.random = random
     }
 
     /// Events arrive as the network delivers them; adjacent text deltas from one network read are joined,
     /// so a fast stream costs one hop per read rather than per token. Cancelling the consumer cancels the
     /// request and closes the connection.
     public func stream(_ request: ChatRequest, endpoint: ProviderEndpoint) -> AsyncThrowingStream<ChatEvent, any Error> {
-        let transport = self.transport
+        let transport = self.transport, sleep = self.sleep, random = self.random
         return AsyncThrowingStream { continuation in
             let task = Task {
-                do {
-                    try await Self.run(request, endpoint: endpoint, transport: transport, continuation: continuation)
-                    continuation.finish()
-                } catch {
-                    continuation.finish(throwing: Self.classify(error, endpoint: endpoint))
+                var retries = 0
+                while true {
+                    var started = false
+                    do {
+                        try await Self.run(request, endpoint: endpoint, transport: transport, continuation: continuation, started: &started)
+                        continuation.finish()
+                        return
+                    } catch {
+                        let failure = Self.classify(error, endpoint: endpoint)
+                        // Only before any output: a reply that has begun ends as an error, its text kept.
+                        if !started, !Task.isCancelled,
+                           let delay = endpoint.retryPolicy.delay(for: failure, retriesSoFar: retries, random: random()) {
+                            retries += 1
+                            do { try await sleep(delay) } catch {
+                                continuation.finish(throwing: Self.classify(error, endpoint: endpoint))
+                                return
+                            }
+                            continue
+                        }
+                        continuation.finish(throwing: failure)
+                        return
+                    }
                 }
             }
             continuation.onTermination = { _ in task.cancel() }
@@ -38,7 +65,7 @@ public struct ChatClient: ChatProvider {
 
     static func run(
         _ request: ChatRequest, endpoint: ProviderEndpoint, transport: any HTTPTransport,
-        continuation: AsyncThrowingStream<ChatEvent, any Error>.Continuation
+        continuation: AsyncThrowingStream<ChatEvent, any Error>.Continuation, started: inout Bool
     ) async throws {
         if endpoint.requiresKey, endpoint.apiKey?.isEmpty ?? true { throw endpoint.missingKeyError() }
         let spec = endpoint.makeRequest(request)
@@ -49,7 +76,10 @@ public struct ChatClient: ChatProvider {
                 body += chunk.readableBytesView.prefix(maxErrorBody - body.count)
                 if body.count >= maxErrorBody { break }
             }
-            throw endpoint.httpError(status: response.status, body: body)
+            var error = endpoint.httpError(status: response.status, body: body)
+            error.retryAfter = RetryPolicy.retryAfter(response.headers)
+            error.shouldRetry = RetryPolicy.shouldRetryHeader(response.headers)
+            throw error
         }
         var decoder = endpoint.makeDecoder()
         var batch: [ChatEvent] = []
@@ -70,6 +100,7 @@ public struct ChatClient: ChatProvider {
             for event in batch {
                 if case let .error(error) = event { throw error }
                 continuation.yield(event)
+                started = true
             }
             batch.removeAll(keepingCapacity: true)
             if decoder.sawTerminator { break }

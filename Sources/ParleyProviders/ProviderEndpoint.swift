@@ -23,6 +23,8 @@ public struct ProviderEndpoint: Sendable {
     public var timeouts: TransportTimeouts
     /// The reply length limit sent when the request sets none (config `max_tokens`).
     public var defaultMaxTokens: Int?
+    /// Config `max_retries` (and the SDKs' defaults for the rest).
+    public var retryPolicy = RetryPolicy.standard
 
     public init(
         name: String, format: WireFormat, baseURL: String, apiKey: String? = nil, apiKeyVariable: String? = nil,

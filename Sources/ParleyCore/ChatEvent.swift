@@ -43,6 +43,8 @@ public enum ChatEvent: Sendable, Equatable {
     case finish(FinishReason)
     /// An error the provider reported inside a stream that had started well.
     case error(ProviderError)
+    /// An attempt failed before any output; the next starts after `delaySeconds`.
+    case retrying(attempt: Int, delaySeconds: Double, reason: String)
 }
 
 /// Builds complete tool calls from fragments, by index; a new id at an occupied index opens a new call

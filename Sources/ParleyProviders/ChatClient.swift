@@ -48,6 +48,7 @@ public struct ChatClient: ChatProvider {
                         if !started, !Task.isCancelled,
                            let delay = endpoint.retryPolicy.delay(for: failure, retriesSoFar: retries, random: random()) {
                             retries += 1
+                            continuation.yield(.retrying(attempt: retries, delaySeconds: delay, reason: RetryPolicy.reason(failure)))
                             do { try await sleep(delay) } catch {
                                 continuation.finish(throwing: Self.classify(error, endpoint: endpoint))
                                 return

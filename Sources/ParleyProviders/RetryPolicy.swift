@@ -40,6 +40,18 @@ public struct RetryPolicy: Sendable, Equatable {
         return backoff * (1 - 0.25 * random)
     }
 
+    /// A few words for the status bar: why the attempt failed.
+    public static func reason(_ error: ProviderError) -> String {
+        switch (error.kind, error.status) {
+        case (.http, 429?): return "rate limited"
+        case (.http, 529?): return "overloaded"
+        case let (.http, status?): return "HTTP \(status)"
+        case (.connectTimeout, _), (.firstTokenTimeout, _): return "timed out"
+        case (.connection, _): return "connection failed"
+        default: return error.kind.rawValue
+        }
+    }
+
     /// The server's requested wait: `retry-after-ms`, else `retry-after` as seconds or an HTTP date.
     public static func retryAfter(_ headers: [(String, String)], now: Date = Date()) -> Double? {
         func header(_ name: String) -> String? { headers.first { $0.0.lowercased() == name }?.1.trimmingCharacters(in: .whitespaces) }

@@ -389,6 +389,8 @@ public final class ChatApp: @unchecked Sendable {
                         if !hadFirst, let ttft = reply.timeToFirstToken { queue.post(.engine(.firstToken(milliseconds: ttft.milliseconds)), turn: turn) }
                         let clean = sanitizer.sanitize(text)
                         if !clean.isEmpty { queue.post(.engine(.delta(clean)), turn: turn) }
+                    case let .retrying(_, delay, reason):
+                        queue.post(.engine(.retrying(seconds: Int(delay.rounded(.up)), reason: reason)), turn: turn)
                     case let .usage(usage):
                         queue.post(.engine(.usage(promptTokens: usage.totalPromptTokens, completionTokens: usage.completionTokens)), turn: turn)
                     default: break

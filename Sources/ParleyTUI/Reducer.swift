@@ -20,6 +20,7 @@ public enum Action: Equatable, Sendable {
 public enum EngineEvent: Equatable, Sendable {
     case connecting
     case waiting
+    case retrying(seconds: Int, reason: String)
     case delta(String)
     case firstToken(milliseconds: Double)
     case usage(promptTokens: Int, completionTokens: Int)
@@ -140,6 +141,7 @@ private func handleEngine(_ state: inout ChatState, _ event: EngineEvent) {
     switch event {
     case .connecting: state.status.phase = .connecting
     case .waiting: state.status.phase = .waiting
+    case let .retrying(seconds, reason): state.status.phase = .retrying(seconds: seconds, reason: reason)
     case let .firstToken(ms): state.status.timeToFirstTokenMs = ms
     case let .delta(text):
         updateLast(&state) { $0.text += text }

@@ -74,8 +74,13 @@ struct Ask: AsyncParsableCommand {
         var reply = ReplyAccumulator()
         var printedAny = false
         do {
+            let showRetries = stats || isatty(STDERR_FILENO) == 1
             for try await event in engine.stream(request, endpoint: endpoint) {
                 reply.add(event)
+                if showRetries, case let .retrying(attempt, delay, reason) = event {
+                    Terminal.standardError.write(String(format: "parley: %@: %@; retrying in %.1f s (retry %d of %d)\n",
+                                                        ref.provider, reason, delay, attempt, endpoint.retryPolicy.maxRetries))
+                }
                 if !json, case let .textDelta(delta) = event {
                     let shown = sanitizer?.sanitize(delta) ?? delta
                     out.write(shown)

@@ -186,6 +186,14 @@ import ParleyCore
         #expect(reduce(&state, .input(.key(.enter))).last == .exportSession("~/c.md"))
     }
 
+    @Test func aRetryShowsInTheStatusBar() {
+        var state = fresh()
+        type(&state, "hi")
+        _ = reduce(&state, .input(.key(.enter)))
+        _ = reduce(&state, .engine(.retrying(seconds: 2, reason: "rate limited")))
+        #expect(screen(state).last?.contains("retrying in 2 s (rate limited)") == true)
+    }
+
     @Test func retryAsksAgainForTheLastReply() {
         var state = fresh()
         type(&state, "q")

@@ -59,19 +59,21 @@ import ParleyTestSupport
 
     let ok = ScriptedHTTPServer.sse(Array("data: {\"choices\":[{\"delta\":{\"content\":\"fine\"}}]}\n\ndata: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n".utf8))
 
-    func run(_ server: ScriptedHTTPServer) async -> (text: String, error: ProviderError?, delays: [Double]) {
+    func run(_ server: ScriptedHTTPServer) async -> (text: String, error: ProviderError?, delays: [Double], retries: [String]) {
         let delays = Mutex<[Double]>([])
         let client = ChatClient(sleep: { seconds in delays.withLock { $0.append(seconds) } }, random: { 0 })
         var text = ""
+        var retries: [String] = []
         var failure: ProviderError?
         do {
             for try await event in client.stream(ChatRequest(model: "m", messages: [.user("hi")]), endpoint: endpoint(server)) {
                 if case let .textDelta(t) = event { text += t }
+                if case let .retrying(attempt, delay, reason) = event { retries.append("\(attempt) \(delay) \(reason)") }
             }
         } catch {
             failure = error as? ProviderError
         }
-        return (text, failure, delays.withLock { $0 })
+        return (text, failure, delays.withLock { $0 }, retries)
     }
 
     @Test func a429TwiceThenAnAnswer() async throws {
@@ -85,6 +87,7 @@ import ParleyTestSupport
         await server.shutdown()
         #expect(server.requestCount == 3)
         #expect(result.delays == [0.25, 0.25])
+        #expect(result.retries == ["1 0.25 rate limited", "2 0.25 rate limited"])
         #expect(result.text == "fine")
         #expect(result.error == nil)
     }
@@ -95,6 +98,7 @@ import ParleyTestSupport
         await server.shutdown()
         #expect(server.requestCount == 3)
         #expect(result.delays == [0.5, 1])
+        #expect(result.retries == ["1 0.5 overloaded", "2 1.0 overloaded"])
         #expect(result.error?.status == 529)
         #expect(result.error?.userMessage.contains("Overloaded") == true)
     }

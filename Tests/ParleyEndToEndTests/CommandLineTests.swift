@@ -23,13 +23,6 @@ import ParleyTestSupport
         #expect(result.status == 1)
         #expect(result.stderr.hasPrefix("parley: unknown model 'gpt-17'"))
         #expect(result.stderr.split(separator: "\n").count == 1)
-        // With --stats (or a terminal on stderr) the retries are said as they happen.
-        let verbose = try harness.run(["ask", "-m", "dead:x", "--stats", "hello"])
-        let lines = verbose.stderr.split(separator: "\n")
-        #expect(lines.count >= 3)
-        #expect(lines.first?.hasPrefix("parley: dead: connection failed; retrying in 0.") == true)
-        #expect(lines.contains { $0.contains("(retry 2 of 2)") })
-        #expect(lines.last?.hasPrefix("parley: dead: ") == true)
     }
 
     @Test func badConfigNamesFileAndLine() throws {

@@ -19,6 +19,18 @@ import ParleyTestSupport
             (try? ChildProcess.capture(["tmux", "-S", socket] + arguments))?.output ?? ""
         }
 
+        /// The environment a fresh terminal gets: only the harness's directories and PATH/HOME.
+        static func environment(_ harness: ParleyHarness, extra: [String] = []) -> [String] {
+            harness.environment.filter { ["PATH", "HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "PARLEY_RUNTIME_DIR"].contains($0.key) }
+                .map { "\($0.key)=\($0.value)" } + extra
+        }
+
+        /// Starts the tmux server with `command` (a bare shell by default) in a clean environment.
+        func start(_ harness: ParleyHarness, width: Int = 100, height: Int = 30, extra: [String] = [], command: [String] = ["bash", "--norc", "--noprofile"]) {
+            run(["new-session", "-d", "-s", session, "-x", "\(width)", "-y", "\(height)", "env", "-i", "TERM=xterm-256color", "LANG=C.UTF-8"]
+                + Self.environment(harness, extra: extra) + command)
+        }
+
         func keys(_ keys: String...) { run(["send-keys", "-t", session] + keys) }
         func type(_ text: String) { run(["send-keys", "-t", session, "-l", text]) }
         func screen() -> String { run(["capture-pane", "-p", "-t", session]) }
@@ -43,9 +55,7 @@ import ParleyTestSupport
         defer { harness.cleanUp() }
         try #require(LocalRuntime(paths: harness.paths, settings: LocalSettings()).installation() != nil, "run `parley setup` first")
         let tmux = Tmux()
-        let environment = harness.environment.filter { ["PATH", "HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "PARLEY_RUNTIME_DIR"].contains($0.key) }
-            .map { "\($0.key)=\($0.value)" }
-        tmux.run(["new-session", "-d", "-s", tmux.session, "-x", "100", "-y", "30", "env", "-i", "TERM=xterm-256color", "LANG=C.UTF-8"] + environment + ["bash", "--norc", "--noprofile"])
+        tmux.start(harness)
         defer { tmux.run(["kill-server"]) }
         tmux.type("PS1='$ '; clear; echo SHELL-WAS-HERE")
         tmux.keys("Enter")
@@ -115,9 +125,7 @@ import ParleyTestSupport
         defer { harness.cleanUp() }
         try #require(LocalRuntime(paths: harness.paths, settings: LocalSettings()).installation() != nil, "run `parley setup` first")
         let tmux = Tmux()
-        let environment = harness.environment.filter { ["PATH", "HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "PARLEY_RUNTIME_DIR"].contains($0.key) }
-            .map { "\($0.key)=\($0.value)" }
-        tmux.run(["new-session", "-d", "-s", tmux.session, "-x", "100", "-y", "30", "env", "-i", "TERM=xterm-256color", "LANG=C.UTF-8"] + environment + ["bash", "--norc", "--noprofile"])
+        tmux.start(harness)
         defer { tmux.run(["kill-server"]) }
         tmux.type("PS1='$ '")
         tmux.keys("Enter")
@@ -161,7 +169,7 @@ import ParleyTestSupport
         #expect(settled?.messages.last?.content == partial)
         // A second Parley on the same session is told it is in use, and shows it read-only.
         let before = try Data(contentsOf: store.url(for: sessions[0].id))
-        tmux.run(["new-window", "-t", tmux.session, "env", "-i", "TERM=xterm-256color", "LANG=C.UTF-8"] + environment + [ParleyHarness.binary, "--resume"])
+        tmux.run(["new-window", "-t", tmux.session, "env", "-i", "TERM=xterm-256color", "LANG=C.UTF-8"] + Tmux.environment(harness) + [ParleyHarness.binary, "--resume"])
         var other = ""
         for _ in 0..<200 where !other.contains("open in another Parley process") {
             other = tmux.run(["capture-pane", "-p", "-t", "\(tmux.session):1"])
@@ -185,9 +193,7 @@ import ParleyTestSupport
         let harness = try ParleyHarness(config: "default_model = \"box:m\"\n[providers.box]\nbase_url = \"\(server.baseURL)/v1\"\napi_key_env = \"BOX_API_KEY\"\n")
         defer { harness.cleanUp() }
         let tmux = Tmux()
-        let environment = harness.environment.filter { ["PATH", "HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "PARLEY_RUNTIME_DIR"].contains($0.key) }
-            .map { "\($0.key)=\($0.value)" } + ["BOX_API_KEY=\(sentinel)"]
-        tmux.run(["new-session", "-d", "-s", tmux.session, "-x", "100", "-y", "30", "env", "-i", "TERM=xterm-256color", "LANG=C.UTF-8"] + environment + [ParleyHarness.binary])
+        tmux.start(harness, extra: ["BOX_API_KEY=\(sentinel)"], command: [ParleyHarness.binary])
         defer { tmux.run(["kill-server"]) }
         try #require(tmux.wait(for: "type a message").contains("type a message"))
         tmux.type("hello")
@@ -218,9 +224,7 @@ import ParleyTestSupport
         let harness = try ParleyHarness()
         defer { harness.cleanUp() }
         let tmux = Tmux()
-        let environment = harness.environment.filter { ["PATH", "HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "PARLEY_RUNTIME_DIR"].contains($0.key) }
-            .map { "\($0.key)=\($0.value)" }
-        tmux.run(["new-session", "-d", "-s", tmux.session, "-x", "80", "-y", "20", "env", "-i", "TERM=xterm-256color", "LANG=C.UTF-8"] + environment + ["bash", "--norc", "--noprofile"])
+        tmux.start(harness, width: 80, height: 20)
         defer { tmux.run(["kill-server"]) }
         let modes = harness.home.appendingPathComponent("stty")
         tmux.type("PS1='$ '; clear; stty -g > \(modes.path).before; echo BEFORE")

@@ -123,7 +123,7 @@ import ParleyTestSupport
         let server = try await ScriptedHTTPServer { _ in
             [.head(status: 200, headers: [("Content-Type", "text/event-stream")])]
                 + (0..<200).flatMap { i -> [ScriptedHTTPServer.Step] in
-                    [.write(Array("data: {\"choices\":[{\"delta\":{\"content\":\"t\(i) \"}}]}\n\n".utf8)), .pause(.milliseconds(20))]
+                    [.write(Array("data: {\"choices\":[{\"delta\":{\"content\":\"t\(i) \"}}]}\n\n".utf8)), .pause(.milliseconds(50))]
                 } + [.end]
         }
         // A stop is the cancellation of the task that consumes the stream, as the screen does on Esc.
@@ -137,12 +137,12 @@ import ParleyTestSupport
         for await count in seen.stream where count == 3 { break }
         task.cancel()
         let stoppedAt = ContinuousClock.now
-        // The server notices the close long before its script (about 4 s) would end.
+        // The server notices the close long before its script (about 10 s) would end, even on a busy machine.
         var waited = 0
-        while server.clientClosures.isEmpty, waited < 100 { try await Task.sleep(for: .milliseconds(20)); waited += 1 }
+        while server.clientClosures.isEmpty, waited < 400 { try await Task.sleep(for: .milliseconds(20)); waited += 1 }
         await server.shutdown()
-        // Closed by the stop, not by the end of the script (about 4 s); how fast is a benchmark's question.
+        // Closed by the stop, not by the end of the script; how fast is a benchmark's question.
         let closedAt = try #require(server.clientClosures.first)
-        #expect(closedAt - stoppedAt < .seconds(3))
+        #expect(closedAt - stoppedAt < .seconds(8))
     }
 }

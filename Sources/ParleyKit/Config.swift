@@ -125,7 +125,7 @@ public struct ParleyConfig: Sendable {
                 let settings = try reader.table(body, key)
                 try reader.allowOnly(settings, [
                     "base_url", "api_key_env", "format", "models", "stream_options", "max_tokens_field",
-                    "connect_timeout", "first_byte_timeout", "idle_timeout", "headers", "max_tokens", "max_retries",
+                    "connect_timeout", "first_byte_timeout", "idle_timeout", "total_timeout", "headers", "max_tokens", "max_retries",
                 ], context: "[\(key)]")
                 var provider = config.providers[name] ?? ProviderConfig(
                     name: name, format: .openAIChat, baseURL: "", apiKeyVariable: nil, dialect: .standard, models: [],
@@ -157,6 +157,7 @@ public struct ParleyConfig: Sendable {
                 if let v = settings["connect_timeout"] { provider.timeouts.connect = try reader.seconds(v, "\(key).connect_timeout") }
                 if let v = settings["first_byte_timeout"] { provider.timeouts.responseHead = try reader.seconds(v, "\(key).first_byte_timeout") }
                 if let v = settings["idle_timeout"] { provider.timeouts.idle = try reader.seconds(v, "\(key).idle_timeout") }
+                if let v = settings["total_timeout"] { provider.timeouts.total = try reader.seconds(v, "\(key).total_timeout") }
                 if let v = settings["headers"] {
                     let headers = try reader.table(v, "\(key).headers")
                     provider.headers = try headers.entries.map { (name, value) throws(ConfigError) in

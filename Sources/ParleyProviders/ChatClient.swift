@@ -70,6 +70,7 @@ public struct ChatClient: ChatProvider {
     ) async throws {
         if endpoint.requiresKey, endpoint.apiKey?.isEmpty ?? true { throw endpoint.missingKeyError() }
         let spec = endpoint.makeRequest(request)
+        let deadline = endpoint.timeouts.total.map { ContinuousClock.now + $0 }
         let response = try await transport.send(spec, timeouts: endpoint.timeouts)
         guard (200..<300).contains(response.status) else {
             var body: [UInt8] = []
@@ -86,6 +87,10 @@ public struct ChatClient: ChatProvider {
         var batch: [ChatEvent] = []
         for try await chunk in response.body {
             try Task.checkCancellation()
+            if let deadline, ContinuousClock.now > deadline, let total = endpoint.timeouts.total {
+                throw ProviderError(kind: .totalTimeout, provider: endpoint.name, message: "the reply took longer than \(format(total))",
+                                    hint: "the partial text is kept; raise total_timeout for \(endpoint.name) if such replies are expected")
+            }
             var pendingText = ""
             try chunk.withUnsafeReadableBytes { raw in
                 try decoder.feed(raw) { event in

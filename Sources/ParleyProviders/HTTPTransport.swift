@@ -32,11 +32,14 @@ public struct TransportTimeouts: Sendable, Hashable {
     public var responseHead: Duration
     /// Longest silence between two chunks of the body.
     public var idle: Duration
+    /// Longest whole reply, from sending the request to its end; nil for no limit.
+    public var total: Duration?
 
-    public init(connect: Duration = .seconds(10), responseHead: Duration = .seconds(60), idle: Duration = .seconds(60)) {
+    public init(connect: Duration = .seconds(10), responseHead: Duration = .seconds(60), idle: Duration = .seconds(60), total: Duration? = nil) {
         self.connect = connect
         self.responseHead = responseHead
         self.idle = idle
+        self.total = total
     }
 }
 

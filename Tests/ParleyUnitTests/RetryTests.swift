@@ -120,6 +120,31 @@ import ParleyTestSupport
         #expect(second.error?.status == 503)
     }
 
+    @Test func aReplyLongerThanTheTotalTimeoutEndsAsAnErrorWithItsTextKept() async throws {
+        let server = try await ScriptedHTTPServer { _ in
+            [.head(status: 200, headers: [("Content-Type", "text/event-stream")])]
+                + (0..<30).flatMap { _ -> [ScriptedHTTPServer.Step] in
+                    [.write(Array("data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}]}\n\n".utf8)), .pause(.milliseconds(100))]
+                } + [.write(Array("data: [DONE]\n\n".utf8)), .end]
+        }
+        var dead = endpoint(server)
+        dead.timeouts.total = .milliseconds(400)
+        var text = ""
+        var failure: ProviderError?
+        do {
+            for try await event in ChatClient().stream(ChatRequest(model: "m", messages: [.user("hi")]), endpoint: dead) {
+                if case let .textDelta(t) = event { text += t }
+            }
+        } catch {
+            failure = error as? ProviderError
+        }
+        await server.shutdown()
+        #expect(failure?.kind == .totalTimeout)
+        #expect(failure?.userMessage.contains("longer than 0.4 s") == true)
+        #expect(!text.isEmpty && text.count < 30)
+        #expect(server.requestCount == 1)  // output had started: not retried
+    }
+
     @Test func aReplyThatHasStartedIsNotRetried() async throws {
         let server = try await ScriptedHTTPServer { _ in
             [.head(status: 200, headers: [("Content-Type", "text/event-stream")]),

@@ -49,11 +49,12 @@ public final class SessionRecorder: @unchecked Sendable {
     /// The id of the last message on the current branch.
     private var tip: String? { session.messages.last?.id }
 
-    /// Starts a turn: the user's message (unless this is a retry of `retryOf`) and the reply that
-    /// will stream, written to disk before this returns (call it off the UI thread). Returns the reply's id.
-    public func startTurn(userText: String?, retryOf: String?, model ref: ModelRef, system: String?) -> String {
+    /// Starts a turn: the user's message, or for a retry (`userText` nil) none, the new reply then
+    /// answering the last user message beside the earlier one; and the reply that will stream. On disk
+    /// before this returns (call it off the UI thread). Returns the reply's id.
+    public func startTurn(userText: String?, model ref: ModelRef, system: String?) -> String {
         let id = lock.withLock {
-            var parent = retryOf
+            var parent = session.currentBranch.last(where: { $0.role == .user })?.id
             if let userText {
                 if session.title.isEmpty { session.title = Session.title(from: userText) }
                 let message = SessionMessage(parentID: tip, role: .user, content: userText)

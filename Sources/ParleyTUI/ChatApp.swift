@@ -209,11 +209,6 @@ public final class ChatApp: @unchecked Sendable {
             dirty = true
             for effect in effects { perform(effect) }
         }
-        // /new empties the conversation: the next message opens a new session.
-        if state.entries.isEmpty, state.carriedContext.isEmpty, let recorder, !recorder.snapshot.messages.isEmpty {
-            recorder.close()
-            self.recorder = nil
-        }
     }
 
     func paint() {
@@ -226,7 +221,10 @@ public final class ChatApp: @unchecked Sendable {
 
     func perform(_ effect: Effect) {
         switch effect {
-        case let .send(messages, system): send(messages, system: system)
+        case let .send(messages, system, retry): send(messages, system: system, retry: retry)
+        case .newSession:
+            recorder?.close()
+            recorder = nil
         case .stop:
             replyTask?.cancel()
             replyTask = nil
@@ -356,15 +354,10 @@ public final class ChatApp: @unchecked Sendable {
         return recorder
     }
 
-    func send(_ messages: [ChatMessage], system: String?) {
+    func send(_ messages: [ChatMessage], system: String?, retry: Bool) {
         turn += 1
         let recorder = currentRecorder()
-        let saved = recorder.snapshot.currentBranch
-        // /retry sends the same user turns again: the new reply becomes a sibling of the old one.
-        let userTurns = messages.filter { $0.role == .user }.count
-        let isRetry = saved.last?.role == .assistant && saved.filter { $0.role == .user }.count == userTurns
-        let retryParent = saved.last(where: { $0.role == .user })?.id
-        let userText = messages.last(where: { $0.role == .user })?.content ?? ""
+        let userText = retry ? nil : messages.last(where: { $0.role == .user })?.content
         let turn = self.turn, engine = self.engine, model = modelName, queue = self.queue
         let local = model.hasPrefix("local:")
         sessionCostKnown = sessionCostKnown && local
@@ -374,7 +367,7 @@ public final class ChatApp: @unchecked Sendable {
             var sanitizer = TerminalSanitizer()
             // On disk before anything is sent.
             let ref = (try? engine.config.resolve(model)) ?? ModelRef(provider: "", model: model)
-            let replyID = recorder.startTurn(userText: isRetry ? nil : userText, retryOf: retryParent, model: ref, system: system)
+            let replyID = recorder.startTurn(userText: userText, model: ref, system: system)
             do {
                 let (ref, endpoint) = try await engine.prepare(model: model)
                 let request = ChatRequest(model: ref.model, system: system, messages: messages)

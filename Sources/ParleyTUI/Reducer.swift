@@ -31,7 +31,10 @@ public enum EngineEvent: Equatable, Sendable {
 
 /// Side effects, described as data; the runtime carries them out.
 public enum Effect: Equatable, Sendable {
-    case send(messages: [ChatMessage], system: String?)
+    /// `retry`: the last user turn is sent again (its earlier reply stays in the session on a branch).
+    case send(messages: [ChatMessage], system: String?, retry: Bool = false)
+    /// The conversation was forgotten (/new): the next message opens a new session.
+    case newSession
     case stop
     case quit
     case switchModel(String)
@@ -322,7 +325,7 @@ private func startTurn(_ state: inout ChatState, userText: String?) -> [Effect] 
     state.status.tokensPerSecond = nil
     state.status.tokensIn = nil
     state.status.tokensOut = nil
-    return [.send(messages: messages, system: state.systemPrompt)]
+    return [.send(messages: messages, system: state.systemPrompt, retry: userText == nil)]
 }
 
 private func runCommand(_ state: inout ChatState, _ line: String) -> [Effect] {
@@ -370,6 +373,7 @@ private func runCommand(_ state: inout ChatState, _ line: String) -> [Effect] {
         state.scrollFromBottom = 0
         state.status.sessionCost = state.status.turnCost == "?" ? "?" : "$0.00"
         state.notice = "new conversation"
+        return [.newSession]
     case "/clear":
         guard !state.busy else { state.notice = "a reply is still streaming; Esc stops it"; return [] }
         state.carriedContext = state.contextMessages

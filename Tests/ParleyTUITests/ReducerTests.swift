@@ -204,7 +204,7 @@ import ParleyCore
         #expect(screen(state).contains { $0.contains("/retry asks again") })
         type(&state, "/retry")
         let effects = reduce(&state, .input(.key(.enter)))
-        #expect(effects.last == .send(messages: [.user("q")], system: nil))
+        #expect(effects.last == .send(messages: [.user("q")], system: nil, retry: true))
         #expect(state.entries.count == 2)
         #expect(state.entries.last?.text == "")
     }
@@ -216,10 +216,10 @@ import ParleyCore
         #expect(state.entries.isEmpty)
         type(&state, "next")
         let effects = reduce(&state, .input(.key(.enter)))
-        if case let .send(messages, _)? = effects.last { #expect(messages.count == 3) } else { Issue.record("no send") }
+        if case let .send(messages, _, _)? = effects.last { #expect(messages.count == 3) } else { Issue.record("no send") }
         _ = reduce(&state, .engine(.finished(tokensPerSecond: nil, costText: "$0.00", sessionCostText: "$0.00")))
         type(&state, "/new")
-        _ = reduce(&state, .input(.key(.enter)))
+        #expect(reduce(&state, .input(.key(.enter))).last == .newSession)
         type(&state, "fresh")
         #expect(reduce(&state, .input(.key(.enter))).last == .send(messages: [.user("fresh")], system: nil))
     }

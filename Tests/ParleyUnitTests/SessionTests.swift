@@ -128,7 +128,7 @@ import Glibc
     @Test func theJournalHoldsStreamedTextUntilTheNextFullSave() throws {
         defer { try? FileManager.default.removeItem(at: directory) }
         let recorder = SessionRecorder(store: store, session: Session(model: "local:smollm2"))
-        let id = recorder.startTurn(userText: "Tell me a story", retryOf: nil, model: ModelRef(provider: "local", model: "smollm2"), system: nil)
+        let id = recorder.startTurn(userText: "Tell me a story", model: ModelRef(provider: "local", model: "smollm2"), system: nil)
         let file = store.url(for: recorder.snapshot.id)
         // On disk before any reply: the prompt, and the reply opened as streaming.
         let started = try store.load(file)
@@ -151,6 +151,21 @@ import Glibc
         try store.save(try store.load(file))
         #expect(!FileManager.default.fileExists(atPath: store.journalURL(for: recorder.snapshot.id).path))
         #expect(try store.load(file).messages.last?.content == "Once upon")
+    }
+
+    @Test func aRetryAnswersTheSameUserMessageBesideTheEarlierReply() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let recorder = SessionRecorder(store: store, session: Session(model: "local:smollm2"))
+        let model = ModelRef(provider: "local", model: "smollm2")
+        let first = recorder.startTurn(userText: "hi", model: model, system: nil)
+        recorder.finishReply(first, status: .error, reply: nil, error: "cut off")
+        let second = recorder.startTurn(userText: nil, model: model, system: nil)
+        recorder.close()
+        let saved = try store.load(store.url(for: recorder.snapshot.id))
+        #expect(saved.messages.count == 3)
+        #expect(saved.messages[1].parentID == saved.messages[0].id)
+        #expect(saved.messages[2].id == second && saved.messages[2].parentID == saved.messages[0].id)
+        #expect(saved.currentBranch.map(\.id) == [saved.messages[0].id, second])
     }
 
     @Test func aRetriedReplyStaysInTheFileOnABranchOfItsOwn() {

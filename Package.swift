@@ -60,7 +60,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ParleyTUITests",
-            dependencies: ["ParleyTUI", "ParleyCore"]
+            dependencies: ["ParleyTUI", "ParleyCore", "ParleyKit"]
         ),
         .testTarget(
             name: "ParleyEndToEndTests",

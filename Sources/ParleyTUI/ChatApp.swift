@@ -103,13 +103,9 @@ public final class ChatApp: @unchecked Sendable {
         state.history = Self.loadHistory(historyFile)
         applyModelFacts(ref)
         if let resume {
-            let recorder = SessionRecorder(store: sessions, session: resume)
-            self.recorder = recorder
-            recorder.settleInterrupted()
-            if state.systemPrompt == nil { state.systemPrompt = resume.systemPrompt }
-            Self.show(resume, in: &state)
-            if let problem = recorder.takeError() { _ = reduce(&state, .showError(problem)) }
-            _ = reduce(&state, .showNote("resumed “\(resume.title)” (\(resume.messages.count) messages); saving to \(sessions.url(for: resume.id).path)"))
+            // What the command line says (--model, --system) wins over what the session last used.
+            for case let .sessionOpened(session) in reduce(&state, .openSession(resume, resumed: true)) { adopt(session, takeModel: model == nil) }
+            if let system { state.systemPrompt = system }
         }
     }
 
@@ -225,6 +221,7 @@ public final class ChatApp: @unchecked Sendable {
         case .newSession:
             recorder?.close()
             recorder = nil
+        case let .sessionOpened(session): adopt(session)
         case .stop:
             replyTask?.cancel()
             replyTask = nil
@@ -255,29 +252,6 @@ public final class ChatApp: @unchecked Sendable {
         }
     }
 
-    /// The session's messages on the screen as they were: stopped and failed replies marked so.
-    static func show(_ session: Session, in state: inout ChatState) {
-        for message in session.currentBranch {
-            let id = state.makeID()
-            switch message.role {
-            case .user:
-                state.entries.append(ChatEntry(id: id, kind: .user, time: message.createdAt, text: message.content))
-            case .assistant:
-                let status: ChatEntry.Status
-                switch message.status {
-                case .complete: status = .complete
-                case .stopped, .streaming: status = .stopped
-                case .error: status = .failed(message.error ?? "error")
-                }
-                let model = message.provider.map { "\($0):\(message.model ?? "")" } ?? message.model
-                state.entries.append(ChatEntry(id: id, kind: .assistant, model: model, time: message.createdAt, text: message.content, status: status))
-            case .tool:
-                state.entries.append(ChatEntry(id: id, kind: .note, time: message.createdAt, text: "tool result: " + message.content))
-            }
-        }
-        state.layout.rebuild(state.entries, width: state.width)
-    }
-
     // MARK: sessions
 
     static func choices(_ sessions: [Session]) -> [String] {
@@ -290,46 +264,54 @@ public final class ChatApp: @unchecked Sendable {
         Task.detached { queue.post(.sessionChoices(Self.choices(store.list().sessions))) }
     }
 
+    /// Reads the sessions directory off the UI thread and lists it as a note.
     func listSessions() {
-        let (found, problems) = sessions.list()
-        state.sessionChoices = Self.choices(found)
-        var lines = found.prefix(20).map { "\($0.id)  \($0.messages.count) msgs  \($0.model)  \($0.title)" }
-        if found.count > 20 { lines.append("… \(found.count - 20) more (parley sessions list)") }
-        if found.isEmpty { lines.append("no saved sessions yet in \(sessions.directory.path)") }
-        lines += problems.map(\.userMessage)
-        dispatch([.showNote(lines.joined(separator: "\n") + "\n/load SESSION opens one (Tab completes)")])
+        let store = sessions, queue = self.queue
+        Task.detached {
+            let (found, problems) = store.list()
+            var lines = found.prefix(20).map { "\($0.id)  \($0.messages.count) msgs  \($0.model)  \($0.title)" }
+            if found.count > 20 { lines.append("… \(found.count - 20) more (parley sessions list)") }
+            if found.isEmpty { lines.append("no saved sessions yet in \(store.directory.path)") }
+            lines += problems.map(\.userMessage)
+            queue.post(.sessionChoices(Self.choices(found)))
+            queue.post(.showNote(lines.joined(separator: "\n") + "\n/load SESSION opens one (Tab completes)"))
+        }
     }
 
+    /// Finds and reads the session off the UI thread; the reducer then shows it.
     func loadSession(_ query: String) {
-        let session: Session
-        do { session = try sessions.find(query) } catch { dispatch([.showError(describe(error))]); return }
+        let store = sessions, queue = self.queue
+        Task.detached {
+            do { queue.post(.openSession(try store.find(query), resumed: false)) } catch { queue.post(.showError(describe(error))) }
+        }
+    }
+
+    /// The session on screen is now the one written to, and its model the one talked to.
+    func adopt(_ session: Session, takeModel: Bool = true) {
         recorder?.close()
         let recorder = SessionRecorder(store: sessions, session: session)
         recorder.settleInterrupted()
         self.recorder = recorder
-        state.entries = []
-        state.carriedContext = []
-        state.scrollFromBottom = 0
-        state.systemPrompt = session.systemPrompt
-        Self.show(session, in: &state)
-        if let ref = try? engine.config.resolve(session.model) {
+        if takeModel, let ref = try? engine.config.resolve(session.model), ref.description != modelName {
             modelName = ref.description
             applyModelFacts(ref)
         }
         if let problem = recorder.takeError() { dispatch([.showError(problem)]) }
-        dispatch([.showNote("loaded “\(session.title)” (\(session.messages.count) messages) on \(modelName)")])
     }
 
+    /// Markdown of this session, written off the UI thread.
     func exportSession(_ path: String) {
         guard let recorder, !recorder.snapshot.messages.isEmpty else { dispatch([.showError("nothing to export yet")]); return }
-        let session = recorder.snapshot
+        let session = recorder.snapshot, queue = self.queue
         let target = path.isEmpty ? sessions.directory.appendingPathComponent("\(session.id).md")
             : URL(fileURLWithPath: (path as NSString).expandingTildeInPath)
-        do {
-            try AtomicFile.write(Data(session.markdown().utf8), to: target)
-            dispatch([.showNote("exported to \(target.path)")])
-        } catch {
-            dispatch([.showError(describe(error))])
+        Task.detached {
+            do {
+                try AtomicFile.write(Data(session.markdown().utf8), to: target)
+                queue.post(.showNote("exported to \(target.path)"))
+            } catch {
+                queue.post(.showError(describe(error)))
+            }
         }
     }
 

@@ -14,6 +14,8 @@ public enum Action: Equatable, Sendable {
     case showError(String)
     /// Saved sessions for /load completion.
     case sessionChoices([String])
+    /// A saved session, read off the UI thread, replaces the conversation on screen.
+    case openSession(Session, resumed: Bool)
 }
 
 /// What the engine reports about the reply in flight.
@@ -35,6 +37,8 @@ public enum Effect: Equatable, Sendable {
     case send(messages: [ChatMessage], system: String?, retry: Bool = false)
     /// The conversation was forgotten (/new): the next message opens a new session.
     case newSession
+    /// The screen shows this session now: the runtime writes to it and takes its model.
+    case sessionOpened(Session)
     case stop
     case quit
     case switchModel(String)
@@ -110,12 +114,45 @@ public func reduce(_ state: inout ChatState, _ action: Action) -> [Effect] {
     case let .sessionChoices(choices):
         state.sessionChoices = choices
         return []
+    case let .openSession(session, resumed):
+        show(session, in: &state)
+        appendEntry(&state, ChatEntry(id: state.makeID(), kind: .note,
+                                      text: "\(resumed ? "resumed" : "loaded") “\(session.title)” (\(session.messages.count) messages)"))
+        return [.sessionOpened(session)]
     case let .showError(text):
         // In the conversation, where a long message can be read whole, and in the status bar.
         appendEntry(&state, ChatEntry(id: state.makeID(), kind: .error, text: text))
         state.notice = text
         return []
     }
+}
+
+/// The session's conversation on the screen as it was: stopped and failed replies marked so.
+private func show(_ session: Session, in state: inout ChatState) {
+    state.entries = []
+    state.carriedContext = []
+    state.scrollFromBottom = 0
+    state.newTextBelow = false
+    if let system = session.systemPrompt { state.systemPrompt = system }
+    for message in session.currentBranch {
+        let id = state.makeID()
+        switch message.role {
+        case .user:
+            state.entries.append(ChatEntry(id: id, kind: .user, time: message.createdAt, text: message.content))
+        case .assistant:
+            let status: ChatEntry.Status
+            switch message.status {
+            case .complete: status = .complete
+            case .stopped, .streaming: status = .stopped
+            case .error: status = .failed(message.error ?? "error")
+            }
+            let model = message.provider.map { "\($0):\(message.model ?? "")" } ?? message.model
+            state.entries.append(ChatEntry(id: id, kind: .assistant, model: model, time: message.createdAt, text: message.content, status: status))
+        case .tool:
+            state.entries.append(ChatEntry(id: id, kind: .note, time: message.createdAt, text: "tool result: " + message.content))
+        }
+    }
+    state.layout.rebuild(state.entries, width: state.width)
 }
 
 private func appendEntry(_ state: inout ChatState, _ entry: ChatEntry) {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import ParleyCore
 @testable import ParleyTUI
+import ParleyKit
 
 @Suite struct ReducerTests {
     func fresh() -> ChatState {
@@ -158,6 +159,28 @@ import ParleyCore
         #expect(state.overlay == nil)
         _ = reduce(&state, .input(.key(.character("?"))))
         #expect(state.overlay == .help)
+    }
+
+    @Test func anOpenedSessionIsShownAsItWasWithStoppedAndFailedRepliesMarked() {
+        var state = conversation(turns: 2)
+        var session = Session(title: "Old talk", model: "groq:llama", systemPrompt: "Be brief.")
+        let q1 = SessionMessage(parentID: nil, role: .user, content: "first question")
+        var a1 = SessionMessage(parentID: q1.id, role: .assistant, content: "half an ans", provider: "local", model: "smollm2", status: .streaming)
+        a1.status = .streaming
+        let q2 = SessionMessage(parentID: a1.id, role: .user, content: "second question")
+        var a2 = SessionMessage(parentID: q2.id, role: .assistant, content: "", provider: "groq", model: "llama", status: .error)
+        a2.error = "groq: rate limited"
+        session.messages = [q1, a1, q2, a2]
+        let effects = reduce(&state, .openSession(session, resumed: false))
+        #expect(effects == [.sessionOpened(session)])
+        #expect(state.entries.map(\.text) == ["first question", "half an ans", "second question", "", "loaded “Old talk” (4 messages)"])
+        #expect(state.entries[1].status == .stopped && state.entries[1].model == "local:smollm2")
+        #expect(state.entries[3].status == .failed("groq: rate limited"))
+        #expect(state.systemPrompt == "Be brief.")
+        #expect(state.contextMessages == [.user("first question"), .assistant("half an ans"), .user("second question")])
+        let lines = screen(state)
+        #expect(lines.contains { $0.contains("local:smollm2") && $0.contains("· stopped") })
+        #expect(lines.contains { $0.contains("⚠ groq: rate limited") })
     }
 
     @Test func sessionCommandsAndLoadCompletion() {

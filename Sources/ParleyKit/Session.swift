@@ -233,7 +233,7 @@ extension Session {
     public func markdown() -> String {
         let session = self
         var out = "# \(session.title.isEmpty ? "Untitled session" : session.title)\n\n"
-        out += "Session `\(session.id)` · started \(Self.markdownTime(session.createdAt)) · last model \(session.model)\n"
+        out += "Session `\(session.id)` · started \(Self.displayTime(session.createdAt)) · last model \(session.model)\n"
         if let system = session.systemPrompt { out += "\nSystem prompt: \(system)\n" }
         for message in session.currentBranch {
             var header: String
@@ -242,7 +242,7 @@ extension Session {
             case .assistant: header = [message.provider, message.model].compactMap { $0 }.joined(separator: ":")
             case .tool: header = "Tool result"
             }
-            header += " · \(Self.markdownTime(message.createdAt))"
+            header += " · \(Self.displayTime(message.createdAt))"
             switch message.status {
             case .complete: break
             case .streaming, .stopped: header += " · stopped"
@@ -254,7 +254,8 @@ extension Session {
         return out
     }
 
-    static func markdownTime(_ date: Date) -> String {
+    /// Local time to the minute, as people read it in listings and exports.
+    public static func displayTime(_ date: Date) -> String {
         let formatter = DateFormatter()
         formatter.dateFormat = "yyyy-MM-dd HH:mm"
         return formatter.string(from: date)

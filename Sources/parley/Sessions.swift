@@ -36,12 +36,6 @@ struct Sessions: AsyncParsableCommand {
         for problem in problems { Terminal.standardError.write("parley: \(problem.userMessage)\n") }
     }
 
-    static func time(_ date: Date) -> String {
-        let formatter = DateFormatter()
-        formatter.dateFormat = "yyyy-MM-dd HH:mm"
-        return formatter.string(from: date)
-    }
-
     static func cost(_ session: Session) -> String {
         let replies = session.messages.filter { $0.role == .assistant }
         if replies.isEmpty { return "$0.00" }
@@ -59,7 +53,7 @@ struct Sessions: AsyncParsableCommand {
             Sessions.report(problems)
             if sessions.isEmpty, problems.isEmpty { print("no sessions yet in \(location.store().directory.path)") }
             for session in sessions {
-                Sessions.output("\(session.id)  \(Sessions.time(session.updatedAt))  \(String(format: "%4d", session.messages.count)) msgs  \(Sessions.cost(session))  \(session.model)  \(session.title)\n")
+                Sessions.output("\(session.id)  \(Session.displayTime(session.updatedAt))  \(String(format: "%4d", session.messages.count)) msgs  \(Sessions.cost(session))  \(session.model)  \(session.title)\n")
             }
         }
     }

@@ -59,28 +59,11 @@ func sessionBenchmark() async throws {
     // Resume the 10,000-message session in tmux: Enter → the resumed screen painted.
     let tmux = TmuxSession()
     defer { tmux.run(["kill-server"]) }
-    tmux.run(["new-session", "-d", "-s", tmux.name, "-x", "120", "-y", "40", "env", "-i", "TERM=xterm-256color", "LANG=C.UTF-8",
-              "HOME=\(home.path)", "PATH=/usr/bin:/bin", "XDG_CONFIG_HOME=\(home.path)/config", "XDG_DATA_HOME=\(home.path)/data",
-              "bash", "--norc", "--noprofile"])
-    tmux.type("PS1='$ '")
-    tmux.keys("Enter")
-    var times: [Double] = []
+    tmux.startShell(home: home)
     var rss = 0.0
-    for run in 0..<5 {
-        tmux.type("clear")
-        tmux.keys("Enter")
-        tmux.wait(for: "$ \n")
-        tmux.type("\(parley) --resume")
-        let start = ContinuousClock.now
-        tmux.keys("Enter")
-        guard tmux.wait(for: "resumed") != nil else { print("resume failed:\n\(tmux.screen())"); exit(1) }
-        times.append((ContinuousClock.now - start).milliseconds)
-        if run == 0, let pid = tmux.foregroundChild() {
-            try await Task.sleep(for: .milliseconds(500))
-            rss = processUsage(pid).rssMB
-        }
-        tmux.keys("C-d")
-        tmux.wait(for: "$ ")
+    let times = try await tmux.timeStarts("\(parley) --resume", until: "resumed", runs: 5) { pid in
+        try await Task.sleep(for: .milliseconds(500))
+        rss = processUsage(pid).rssMB
     }
     print(String(format: "resume of 10,000 messages to the first painted screen: median %.0f ms, min %.0f ms over %d runs; resident %.1f MB after it",
                  median(times), times.min() ?? 0, times.count, rss))

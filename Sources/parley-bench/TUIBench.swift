@@ -29,6 +29,37 @@ struct TmuxSession {
         return nil
     }
 
+    /// A shell at 120×40 with only `home`'s directories, as a new terminal would have.
+    func startShell(home: URL) {
+        run(["new-session", "-d", "-s", name, "-x", "120", "-y", "40", "env", "-i", "TERM=xterm-256color", "LANG=C.UTF-8",
+             "HOME=\(home.path)", "PATH=/usr/bin:/bin", "XDG_CONFIG_HOME=\(home.path)/config", "XDG_DATA_HOME=\(home.path)/data",
+             "bash", "--norc", "--noprofile"])
+        type("PS1='$ '")
+        keys("Enter")
+    }
+
+    /// Runs `command` at a cleared prompt `runs` times, each until the screen shows `ready`, then Ctrl-D;
+    /// the milliseconds from Enter to `ready`. `whileRunning` sees the process on the first run.
+    func timeStarts(_ command: String, until ready: String, runs: Int, whileRunning: (pid_t) async throws -> Void = { _ in }) async rethrows -> [Double] {
+        var times: [Double] = []
+        for run in 0..<runs {
+            type("clear")
+            keys("Enter")
+            // A cleared screen is the prompt alone (capture-pane drops its trailing space).
+            let cleared = ContinuousClock.now
+            while screen().trimmingCharacters(in: .whitespacesAndNewlines) != "$", (ContinuousClock.now - cleared).seconds < 10 {}
+            type(command)
+            let start = ContinuousClock.now
+            keys("Enter")
+            guard wait(for: ready) != nil else { print("\(command) did not show \"\(ready)\":\n\(screen())"); exit(1) }
+            times.append((ContinuousClock.now - start).milliseconds)
+            if run == 0, let pid = foregroundChild() { try await whileRunning(pid) }
+            keys("C-d")
+            wait(for: "$ ")
+        }
+        return times
+    }
+
     /// The pid of the program running in the pane's shell.
     func foregroundChild() -> pid_t? {
         let shell = run(["list-panes", "-t", name, "-F", "#{pane_pid}"]).trimmingCharacters(in: .whitespacesAndNewlines)
@@ -84,26 +115,10 @@ func tuiBenchmark(tokens: Int) async throws {
         tmux.run(["kill-server"])
         try? FileManager.default.removeItem(at: home)
     }
-    tmux.run(["new-session", "-d", "-s", tmux.name, "-x", "120", "-y", "40", "env", "-i", "TERM=xterm-256color", "LANG=C.UTF-8",
-              "HOME=\(home.path)", "PATH=/usr/bin:/bin", "XDG_CONFIG_HOME=\(home.path)/config", "XDG_DATA_HOME=\(home.path)/data",
-              "bash", "--norc", "--noprofile"])
-    tmux.type("PS1='$ '")
-    tmux.keys("Enter")
+    tmux.startShell(home: home)
 
     // Start to first painted screen: from the Enter that starts it to the prompt's hint on screen.
-    var starts: [Double] = []
-    for _ in 0..<10 {
-        tmux.type("clear")
-        tmux.keys("Enter")
-        tmux.wait(for: "$ \n")
-        tmux.type("\(parley) --model bench:fast")
-        let start = ContinuousClock.now
-        tmux.keys("Enter")
-        guard tmux.wait(for: "type a message") != nil else { print("parley did not start:\n\(tmux.screen())"); exit(1) }
-        starts.append((ContinuousClock.now - start).milliseconds)
-        tmux.keys("C-d")
-        tmux.wait(for: "$ ")
-    }
+    let starts = try await tmux.timeStarts("\(parley) --model bench:fast", until: "type a message", runs: 10)
     print(String(format: "start to first painted screen (tmux, 120x40): median %.1f ms, min %.1f ms over %d runs (capture-pane polling adds ~2 ms)",
                  median(starts), starts.min() ?? 0, starts.count))
 

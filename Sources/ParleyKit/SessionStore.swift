@@ -129,6 +129,10 @@ public struct SessionStore: Sendable {
 
     /// The most recent session for nil; else an exact id, then an id prefix, then a title prefix (any case).
     public func find(_ query: String?) throws -> Session {
+        // An exact id reads one file, not the whole directory.
+        if let query, !query.isEmpty, !query.contains("/"), FileManager.default.fileExists(atPath: url(for: query).path) {
+            return try load(url(for: query))
+        }
         let (sessions, _) = list()
         guard let query, !query.isEmpty else {
             guard let newest = sessions.first else { throw SessionNotFound(query: "") }

@@ -12,6 +12,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // Plain value types; no I/O.
@@ -27,7 +28,10 @@ let package = Package(
             ]
         ),
         // The application core shared by `ask` and the screen.
-        .target(name: "ParleyKit", dependencies: ["ParleyProviders", "ParleyCore"]),
+        .target(name: "ParleyKit", dependencies: [
+            "ParleyProviders", "ParleyCore",
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
         // The ncursesw system library, with a shim that turns its macros into functions.
         .systemLibrary(name: "CNcursesw", pkgConfig: "ncursesw", providers: [.apt(["libncurses-dev"])]),
         // The chat screen: state, reducer, layout and renderer are pure; one adapter touches ncurses.

@@ -44,7 +44,9 @@ public enum ChatEvent: Sendable, Equatable {
     /// An error the provider reported inside a stream that had started well.
     case error(ProviderError)
     /// An attempt failed before any output; the next starts after `delaySeconds`.
-    case retrying(attempt: Int, delaySeconds: Double, reason: String)
+    case retrying(attempt: Int, of: Int, delaySeconds: Double, reason: String)
+    /// The provider's rate-limit headers, as the response head arrived.
+    case rateLimit(RateLimitStatus)
 }
 
 /// Builds complete tool calls from fragments, by index; a new id at an occupied index opens a new call

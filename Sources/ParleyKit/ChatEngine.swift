@@ -11,6 +11,8 @@ public struct ChatEngine: Sendable {
     public var provider: any ChatProvider
     /// This program's path, used to start the local server's watchdog.
     public var executablePath: String
+    /// The usage ledger and the response cache in the data directory.
+    public var stores: UsageStores
 
     public init(
         config: ParleyConfig, paths: ParleyPaths, environment: [String: String] = ProcessInfo.processInfo.environment,
@@ -21,6 +23,7 @@ public struct ChatEngine: Sendable {
         self.environment = environment
         self.provider = provider
         self.executablePath = executablePath
+        self.stores = UsageStores(directory: paths.dataDirectory, cacheSettings: config.cache)
     }
 
     /// Loads the config from its usual place, for the command line.

@@ -50,6 +50,47 @@ public struct LocalSettings: Sendable, Equatable {
     public init() {}
 }
 
+/// Settings for one model (`[models."provider:model"]`), laid over its provider's.
+public struct ModelSettings: Sendable {
+    public var connectTimeout: Duration?
+    public var firstTokenTimeout: Duration?
+    public var idleTimeout: Duration?
+    public var totalTimeout: Duration?
+    public var maxTokens: Int?
+    public var maxRetries: Int?
+    /// Models to try, in order, when this one fails for a reason that is not the request's own.
+    public var fallback: [String]?
+    /// Price and limits that replace or add to the bundled catalog's entry.
+    public var pricing = PriceOverride()
+    public var line: Int
+
+    public init(line: Int) { self.line = line }
+}
+
+/// Budget limits in US dollars; nil for none.
+public struct BudgetSettings: Sendable, Equatable {
+    public var daily: Double?
+    public var monthly: Double?
+    public var session: Double?
+
+    public init(daily: Double? = nil, monthly: Double? = nil, session: Double? = nil) {
+        self.daily = daily
+        self.monthly = monthly
+        self.session = session
+    }
+}
+
+/// The response cache (`[cache]`).
+public struct CacheSettings: Sendable, Equatable {
+    public var enabled = false
+    /// Cache only requests at temperature 0 (the default), or every request.
+    public var onlyDeterministic = true
+    public var ttlSeconds = 7 * 86_400
+    public var maxMegabytes = 100
+
+    public init() {}
+}
+
 /// Parley's configuration: built-in presets, with `config.toml` laid over them.
 public struct ParleyConfig: Sendable {
     public var providers: [String: ProviderConfig]
@@ -58,6 +99,12 @@ public struct ParleyConfig: Sendable {
     public var aliases: [String: String]
     public var defaultModel: String
     public var local: LocalSettings
+    /// Models tried in order after the chosen one fails (unless its `[models]` entry has its own chain).
+    public var fallback: [String] = []
+    /// `[models."provider:model"]`, keyed by the resolved name.
+    public var models: [ModelRef: ModelSettings] = [:]
+    public var budget = BudgetSettings()
+    public var cache = CacheSettings()
     /// The file it came from, if any, for messages.
     public var source: String?
 
@@ -104,7 +151,7 @@ public struct ParleyConfig: Sendable {
         var config = builtIn
         config.source = file
         let reader = ConfigReader(file: file)
-        try reader.allowOnly(table, ["default_model", "aliases", "providers", "local"], context: "the top level")
+        try reader.allowOnly(table, ["default_model", "aliases", "providers", "local", "fallback", "models", "budget", "cache"], context: "the top level")
         if let value = table["default_model"] { config.defaultModel = try reader.string(value, "default_model") }
         if let value = table["aliases"] {
             let aliases = try reader.table(value, "aliases")
@@ -125,7 +172,7 @@ public struct ParleyConfig: Sendable {
                 let settings = try reader.table(body, key)
                 try reader.allowOnly(settings, [
                     "base_url", "api_key_env", "format", "models", "stream_options", "max_tokens_field",
-                    "connect_timeout", "first_byte_timeout", "idle_timeout", "total_timeout", "headers", "max_tokens", "max_retries",
+                    "connect_timeout", "first_token_timeout", "idle_timeout", "total_timeout", "headers", "max_tokens", "max_retries",
                 ], context: "[\(key)]")
                 var provider = config.providers[name] ?? ProviderConfig(
                     name: name, format: .openAIChat, baseURL: "", apiKeyVariable: nil, dialect: .standard, models: [],
@@ -155,7 +202,7 @@ public struct ParleyConfig: Sendable {
                 if let v = settings["max_retries"] { provider.maxRetries = try reader.integer(v, "\(key).max_retries", min: 0) }
                 if let v = settings["max_tokens"] { provider.maxTokens = try reader.integer(v, "\(key).max_tokens", min: 1) }
                 if let v = settings["connect_timeout"] { provider.timeouts.connect = try reader.seconds(v, "\(key).connect_timeout") }
-                if let v = settings["first_byte_timeout"] { provider.timeouts.responseHead = try reader.seconds(v, "\(key).first_byte_timeout") }
+                if let v = settings["first_token_timeout"] { provider.timeouts.firstToken = try reader.seconds(v, "\(key).first_token_timeout") }
                 if let v = settings["idle_timeout"] { provider.timeouts.idle = try reader.seconds(v, "\(key).idle_timeout") }
                 if let v = settings["total_timeout"] { provider.timeouts.total = try reader.seconds(v, "\(key).total_timeout") }
                 if let v = settings["headers"] {
@@ -171,7 +218,74 @@ public struct ParleyConfig: Sendable {
                 config.providers[name] = provider
             }
         }
+        try parseChains(table, into: &config, reader: reader)
+        if let value = table["budget"] {
+            let budget = try reader.table(value, "budget")
+            try reader.allowOnly(budget, ["daily", "monthly", "session"], context: "[budget]")
+            if let v = budget["daily"] { config.budget.daily = try reader.dollars(v, "budget.daily") }
+            if let v = budget["monthly"] { config.budget.monthly = try reader.dollars(v, "budget.monthly") }
+            if let v = budget["session"] { config.budget.session = try reader.dollars(v, "budget.session") }
+        }
+        if let value = table["cache"] {
+            let cache = try reader.table(value, "cache")
+            try reader.allowOnly(cache, ["enabled", "only_temperature_zero", "ttl_hours", "max_megabytes"], context: "[cache]")
+            if let v = cache["enabled"] { config.cache.enabled = try reader.bool(v, "cache.enabled") }
+            if let v = cache["only_temperature_zero"] { config.cache.onlyDeterministic = try reader.bool(v, "cache.only_temperature_zero") }
+            if let v = cache["ttl_hours"] { config.cache.ttlSeconds = try reader.integer(v, "cache.ttl_hours", min: 1) * 3600 }
+            if let v = cache["max_megabytes"] { config.cache.maxMegabytes = try reader.integer(v, "cache.max_megabytes", min: 1) }
+        }
         return config
+    }
+
+    /// `fallback = [...]` and `[models."provider:model"]`: every name must resolve, so a typo is caught
+    /// when the config loads, not when a provider fails.
+    static func parseChains(_ table: TOMLTable, into config: inout ParleyConfig, reader: ConfigReader) throws(ConfigError) {
+        func chain(_ value: TOMLValue, _ key: String) throws(ConfigError) -> [String] {
+            let names = try reader.strings(value, key)
+            for name in names {
+                do { _ = try config.resolve(name) } catch {
+                    throw ConfigError(file: reader.file, line: value.line, message: "\(key): \(error.message)")
+                }
+            }
+            return names
+        }
+        if let value = table["fallback"] { config.fallback = try chain(value, "fallback") }
+        guard let value = table["models"] else { return }
+        let models = try reader.table(value, "models")
+        for (name, body) in models.entries {
+            let key = "models.\"\(name)\""
+            let ref: ModelRef
+            do { ref = try config.resolve(name) } catch {
+                throw ConfigError(file: reader.file, line: body.line, message: "[\(key)]: \(error.message)")
+            }
+            let table = try reader.table(body, key)
+            try reader.allowOnly(table, [
+                "connect_timeout", "first_token_timeout", "idle_timeout", "total_timeout", "max_tokens", "max_retries", "fallback",
+                "input_price", "output_price", "cached_input_price", "cache_write_price", "context_window", "max_output",
+            ], context: "[\(key)]")
+            var settings = ModelSettings(line: table.line)
+            if let v = table["connect_timeout"] { settings.connectTimeout = try reader.seconds(v, "\(key).connect_timeout") }
+            if let v = table["first_token_timeout"] { settings.firstTokenTimeout = try reader.seconds(v, "\(key).first_token_timeout") }
+            if let v = table["idle_timeout"] { settings.idleTimeout = try reader.seconds(v, "\(key).idle_timeout") }
+            if let v = table["total_timeout"] { settings.totalTimeout = try reader.seconds(v, "\(key).total_timeout") }
+            if let v = table["max_tokens"] { settings.maxTokens = try reader.integer(v, "\(key).max_tokens", min: 1) }
+            if let v = table["max_retries"] { settings.maxRetries = try reader.integer(v, "\(key).max_retries", min: 0) }
+            if let v = table["fallback"] { settings.fallback = try chain(v, "\(key).fallback") }
+            if let v = table["input_price"] { settings.pricing.input = try reader.dollars(v, "\(key).input_price") }
+            if let v = table["output_price"] { settings.pricing.output = try reader.dollars(v, "\(key).output_price") }
+            if let v = table["cached_input_price"] { settings.pricing.cachedInput = try reader.dollars(v, "\(key).cached_input_price") }
+            if let v = table["cache_write_price"] { settings.pricing.cacheWrite = try reader.dollars(v, "\(key).cache_write_price") }
+            if let v = table["context_window"] { settings.pricing.contextWindow = try reader.integer(v, "\(key).context_window", min: 1) }
+            if let v = table["max_output"] { settings.pricing.maxOutput = try reader.integer(v, "\(key).max_output", min: 1) }
+            config.models[ref] = settings
+        }
+    }
+
+    /// The models to try after `ref` fails: its own chain, else the top-level one; never itself.
+    public func fallbackChain(after ref: ModelRef) -> [ModelRef] {
+        let names = models[ref]?.fallback ?? fallback
+        var seen: Set<ModelRef> = [ref]
+        return names.compactMap { try? resolve($0) }.filter { seen.insert($0).inserted }
     }
 }
 
@@ -210,6 +324,19 @@ struct ConfigReader {
             throw ConfigError(file: file, line: value.line, message: "\(key): expected seconds between 0 and 86400, found \(number)")
         }
         return .milliseconds(Int64(number * 1000))
+    }
+
+    func dollars(_ value: TOMLValue, _ key: String) throws(ConfigError) -> Double {
+        let number: Double
+        switch value {
+        case let .integer(i, _): number = Double(i)
+        case let .float(f, _): number = f
+        default: throw fail(value, key, expected: "a number (US dollars)")
+        }
+        guard number >= 0, number.isFinite else {
+            throw ConfigError(file: file, line: value.line, message: "\(key): expected a number of dollars of at least 0, found \(number)")
+        }
+        return number
     }
 
     func strings(_ value: TOMLValue, _ key: String) throws(ConfigError) -> [String] {

@@ -232,7 +232,7 @@ public struct LocalRuntime: Sendable {
     static func isHealthy(port: Int) async -> Bool {
         let transport = AsyncHTTPTransport.shared
         let spec = HTTPRequestSpec(url: "http://127.0.0.1:\(port)/health", method: "GET")
-        guard let response = try? await transport.send(spec, timeouts: TransportTimeouts(connect: .seconds(1), responseHead: .seconds(2), idle: .seconds(2))) else {
+        guard let response = try? await transport.send(spec, timeouts: TransportTimeouts(connect: .seconds(1), firstToken: .seconds(2), idle: .seconds(2))) else {
             return false
         }
         do { for try await _ in response.body {} } catch { return false }  // drain so the connection is reusable

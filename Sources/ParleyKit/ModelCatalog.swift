@@ -77,6 +77,14 @@ extension ParleyConfig {
         )
         endpoint.defaultMaxTokens = provider.maxTokens
         if let retries = provider.maxRetries { endpoint.retryPolicy.maxRetries = retries }
+        if let settings = models[ref] {
+            if let v = settings.connectTimeout { endpoint.timeouts.connect = v }
+            if let v = settings.firstTokenTimeout { endpoint.timeouts.firstToken = v }
+            if let v = settings.idleTimeout { endpoint.timeouts.idle = v }
+            if let v = settings.totalTimeout { endpoint.timeouts.total = v }
+            if let v = settings.maxTokens { endpoint.defaultMaxTokens = v }
+            if let v = settings.maxRetries { endpoint.retryPolicy.maxRetries = v }
+        }
         return endpoint
     }
 }

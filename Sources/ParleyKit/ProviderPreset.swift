@@ -14,9 +14,9 @@ public struct ProviderPreset: Sendable {
     public var models: [String]
     public var timeouts: TransportTimeouts
 
-    public static let hostedTimeouts = TransportTimeouts(connect: .seconds(10), responseHead: .seconds(60), idle: .seconds(60))
+    public static let hostedTimeouts = TransportTimeouts(connect: .seconds(10), firstToken: .seconds(60), idle: .seconds(60))
     /// A small local model on a slow machine needs longer before its first byte.
-    public static let localTimeouts = TransportTimeouts(connect: .seconds(5), responseHead: .seconds(180), idle: .seconds(120))
+    public static let localTimeouts = TransportTimeouts(connect: .seconds(5), firstToken: .seconds(180), idle: .seconds(120))
 
     public static let all: [ProviderPreset] = [
         ProviderPreset(

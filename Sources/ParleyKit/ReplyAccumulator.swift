@@ -36,7 +36,7 @@ public struct ReplyAccumulator: Sendable {
         case let .usage(value): usage = value
         case let .timings(value): timings = value
         case let .finish(reason): finishReason = reason
-        case .error, .retrying: break
+        case .error, .retrying, .rateLimit: break
         }
     }
 

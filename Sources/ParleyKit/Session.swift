@@ -103,8 +103,24 @@ public struct SessionMessage: Codable, Sendable, Equatable {
     public var toolCalls: [ToolCall]?
     /// For `role == .tool`: the call this is the result of.
     public var toolCallID: String?
+    /// Models tried for this reply before the one that answered, with the line each failed with.
+    public var failedAttempts: [FailedAttempt]?
+    /// The reply was replayed from the response cache (and cost nothing).
+    public var fromCache: Bool?
+
+    public struct FailedAttempt: Codable, Sendable, Equatable {
+        /// `provider:model`.
+        public var model: String
+        public var error: String
+
+        public init(model: String, error: String) {
+            self.model = model
+            self.error = error
+        }
+    }
 
     enum CodingKeys: String, CodingKey {
+        case failedAttempts = "failed_attempts", fromCache = "from_cache"
         case id, role, content, provider, model, usage, cost, status, error
         case parentID = "parent_id", createdAt = "created_at", completedAt = "completed_at"
         case timeToFirstTokenMs = "time_to_first_token_ms", durationMs = "duration_ms", finishReason = "finish_reason"

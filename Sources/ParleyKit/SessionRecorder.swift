@@ -91,9 +91,21 @@ public final class SessionRecorder: @unchecked Sendable {
         }
     }
 
-    /// The reply ended (complete, stopped or failed): its figures are recorded and the file written.
-    public func finishReply(_ id: String, status: SessionMessage.Status, reply: ReplyAccumulator?, error: String? = nil, cost: Double? = nil) {
+    /// `from` failed before any output and the turn went on to `to`: the reply records both.
+    public func noteFallback(_ id: String, from: ModelRef, reason: String, to: ModelRef) {
         update(id) { message in
+            message.failedAttempts = (message.failedAttempts ?? []) + [.init(model: from.description, error: reason)]
+            message.provider = to.provider
+            message.model = to.model
+        }
+        saveNow(wait: false)
+    }
+
+    /// The reply ended (complete, stopped or failed): its figures are recorded and the file written.
+    public func finishReply(_ id: String, status: SessionMessage.Status, reply: ReplyAccumulator?, error: String? = nil, cost: Double? = nil,
+                            fromCache: Bool = false) {
+        update(id) { message in
+            if fromCache { message.fromCache = true }
             message.status = status
             message.completedAt = Date()
             message.error = error

@@ -37,18 +37,19 @@ public struct ChatClient: ChatProvider {
             let task = Task {
                 var retries = 0
                 while true {
-                    var started = false
+                    let progress = AttemptProgress()
                     do {
-                        try await Self.run(request, endpoint: endpoint, transport: transport, continuation: continuation, started: &started)
+                        try await Self.attempt(request, endpoint: endpoint, transport: transport, continuation: continuation, progress: progress)
                         continuation.finish()
                         return
                     } catch {
                         let failure = Self.classify(error, endpoint: endpoint)
                         // Only before any output: a reply that has begun ends as an error, its text kept.
-                        if !started, !Task.isCancelled,
+                        if !progress.started, !Task.isCancelled,
                            let delay = endpoint.retryPolicy.delay(for: failure, retriesSoFar: retries, random: random()) {
                             retries += 1
-                            continuation.yield(.retrying(attempt: retries, delaySeconds: delay, reason: RetryPolicy.reason(failure)))
+                            continuation.yield(.retrying(attempt: retries, of: endpoint.retryPolicy.maxRetries,
+                                                         delaySeconds: delay, reason: RetryPolicy.reason(failure)))
                             do { try await sleep(delay) } catch {
                                 continuation.finish(throwing: Self.classify(error, endpoint: endpoint))
                                 return
@@ -64,14 +65,53 @@ public struct ChatClient: ChatProvider {
         }
     }
 
+    /// One attempt, raced against a watchdog that enforces the first-token, idle and total limits; when
+    /// the watchdog wins, the request task is cancelled, which closes the connection.
+    static func attempt(
+        _ request: ChatRequest, endpoint: ProviderEndpoint, transport: any HTTPTransport,
+        continuation: AsyncThrowingStream<ChatEvent, any Error>.Continuation, progress: AttemptProgress
+    ) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await run(request, endpoint: endpoint, transport: transport, continuation: continuation, progress: progress) }
+            group.addTask { try await watch(progress, endpoint: endpoint) }
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+
+    static func watch(_ progress: AttemptProgress, endpoint: ProviderEndpoint) async throws {
+        let timeouts = endpoint.timeouts
+        while true {
+            let (started, lastChunk) = progress.state
+            var deadline = started ? lastChunk + timeouts.idle : progress.start + timeouts.firstToken
+            if let total = timeouts.total { deadline = min(deadline, progress.start + total) }
+            if ContinuousClock.now >= deadline {
+                if let total = timeouts.total, ContinuousClock.now >= progress.start + total {
+                    throw ProviderError(kind: .totalTimeout, provider: endpoint.name, message: "the reply took longer than \(format(total))",
+                                        hint: "the partial text is kept; raise total_timeout for \(endpoint.name) if such replies are expected")
+                }
+                if started {
+                    throw ProviderError(kind: .idleTimeout, provider: endpoint.name,
+                                        message: "the reply stalled: nothing arrived for \(format(timeouts.idle))",
+                                        hint: "the partial text is kept; /retry asks again")
+                }
+                throw ProviderError(kind: .firstTokenTimeout, provider: endpoint.name,
+                                    message: "no reply began within \(format(timeouts.firstToken))",
+                                    hint: "the server may be overloaded; try again, or raise first_token_timeout for this provider or model")
+            }
+            try await Task.sleep(until: deadline, clock: .continuous)
+        }
+    }
+
     static func run(
         _ request: ChatRequest, endpoint: ProviderEndpoint, transport: any HTTPTransport,
-        continuation: AsyncThrowingStream<ChatEvent, any Error>.Continuation, started: inout Bool
+        continuation: AsyncThrowingStream<ChatEvent, any Error>.Continuation, progress: AttemptProgress
     ) async throws {
         if endpoint.requiresKey, endpoint.apiKey?.isEmpty ?? true { throw endpoint.missingKeyError() }
         let spec = endpoint.makeRequest(request)
-        let deadline = endpoint.timeouts.total.map { ContinuousClock.now + $0 }
         let response = try await transport.send(spec, timeouts: endpoint.timeouts)
+        progress.chunkArrived()
+        if let limits = RateLimitHeaders.parse(response.headers) { continuation.yield(.rateLimit(limits)) }
         guard (200..<300).contains(response.status) else {
             var body: [UInt8] = []
             for try await chunk in response.body {
@@ -87,10 +127,7 @@ public struct ChatClient: ChatProvider {
         var batch: [ChatEvent] = []
         for try await chunk in response.body {
             try Task.checkCancellation()
-            if let deadline, ContinuousClock.now > deadline, let total = endpoint.timeouts.total {
-                throw ProviderError(kind: .totalTimeout, provider: endpoint.name, message: "the reply took longer than \(format(total))",
-                                    hint: "the partial text is kept; raise total_timeout for \(endpoint.name) if such replies are expected")
-            }
+            progress.chunkArrived()
             var pendingText = ""
             try chunk.withUnsafeReadableBytes { raw in
                 try decoder.feed(raw) { event in
@@ -106,7 +143,10 @@ public struct ChatClient: ChatProvider {
             for event in batch {
                 if case let .error(error) = event { throw error }
                 continuation.yield(event)
-                started = true
+                switch event {
+                case .textDelta, .thinkingDelta, .toolCallDelta: progress.markStarted()
+                default: break
+                }
             }
             batch.removeAll(keepingCapacity: true)
             if decoder.sawTerminator { break }
@@ -129,11 +169,11 @@ public struct ChatClient: ChatProvider {
             case .readTimeout:
                 return ProviderError(kind: .idleTimeout, provider: endpoint.name,
                                      message: "the reply stalled: nothing arrived for \(format(endpoint.timeouts.idle))",
-                                     hint: "the partial text is kept; try again")
+                                     hint: "the partial text is kept; /retry asks again")
             case .deadlineExceeded:
                 return ProviderError(kind: .firstTokenTimeout, provider: endpoint.name,
-                                     message: "no response within \(format(endpoint.timeouts.responseHead))",
-                                     hint: "the server may be overloaded; try again or raise the timeout")
+                                     message: "no response within \(format(endpoint.timeouts.firstToken))",
+                                     hint: "the server may be overloaded; try again, or raise first_token_timeout for this provider or model")
             case .cancelled:
                 return ProviderError(kind: .cancelled, provider: endpoint.name, message: "stopped")
             case .remoteConnectionClosed:
@@ -163,4 +203,19 @@ public struct ChatClient: ChatProvider {
         let seconds = duration.seconds
         return seconds == seconds.rounded() ? "\(Int(seconds)) s" : String(format: "%.1f s", seconds)
     }
+}
+
+/// What one attempt has received so far, shared between the request task and its watchdog.
+final class AttemptProgress: @unchecked Sendable {
+    let start = ContinuousClock.now
+    private var startedFlag = false
+    private var lastChunk = ContinuousClock.now
+    private let lock = NSLock()
+
+    /// Whether reply content (text, thinking, a tool call) has been passed on: from then on the attempt
+    /// is not retried and cannot fall back.
+    var started: Bool { lock.withLock { startedFlag } }
+    var state: (started: Bool, lastChunk: ContinuousClock.Instant) { lock.withLock { (startedFlag, lastChunk) } }
+    func chunkArrived() { lock.withLock { lastChunk = .now } }
+    func markStarted() { lock.withLock { startedFlag = true } }
 }

@@ -28,16 +28,16 @@ public struct HTTPRequestSpec: Sendable {
 public struct TransportTimeouts: Sendable, Hashable {
     /// To open the TCP (and TLS) connection.
     public var connect: Duration
-    /// From sending the request to the response head (status line and headers).
-    public var responseHead: Duration
-    /// Longest silence between two chunks of the body.
+    /// From sending the request to the first token of the reply (the response head must come within it too).
+    public var firstToken: Duration
+    /// Longest silence between two chunks of the body once the reply has started.
     public var idle: Duration
     /// Longest whole reply, from sending the request to its end; nil for no limit.
     public var total: Duration?
 
-    public init(connect: Duration = .seconds(10), responseHead: Duration = .seconds(60), idle: Duration = .seconds(60), total: Duration? = nil) {
+    public init(connect: Duration = .seconds(10), firstToken: Duration = .seconds(60), idle: Duration = .seconds(60), total: Duration? = nil) {
         self.connect = connect
-        self.responseHead = responseHead
+        self.firstToken = firstToken
         self.idle = idle
         self.total = total
     }
@@ -78,9 +78,11 @@ public final class AsyncHTTPTransport: HTTPTransport {
         clients.withLock { clients in
             if let existing = clients[timeouts] { return existing }
             var configuration = HTTPClient.Configuration()
+            // The read timeout is only a backstop: ChatClient's watchdog enforces first-token and idle
+            // limits itself (AHC's read timeout cannot tell "before the first token" from "between chunks").
             configuration.timeout = .init(
                 connect: .nanoseconds(timeouts.connect.nanoseconds),
-                read: .nanoseconds(timeouts.idle.nanoseconds)
+                read: .nanoseconds(max(timeouts.idle, timeouts.firstToken).nanoseconds + 1_000_000_000)
             )
             configuration.decompression = .disabled
             // A refused connection fails at once instead of being retried until the connect timeout.
@@ -98,7 +100,7 @@ public final class AsyncHTTPTransport: HTTPTransport {
         for (name, value) in spec.headers { request.headers.add(name: name, value: value) }
         if !spec.body.isEmpty { request.body = .bytes(spec.body) }
         let response = try await client(for: timeouts).execute(
-            request, deadline: .now() + .nanoseconds(timeouts.responseHead.nanoseconds)
+            request, deadline: .now() + .nanoseconds(timeouts.firstToken.nanoseconds)
         )
         return HTTPStreamingResponse(
             status: Int(response.status.code),

@@ -81,7 +81,6 @@ public final class ChatApp: @unchecked Sendable {
     var running = true
     var dirty = true
     var lastFrame = ContinuousClock.now - .seconds(1)
-    var sessionCostKnown = true
     let historyFile: URL
     let sessions: SessionStore
     /// The session being written; created with the first message, replaced by /new.
@@ -142,7 +141,9 @@ public final class ChatApp: @unchecked Sendable {
     /// Starts the local server (or checks the endpoint) in the background so the first reply is quick.
     func warmUp() {
         let engine = self.engine, model = modelName, queue = self.queue
+        let session = recorder?.snapshot.id
         Task.detached {
+            queue.post(.engine(Self.spendEvent(engine, session: session, turnCost: nil)))
             do { _ = try await engine.prepare(model: model) } catch { queue.post(.showError(describe(error))) }
         }
     }
@@ -341,53 +342,69 @@ public final class ChatApp: @unchecked Sendable {
         let recorder = currentRecorder()
         let userText = retry ? nil : messages.last(where: { $0.role == .user })?.content
         let turn = self.turn, engine = self.engine, model = modelName, queue = self.queue
-        let local = model.hasPrefix("local:")
-        sessionCostKnown = sessionCostKnown && local
-        let sessionText = sessionCostKnown ? "$0.00" : "?"
         replyTask = Task.detached {
-            var reply = ReplyAccumulator()
             var sanitizer = TerminalSanitizer()
-            // On disk before anything is sent.
-            let ref = (try? engine.config.resolve(model)) ?? ModelRef(provider: "", model: model)
-            let replyID = recorder.startTurn(userText: userText, model: ref, system: system)
-            do {
-                let (ref, endpoint) = try await engine.prepare(model: model)
-                let request = ChatRequest(model: ref.model, system: system, messages: messages)
-                queue.post(.engine(.waiting), turn: turn)
-                reply = ReplyAccumulator()
-                for try await event in engine.stream(request, endpoint: endpoint) {
-                    let hadFirst = reply.firstTokenAt != nil
-                    reply.add(event)
-                    switch event {
-                    case let .textDelta(text):
-                        recorder.appendText(text, to: replyID)
-                        if !hadFirst, let ttft = reply.timeToFirstToken { queue.post(.engine(.firstToken(milliseconds: ttft.milliseconds)), turn: turn) }
-                        let clean = sanitizer.sanitize(text)
-                        if !clean.isEmpty { queue.post(.engine(.delta(clean)), turn: turn) }
-                    case let .retrying(_, delay, reason):
-                        queue.post(.engine(.retrying(seconds: Int(delay.rounded(.up)), reason: reason)), turn: turn)
-                    case let .usage(usage):
-                        queue.post(.engine(.usage(promptTokens: usage.totalPromptTokens, completionTokens: usage.completionTokens)), turn: turn)
-                    default: break
+            let session = recorder.snapshot.id
+            let request = ChatRequest(model: model, system: system, messages: messages)
+            queue.post(.engine(.waiting), turn: turn)
+            var sawFirst = false
+            var last = ReplyAccumulator()
+            let outcome = await RecordedTurn.run(engine: engine, recorder: recorder, userText: userText, request: request, model: model,
+                                                 options: TurnOptions(session: session)) { event, reply in
+                last = reply
+                switch event {
+                case let .chat(.textDelta(text)):
+                    if !sawFirst, let ttft = reply.timeToFirstToken {
+                        sawFirst = true
+                        queue.post(.engine(.firstToken(milliseconds: ttft.milliseconds)), turn: turn)
                     }
+                    let clean = sanitizer.sanitize(text)
+                    if !clean.isEmpty { queue.post(.engine(.delta(clean)), turn: turn) }
+                case let .chat(.retrying(_, _, delay, reason)):
+                    queue.post(.engine(.retrying(seconds: Int(delay.rounded(.up)), reason: reason)), turn: turn)
+                case let .chat(.usage(usage)):
+                    queue.post(.engine(.usage(promptTokens: usage.totalPromptTokens, completionTokens: usage.completionTokens)), turn: turn)
+                case let .chat(.rateLimit(limits)):
+                    queue.post(.engine(.rateLimit(limits.isLow ? limits.summary : nil)), turn: turn)
+                case .chat: break
+                case let .fallingBack(from, to, reason):
+                    queue.post(.engine(.fellBack(from: from.description, to: to.description, reason: reason)), turn: turn)
+                case .cacheHit:
+                    queue.post(.engine(.cacheHit), turn: turn)
+                case let .cost(cost):
+                    queue.post(.engine(Self.spendEvent(engine, session: session, turnCost: cost)), turn: turn)
                 }
-                if Task.isCancelled {
-                    recorder.finishReply(replyID, status: .stopped, reply: reply)
-                    return
-                }
-                recorder.finishReply(replyID, status: .complete, reply: reply, cost: local ? 0 : nil)
-                queue.post(.engine(.finished(tokensPerSecond: reply.tokensPerSecond(), costText: local ? "$0.00" : "?", sessionCostText: sessionText)), turn: turn)
-                Self.reportSaveProblem(recorder, queue)
-            } catch {
-                if Task.isCancelled {
-                    recorder.finishReply(replyID, status: .stopped, reply: reply)
-                    return
-                }
-                recorder.finishReply(replyID, status: .error, reply: reply, error: describe(error))
-                queue.post(.engine(.failed(describe(error))), turn: turn)
-                Self.reportSaveProblem(recorder, queue)
             }
+            switch outcome {
+            case .stopped: return
+            case .complete:
+                queue.post(.engine(.finished(tokensPerSecond: last.tokensPerSecond())), turn: turn)
+            case let .failed(line):
+                queue.post(.engine(.failed(line)), turn: turn)
+            }
+            Self.reportSaveProblem(recorder, queue)
+            for problem in engine.stores.takeProblems() { queue.post(.showError(problem)) }
         }
+    }
+
+    /// The status bar's costs: this turn, the session and today (against the daily limit when one is
+    /// set), with a warning from 80 % of any limit. Reads the ledger; call it off the UI thread.
+    static func spendEvent(_ engine: ChatEngine, session: String?, turnCost: Double?) -> EngineEvent {
+        let budget = engine.config.budget
+        guard let spend = engine.spending(session: session) else {
+            return .spend(turn: formatDollars(turnCost), session: "?", today: "?", warn: false)
+        }
+        func text(_ spend: Ledger.Spend?) -> String {
+            guard let spend else { return "$0.00" }
+            return formatDollars(spend.dollars) + (spend.unpriced > 0 ? "+?" : "")
+        }
+        var today = text(spend.today)
+        if let daily = budget.daily { today += "/" + formatDollars(daily) }
+        var warn = false
+        for (spent, limit) in [(spend.today.dollars, budget.daily), (spend.month.dollars, budget.monthly), (spend.session?.dollars ?? 0, budget.session)] {
+            if let limit, spent >= 0.8 * limit { warn = true }
+        }
+        return .spend(turn: formatDollars(turnCost), session: text(spend.session), today: today, warn: warn)
     }
 
     func switchModel(_ name: String) {
@@ -404,17 +421,11 @@ public final class ChatApp: @unchecked Sendable {
         warmUp()
     }
 
-    /// What the engine knows about a model before any reply: its context window and whether it is free.
+    /// What the engine knows about a model before any reply: its context window and whether its price is known.
     func applyModelFacts(_ ref: ModelRef) {
-        if ref.provider == "local" {
-            state.status.contextWindow = engine.config.local.contextSize
-            state.status.turnCost = "$0.00"
-            state.status.sessionCost = sessionCostKnown ? "$0.00" : "?"
-        } else {
-            state.status.contextWindow = nil
-            state.status.turnCost = "?"
-        }
-        state.status.todayCost = "?"
+        let pricing = engine.config.pricing(for: ref)
+        state.status.contextWindow = pricing?.contextWindow
+        state.status.turnCost = pricing == nil ? "?" : "$0.00"
         state.status.model = ref.description
     }
 

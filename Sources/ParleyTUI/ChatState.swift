@@ -18,7 +18,7 @@ public struct StatusInfo: Equatable, Sendable {
         case idle, connecting, waiting
         case streaming(tokens: Int)
         case retrying(seconds: Int, reason: String)
-        case fellBack(to: String)
+        case fellBack(to: String, reason: String)
         case stopped
         case error(String)
     }
@@ -32,6 +32,10 @@ public struct StatusInfo: Equatable, Sendable {
     public var turnCost = "?"
     public var sessionCost = "?"
     public var todayCost = "?"
+    /// Spend has reached 80 % of a budget limit: the costs are drawn as a warning.
+    public var spendWarning = false
+    /// Set when the provider's rate limits are low.
+    public var rateLimit: String?
     public var contextUsed: Int?
     public var contextWindow: Int?
 

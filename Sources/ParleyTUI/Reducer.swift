@@ -26,7 +26,15 @@ public enum EngineEvent: Equatable, Sendable {
     case delta(String)
     case firstToken(milliseconds: Double)
     case usage(promptTokens: Int, completionTokens: Int)
-    case finished(tokensPerSecond: Double?, costText: String, sessionCostText: String)
+    case finished(tokensPerSecond: Double?)
+    /// Costs as text ("$0.0123", "?"); `warn` when spend has reached 80 % of a limit.
+    case spend(turn: String, session: String, today: String, warn: Bool)
+    /// The model failed before any output; `to` answers instead.
+    case fellBack(from: String, to: String, reason: String)
+    /// The reply is replayed from the response cache.
+    case cacheHit
+    /// The provider's rate limits when they are low; nil when they are not (or were not sent).
+    case rateLimit(String?)
     case stopped
     case failed(String)
 }
@@ -192,13 +200,23 @@ private func handleEngine(_ state: inout ChatState, _ event: EngineEvent) {
         state.status.tokensIn = prompt
         state.status.tokensOut = completion
         state.status.contextUsed = prompt + completion
-    case let .finished(rate, cost, sessionCost):
+    case let .finished(rate):
         state.busy = false
         state.status.tokensPerSecond = rate
-        state.status.turnCost = cost
-        state.status.sessionCost = sessionCost
         state.status.phase = .idle
         updateLast(&state) { $0.status = .complete }
+    case let .spend(turn, session, today, warn):
+        state.status.turnCost = turn
+        state.status.sessionCost = session
+        state.status.todayCost = today
+        state.status.spendWarning = warn
+    case let .fellBack(from, to, reason):
+        state.status.phase = .fellBack(to: to, reason: reason)
+        updateLast(&state) { $0.model = "\(to) · fell back from \(from)" }
+    case .cacheHit:
+        updateLast(&state) { $0.model = ($0.model ?? "") + " · cached" }
+    case let .rateLimit(text):
+        state.status.rateLimit = text
     case .stopped:
         state.busy = false
         state.status.phase = .stopped

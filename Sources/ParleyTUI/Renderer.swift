@@ -159,7 +159,7 @@ public enum Renderer {
             case .waiting: fields.append(("waiting for first token", .status, 1))
             case let .streaming(n): fields.append(("streaming \(n) tok", .status, 1))
             case let .retrying(seconds, reason): fields.append(("retrying in \(seconds) s (\(reason))", .statusWarn, 1))
-            case let .fellBack(to): fields.append(("fell back to \(to)", .statusWarn, 1))
+            case let .fellBack(to, reason): fields.append(("fell back to \(to) (\(reason))", .statusWarn, 1))
             case .stopped: fields.append(("stopped", .statusWarn, 1))
             case let .error(message): fields.append(("error: \(message)", .statusWarn, 1))
             }
@@ -167,9 +167,11 @@ public enum Renderer {
         if let ttft = s.timeToFirstTokenMs { fields.append((String(format: "ttft %.0f ms", ttft), .status, 4)) }
         if let rate = s.tokensPerSecond { fields.append((String(format: "%.0f tok/s", rate), .status, 5)) }
         if let tokensIn = s.tokensIn, let tokensOut = s.tokensOut { fields.append(("in \(tokensIn) out \(tokensOut)", .status, 6)) }
-        fields.append(("turn \(s.turnCost)", .status, 3))
-        fields.append(("session \(s.sessionCost)", .status, 7))
-        fields.append(("today \(s.todayCost)", .status, 8))
+        let costRole: StyleRole = s.spendWarning ? .statusWarn : .status
+        fields.append(("turn \(s.turnCost)", costRole, 3))
+        fields.append(("session \(s.sessionCost)", costRole, 7))
+        fields.append(("today \(s.todayCost)", costRole, s.spendWarning ? 3 : 8))
+        if let limits = s.rateLimit { fields.append((limits, .statusWarn, 4)) }
         if let used = s.contextUsed, let window = s.contextWindow, window > 0 {
             let percent = min(100, used * 100 / window)
             fields.append(("ctx \(percent)%", percent >= 80 ? .statusWarn : .status, 2))

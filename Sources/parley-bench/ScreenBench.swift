@@ -52,7 +52,7 @@ func screenBenchmark(messages: Int) {
         _ = reduce(&state, .input(.key(.enter)))
         let reply = sampleReply(i)
         _ = reduce(&state, .engine(.delta(reply)))
-        _ = reduce(&state, .engine(.finished(tokensPerSecond: 100, costText: "$0.00", sessionCostText: "$0.00")))
+        _ = reduce(&state, .engine(.finished(tokensPerSecond: 100)))
         textBytes += prompt.utf8.count + reply.utf8.count
     }
     let building = (ContinuousClock.now - start).seconds
@@ -90,7 +90,7 @@ func screenBenchmark(messages: Int) {
         _ = reduce(&state, .engine(.delta(" token")))
         frame = Renderer.render(state)
     })
-    _ = reduce(&state, .engine(.finished(tokensPerSecond: 100, costText: "$0.00", sessionCostText: "$0.00")))
+    _ = reduce(&state, .engine(.finished(tokensPerSecond: 100)))
     report("resize → frame (re-wraps the rows near the view)", timed(5) {
         _ = reduce(&state, .resize(width: state.width == width ? 100 : width, height: height))
         frame = Renderer.render(state)

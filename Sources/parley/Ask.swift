@@ -35,6 +35,15 @@ struct Ask: AsyncParsableCommand {
     @Flag(help: "Strip terminal control sequences even when stdout is not a terminal.")
     var sanitize = false
 
+    @Flag(inversion: .prefixedNo, help: "Try the config's fallback chain when the model fails (rate limit, overload, network, missing key).")
+    var fallback = true
+
+    @Option(help: "Refuse, before sending, when this request could cost more than this many US dollars.")
+    var budget: Double?
+
+    @Flag(inversion: .prefixedNo, help: "Answer from the response cache, and store the answer there (default: the config's [cache] enabled).")
+    var cache: Bool?
+
     func run() async throws {
         do {
             try await ask()
@@ -64,44 +73,68 @@ struct Ask: AsyncParsableCommand {
         if let temperature, !(0...2).contains(temperature) { throw ValidationError("--temperature must be between 0 and 2") }
         if let maxTokens, maxTokens < 1 { throw ValidationError("--max-tokens must be at least 1") }
         let text = try readPrompt()
+        if let budget, budget < 0 { throw ValidationError("--budget must be at least 0") }
         let engine = try ChatEngine.fromEnvironment()
-        let (ref, endpoint) = try await engine.prepare(model: model)
+        var ref = try engine.config.resolve(model ?? engine.defaultModelName)
         let request = ChatRequest(
             model: ref.model, system: system, messages: [.user(text)], temperature: temperature, maxTokens: maxTokens
         )
         let out = Terminal.standardOutput
         var sanitizer: TerminalSanitizer? = (sanitize || out.isTerminal) && !json ? TerminalSanitizer() : nil
         var reply = ReplyAccumulator()
+        var summary = AskSummary()
         var printedAny = false
+        let options = TurnOptions(cache: cache, requestLimit: budget, fallback: fallback)
         do {
             let showRetries = stats || isatty(STDERR_FILENO) == 1
-            for try await event in engine.stream(request, endpoint: endpoint) {
-                reply.add(event)
-                if showRetries, case let .retrying(attempt, delay, reason) = event {
-                    Terminal.standardError.write(String(format: "parley: %@: %@; retrying in %.1f s (retry %d of %d)\n",
-                                                        ref.provider, reason, delay, attempt, endpoint.retryPolicy.maxRetries))
-                }
-                if !json, case let .textDelta(delta) = event {
-                    let shown = sanitizer?.sanitize(delta) ?? delta
-                    out.write(shown)
-                    printedAny = true
+            for try await event in engine.turn(request, model: ref.description, options: options) {
+                switch event {
+                case let .chat(event):
+                    reply.add(event)
+                    if showRetries, case let .retrying(attempt, of, delay, reason) = event {
+                        Terminal.standardError.write(String(format: "parley: %@: %@; retrying in %.1f s (retry %d of %d)\n",
+                                                            ref.provider, reason, delay, attempt, of))
+                    }
+                    if !json, case let .textDelta(delta) = event {
+                        let shown = sanitizer?.sanitize(delta) ?? delta
+                        out.write(shown)
+                        printedAny = true
+                    }
+                case let .fallingBack(from, to, reason):
+                    // Always said: the answer comes from another model than the one asked for.
+                    Terminal.standardError.write("parley: \(reason)\nparley: falling back from \(from) to \(to)\n")
+                    summary.failures.append(.init(model: from.description, error: reason))
+                    reply = ReplyAccumulator()
+                    ref = to
+                case .cacheHit:
+                    summary.cached = true
+                case let .cost(cost):
+                    summary.cost = cost
                 }
             }
         } catch {
             if printedAny { out.write("\n") }
-            if stats { printStats(reply, ref: ref) }
+            if stats { printStats(reply, ref: ref, summary: summary) }
             throw error
         }
         let end = ContinuousClock.now
         if json {
-            out.write(jsonReport(reply, ref: ref, end: end).serialized() + "\n")
+            out.write(jsonReport(reply, ref: ref, summary: summary, end: end).serialized() + "\n")
         } else if printedAny, !reply.text.hasSuffix("\n") {
             out.write("\n")
         }
-        if stats { printStats(reply, ref: ref, end: end) }
+        if stats { printStats(reply, ref: ref, summary: summary, end: end) }
+        for problem in engine.stores.takeProblems() { Terminal.standardError.write("parley: \(problem)\n") }
     }
 
-    func jsonReport(_ reply: ReplyAccumulator, ref: ModelRef, end: ContinuousClock.Instant) -> JSONValue {
+    /// What the turn said besides the reply: who failed before, the cost, a cache hit.
+    struct AskSummary {
+        var failures: [SessionMessage.FailedAttempt] = []
+        var cost: Double?
+        var cached = false
+    }
+
+    func jsonReport(_ reply: ReplyAccumulator, ref: ModelRef, summary: AskSummary, end: ContinuousClock.Instant) -> JSONValue {
         var members: [(String, JSONValue)] = [
             ("text", .string(reply.text)),
             ("provider", .string(ref.provider)),
@@ -127,16 +160,20 @@ struct Ask: AsyncParsableCommand {
         members.append(("total_ms", .number(round(reply.totalDuration(until: end).milliseconds * 10) / 10)))
         members.append(("tokens_per_second", reply.tokensPerSecond(until: end).map { .number(round($0 * 10) / 10) } ?? .null))
         members.append(("finish_reason", reply.finishReason.map { .string($0.rawValue) } ?? .null))
+        members.append(("cost_usd", summary.cost.map { .number($0) } ?? .null))
+        members.append(("cached", .bool(summary.cached)))
+        members.append(("failed_attempts", .array(summary.failures.map { ["model": .string($0.model), "error": .string($0.error)] })))
         return .object(members)
     }
 
-    func printStats(_ reply: ReplyAccumulator, ref: ModelRef, end: ContinuousClock.Instant = .now) {
+    func printStats(_ reply: ReplyAccumulator, ref: ModelRef, summary: AskSummary, end: ContinuousClock.Instant = .now) {
         var parts = ["\(ref)"]
         if let ttft = reply.timeToFirstToken { parts.append(String(format: "first token %.0f ms", ttft.milliseconds)) }
         if let rate = reply.tokensPerSecond(until: end) { parts.append(String(format: "%.1f tok/s", rate)) }
         if let usage = reply.usage { parts.append("in \(usage.totalPromptTokens) / out \(usage.completionTokens) tokens") }
         parts.append(String(format: "total %.0f ms", reply.totalDuration(until: end).milliseconds))
         if let reason = reply.finishReason { parts.append("finish \(reason.rawValue)") }
+        parts.append("cost \(formatDollars(summary.cost))" + (summary.cached ? " (cached)" : ""))
         Terminal.standardError.write(parts.joined(separator: " · ") + "\n")
     }
 }

@@ -8,7 +8,14 @@ import ParleyProviders
 struct Models: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List providers and models, their keys, and whether local servers are reachable.")
 
+    @Flag(help: "Print the bundled pricing catalog (JSON, dated) and exit.")
+    var catalog = false
+
     func run() async throws {
+        if catalog {
+            print(PricingCatalog.bundledJSON)
+            return
+        }
         do {
             let engine = try ChatEngine.fromEnvironment()
             let config = engine.config
@@ -19,8 +26,9 @@ struct Models: AsyncParsableCommand {
                 let status = await status(of: provider, engine: engine)
                 print("\(name)  [\(provider.format.rawValue)]  \(status)")
                 let models = provider.models.isEmpty ? ["(any model name: \(name):MODEL)"] : provider.models.map { "\(name):\($0)" }
-                for model in models { print("  \(model)") }
+                for model in models { print("  " + describe(model, config: config)) }
             }
+            print("\nprices: US dollars per million tokens (input / cached input / cache write / output), bundled catalog of \(PricingCatalog.bundled.asOf); override under [models.\"provider:model\"]")
             if !config.aliases.isEmpty {
                 print("\naliases:")
                 for (alias, target) in config.aliases.sorted(by: { $0.key < $1.key }) { print("  \(alias) → \(target)") }
@@ -28,6 +36,23 @@ struct Models: AsyncParsableCommand {
         } catch {
             throw fail(error)
         }
+    }
+
+    /// `provider:model` padded, then its prices and context window, or "price unknown".
+    func describe(_ name: String, config: ParleyConfig) -> String {
+        let padded = name.padding(toLength: max(name.count, 40), withPad: " ", startingAt: 0)
+        guard let ref = try? config.resolve(name) else { return name }
+        guard let price = config.pricing(for: ref) else { return padded + "  price unknown" }
+        var text = padded + "  "
+        if price.input == 0, price.output == 0 {
+            text += "free (runs here)"
+        } else {
+            func dollars(_ value: Double?) -> String { value.map { String(format: "%g", $0) } ?? "-" }
+            text += "$\(dollars(price.input)) / \(dollars(price.cachedInput)) / \(dollars(price.cacheWrite)) / \(dollars(price.output))"
+        }
+        if let window = price.contextWindow { text += "  ctx \(window >= 1000 ? "\(window / 1000)k" : "\(window)")" }
+        if let maxOutput = price.maxOutput { text += "  max out \(maxOutput >= 1000 ? "\(maxOutput / 1000)k" : "\(maxOutput)")" }
+        return text
     }
 
     func status(of provider: ProviderConfig, engine: ChatEngine) async -> String {
@@ -51,7 +76,7 @@ struct Models: AsyncParsableCommand {
 
     func reachable(_ baseURL: String) async -> Bool {
         let spec = HTTPRequestSpec(url: baseURL, method: "GET")
-        let timeouts = TransportTimeouts(connect: .seconds(1), responseHead: .seconds(2), idle: .seconds(2))
+        let timeouts = TransportTimeouts(connect: .seconds(1), firstToken: .seconds(2), idle: .seconds(2))
         guard let response = try? await AsyncHTTPTransport.shared.send(spec, timeouts: timeouts) else { return false }
         do { for try await _ in response.body {} } catch {}
         return true

@@ -24,7 +24,7 @@ import ParleyKit
         #expect(state.entries[1].status == .streaming)
         #expect(state.input.isEmpty)
         _ = reduce(&state, .engine(.delta("hi there")))
-        _ = reduce(&state, .engine(.finished(tokensPerSecond: 50, costText: "$0.00", sessionCostText: "$0.00")))
+        _ = reduce(&state, .engine(.finished(tokensPerSecond: 50)))
         type(&state, "again")
         let second = reduce(&state, .input(.key(.enter)))
         #expect(second.last == .send(messages: [.user("hello"), .assistant("hi there"), .user("again")], system: "be brief"))
@@ -240,7 +240,7 @@ import ParleyKit
         type(&state, "next")
         let effects = reduce(&state, .input(.key(.enter)))
         if case let .send(messages, _, _)? = effects.last { #expect(messages.count == 3) } else { Issue.record("no send") }
-        _ = reduce(&state, .engine(.finished(tokensPerSecond: nil, costText: "$0.00", sessionCostText: "$0.00")))
+        _ = reduce(&state, .engine(.finished(tokensPerSecond: nil)))
         type(&state, "/new")
         #expect(reduce(&state, .input(.key(.enter))).last == .newSession)
         type(&state, "fresh")

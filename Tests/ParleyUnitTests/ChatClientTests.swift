@@ -7,7 +7,7 @@ import ParleyTestSupport
 /// The live client against a loopback server playing a provider.
 @Suite struct ChatClientTests {
     func endpoint(_ server: ScriptedHTTPServer, format: WireFormat = .openAIChat, key: String? = "sk-test",
-                  timeouts: TransportTimeouts = TransportTimeouts(connect: .seconds(2), responseHead: .seconds(5), idle: .seconds(5))) -> ProviderEndpoint {
+                  timeouts: TransportTimeouts = TransportTimeouts(connect: .seconds(2), firstToken: .seconds(5), idle: .seconds(5))) -> ProviderEndpoint {
         ProviderEndpoint(
             name: "openai", format: format, baseURL: format == .openAIChat ? server.baseURL + "/v1" : server.baseURL,
             apiKey: key, apiKeyVariable: "OPENAI_API_KEY", requiresKey: true, timeouts: timeouts
@@ -92,7 +92,7 @@ import ParleyTestSupport
             [.head(status: 200, headers: [("Content-Type", "text/event-stream")]),
              .write(Array("data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n".utf8)), .pause(.seconds(3)), .end]
         }
-        let timeouts = TransportTimeouts(connect: .seconds(1), responseHead: .seconds(5), idle: .milliseconds(300))
+        let timeouts = TransportTimeouts(connect: .seconds(1), firstToken: .seconds(5), idle: .milliseconds(300))
         let (events, error) = await collect(ChatClient().stream(request, endpoint: endpoint(server, timeouts: timeouts)))
         await server.shutdown()
         #expect(events.text == "a")

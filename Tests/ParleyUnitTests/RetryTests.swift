@@ -54,7 +54,7 @@ import ParleyTestSupport
 @Suite struct ClientRetryTests {
     func endpoint(_ server: ScriptedHTTPServer) -> ProviderEndpoint {
         ProviderEndpoint(name: "openai", format: .openAIChat, baseURL: server.baseURL + "/v1", apiKey: "sk-test", apiKeyVariable: "OPENAI_API_KEY", requiresKey: true,
-                         timeouts: TransportTimeouts(connect: .seconds(2), responseHead: .seconds(5), idle: .seconds(5)))
+                         timeouts: TransportTimeouts(connect: .seconds(2), firstToken: .seconds(5), idle: .seconds(5)))
     }
 
     let ok = ScriptedHTTPServer.sse(Array("data: {\"choices\":[{\"delta\":{\"content\":\"fine\"}}]}\n\ndata: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n".utf8))
@@ -68,7 +68,7 @@ import ParleyTestSupport
         do {
             for try await event in client.stream(ChatRequest(model: "m", messages: [.user("hi")]), endpoint: endpoint(server)) {
                 if case let .textDelta(t) = event { text += t }
-                if case let .retrying(attempt, delay, reason) = event { retries.append("\(attempt) \(delay) \(reason)") }
+                if case let .retrying(attempt, _, delay, reason) = event { retries.append("\(attempt) \(delay) \(reason)") }
             }
         } catch {
             failure = error as? ProviderError

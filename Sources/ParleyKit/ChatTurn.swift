@@ -1,0 +1,292 @@
+import Foundation
+import ParleyCore
+import ParleyProviders
+
+/// What a turn reports beyond the provider's own events.
+public enum TurnEvent: Sendable, Equatable {
+    case chat(ChatEvent)
+    /// `from` failed before any output for a reason that is not the request's own; the same
+    /// conversation goes to `to` now. `reason` is the line the user would have seen.
+    case fallingBack(from: ModelRef, to: ModelRef, reason: String)
+    /// The reply is replayed from the response cache: nothing is sent, nothing is billed.
+    case cacheHit
+    /// The turn's cost so far, live as usage arrives (nil: the model's price is unknown).
+    case cost(Double?)
+}
+
+/// Per-turn choices that are not in the request.
+public struct TurnOptions: Sendable {
+    /// The session the turn belongs to, for the ledger and the session budget.
+    public var session: String?
+    /// Use the response cache (nil: as the config says).
+    public var cache: Bool?
+    /// Refuse when this one request could cost more (ask `--budget`).
+    public var requestLimit: Double?
+    /// Try the configured fallback chain when the model fails.
+    public var fallback = true
+
+    public init(session: String? = nil, cache: Bool? = nil, requestLimit: Double? = nil, fallback: Bool = true) {
+        self.session = session
+        self.cache = cache
+        self.requestLimit = requestLimit
+        self.fallback = fallback
+    }
+}
+
+/// A request refused before anything was sent, because its worst case would pass a spending limit.
+public struct BudgetRefusal: UserFacingError, Sendable, Equatable {
+    public var model: String
+    public var limitName: String
+    public var limit: Double
+    public var spent: Double
+    public var worstCase: Double
+    public var fix: String
+
+    public var userMessage: String {
+        "budget: \(model) refused before sending — \(limitName) spend \(formatDollars(spent)) plus this request's worst case "
+            + "\(formatDollars(worstCase)) would pass the \(limitName) limit of \(formatDollars(limit)); \(fix)"
+    }
+}
+
+/// The price of a model is unknown while a spending limit is set, so the limit cannot be kept.
+public struct UnpricedModelRefusal: UserFacingError, Sendable, Equatable {
+    public var model: String
+    public var userMessage: String {
+        "budget: the price of \(model) is unknown, so a spending limit cannot be kept; add input_price and output_price "
+            + "(dollars per million tokens) under [models.\"\(model)\"] in config.toml, or pick another model with /model"
+    }
+}
+
+extension ChatEngine {
+    /// One turn: the response cache, the budget check, the request with its retries, and the fallback
+    /// chain, each model tried recorded in the ledger. `ask` and the screen both go through here.
+    public func turn(_ request: ChatRequest, model name: String, options: TurnOptions = TurnOptions()) -> AsyncThrowingStream<TurnEvent, any Error> {
+        AsyncThrowingStream { continuation in
+            let task = Task { await runTurn(request, model: name, options: options, continuation: continuation) }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    func runTurn(_ request: ChatRequest, model name: String, options: TurnOptions,
+                 continuation: AsyncThrowingStream<TurnEvent, any Error>.Continuation) async {
+        let primary: ModelRef
+        do { primary = try config.resolve(name) } catch {
+            continuation.finish(throwing: error)
+            return
+        }
+        let chain = [primary] + (options.fallback ? config.fallbackChain(after: primary) : [])
+        var lastFailure: (ref: ModelRef, reason: String)?
+        for (index, ref) in chain.enumerated() {
+            if let lastFailure { continuation.yield(.fallingBack(from: lastFailure.ref, to: ref, reason: lastFailure.reason)) }
+            var request = request
+            request.model = ref.model
+            let fallbackFrom = lastFailure?.ref.description
+            let pricing = config.pricing(for: ref)
+            let isLast = index == chain.count - 1
+
+            let cacheKey = cacheKey(for: request, ref: ref, options: options)
+            if let cacheKey, let cache = try? stores.cache(), let hit = cache.lookup(cacheKey) {
+                let started = ContinuousClock.now
+                continuation.yield(.cacheHit)
+                for chunk in Self.replayChunks(hit.text) { continuation.yield(.chat(.textDelta(chunk))) }
+                if let reason = hit.finishReason { continuation.yield(.chat(.finish(FinishReason(rawValue: reason) ?? .other))) }
+                continuation.yield(.cost(0))
+                record(Ledger.Entry(session: options.session, ref: ref, usage: nil, cost: 0, ttftMs: 0,
+                                    durationMs: (ContinuousClock.now - started).milliseconds, attempts: 0,
+                                    fallbackFrom: fallbackFrom, cacheHit: true, outcome: .ok))
+                continuation.finish()
+                return
+            }
+
+            do {
+                try checkBudget(request, ref: ref, pricing: pricing, options: options)
+            } catch {
+                record(Ledger.Entry(session: options.session, ref: ref, usage: nil, cost: 0, ttftMs: nil, durationMs: 0, attempts: 0,
+                                    fallbackFrom: fallbackFrom, outcome: .refused, error: "budget"))
+                if isLast { continuation.finish(throwing: error); return }
+                lastFailure = (ref, (error as? any UserFacingError)?.userMessage ?? "\(error)")
+                continue
+            }
+
+            var reply = ReplyAccumulator()
+            var attempts = 1
+            func entry(_ outcome: Ledger.Entry.Outcome, error: String? = nil) -> Ledger.Entry {
+                let (cost, estimated) = Self.cost(of: reply, request: request, pricing: pricing)
+                let end = ContinuousClock.now
+                return Ledger.Entry(session: options.session, ref: ref, usage: reply.usage, cost: cost, costEstimated: estimated,
+                                    ttftMs: reply.timeToFirstToken?.milliseconds, durationMs: reply.totalDuration(until: end).milliseconds,
+                                    tokensPerSecond: reply.tokensPerSecond(until: end), attempts: attempts,
+                                    fallbackFrom: fallbackFrom, outcome: outcome, error: error)
+            }
+            do {
+                let (_, endpoint) = try await prepare(model: ref.description)
+                reply = ReplyAccumulator()
+                for try await event in stream(request, endpoint: endpoint) {
+                    reply.add(event)
+                    continuation.yield(.chat(event))
+                    switch event {
+                    case .retrying: attempts += 1
+                    case let .usage(usage): continuation.yield(.cost(pricing?.cost(of: usage)))
+                    default: break
+                    }
+                }
+                if Task.isCancelled {
+                    record(entry(.stopped))
+                    continuation.finish()
+                    return
+                }
+                let final = entry(.ok)
+                continuation.yield(.cost(final.cost))
+                record(final)
+                if let cacheKey, let cache = try? stores.cache() {
+                    cache.store(cacheKey, ref: ref, reply: .init(text: reply.text, finishReason: reply.finishReason?.rawValue, usage: reply.usage, created: Date()))
+                }
+                continuation.finish()
+                return
+            } catch {
+                let cancelled = Task.isCancelled || (error as? ProviderError)?.kind == .cancelled || error is CancellationError
+                let final = entry(cancelled ? .stopped : .error, error: cancelled ? nil : Self.errorLabel(error))
+                continuation.yield(.cost(final.cost))
+                record(final)
+                if cancelled { continuation.finish(); return }
+                let produced = reply.firstTokenAt != nil
+                if produced || isLast || !Self.isFallbackWorthy(error) {
+                    continuation.finish(throwing: error)
+                    return
+                }
+                lastFailure = (ref, (error as? any UserFacingError)?.userMessage ?? "\(error)")
+            }
+        }
+    }
+
+    /// Fallback is for failures that are not the request's own: rate limits, overload, server errors,
+    /// the network, timeouts, a missing or refused key, an unknown model, a budget. Never for a
+    /// request the provider rejected as such (400, 413, 422), which another model would reject too.
+    public static func isFallbackWorthy(_ error: any Error) -> Bool {
+        if error is CancellationError { return false }
+        guard let error = error as? ProviderError else { return true }
+        switch error.kind {
+        case .cancelled: return false
+        case .http: return ![400, 413, 422].contains(error.status ?? 0)
+        default: return true
+        }
+    }
+
+    static func errorLabel(_ error: any Error) -> String {
+        guard let error = error as? ProviderError else { return String(describing: type(of: error)) }
+        return error.status.map { "\(error.kind.rawValue) \($0)" } ?? error.kind.rawValue
+    }
+
+    /// The reply's cost from the usage the provider reported; when it reported none (a stopped reply),
+    /// from the estimated prompt and the text that arrived, flagged as estimated.
+    static func cost(of reply: ReplyAccumulator, request: ChatRequest, pricing: ModelPricing?) -> (Double?, Bool) {
+        guard let pricing else { return (nil, false) }
+        if let usage = reply.usage { return (pricing.cost(of: usage), false) }
+        if pricing.input == 0, pricing.output == 0 { return (0, false) }
+        let usage = Usage(promptTokens: TokenEstimator.estimate(request), completionTokens: reply.completionTokens)
+        return (pricing.cost(of: usage), true)
+    }
+
+    func cacheKey(for request: ChatRequest, ref: ModelRef, options: TurnOptions) -> String? {
+        guard options.cache ?? config.cache.enabled, ResponseCache.isCacheable(request, settings: config.cache) else { return nil }
+        return ResponseCache.key(for: request, ref: ref)
+    }
+
+    /// A cached reply comes back as a stream of small pieces, so the screen and `ask` treat it like any other.
+    static func replayChunks(_ text: String) -> [String] {
+        var chunks: [String] = []
+        var current = ""
+        for character in text {
+            current.append(character)
+            if current.utf8.count >= 64 { chunks.append(current); current = "" }
+        }
+        if !current.isEmpty { chunks.append(current) }
+        return chunks
+    }
+
+    func record(_ entry: Ledger.Entry) {
+        do { try stores.ledger().record(entry) } catch { stores.noteProblem(error.userMessage) }
+    }
+
+    /// Refuses before anything is sent when the worst case (estimated prompt + the most output the
+    /// request allows) would pass the request, daily, monthly or session limit.
+    func checkBudget(_ request: ChatRequest, ref: ModelRef, pricing: ModelPricing?, options: TurnOptions) throws {
+        let budget = config.budget
+        guard budget.daily != nil || budget.monthly != nil || budget.session != nil || options.requestLimit != nil else { return }
+        guard let pricing else { throw UnpricedModelRefusal(model: ref.description) }
+        if pricing.input == 0, pricing.output == 0 { return }
+        let outputTokens = request.maxTokens ?? config.endpoint(for: ref, environment: environment).defaultMaxTokens ?? pricing.maxOutput ?? 8192
+        let worst = pricing.worstCase(promptTokens: TokenEstimator.estimate(request), outputTokens: outputTokens)
+        let fix = "raise %@, set a lower max_tokens for \(ref.description), or pick a cheaper model with /model (local is free)"
+        func check(_ name: String, _ limit: Double?, _ spent: () throws -> Double, how: String) throws {
+            guard let limit else { return }
+            let spent = try spent()
+            if spent + worst > limit {
+                throw BudgetRefusal(model: ref.description, limitName: name, limit: limit, spent: spent, worstCase: worst,
+                                    fix: String(format: fix, how))
+            }
+        }
+        try check("request", options.requestLimit, { 0 }, how: "--budget")
+        let today = Ledger.day(of: Date())
+        let file = config.source ?? "config.toml"
+        try check("daily", budget.daily, { try stores.ledger().spend(onDay: today).dollars }, how: "daily under [budget] in \(file)")
+        try check("monthly", budget.monthly, { try stores.ledger().spend(inMonthOf: today).dollars }, how: "monthly under [budget] in \(file)")
+        if let session = options.session {
+            try check("session", budget.session, { try stores.ledger().spend(session: session).dollars }, how: "session under [budget] in \(file)")
+        }
+    }
+
+    /// Spend for the status bar: today, this month, and the session's.
+    public func spending(session: String?) -> (today: Ledger.Spend, month: Ledger.Spend, session: Ledger.Spend?)? {
+        guard let ledger = try? stores.ledger() else { return nil }
+        let today = Ledger.day(of: Date())
+        guard let day = try? ledger.spend(onDay: today), let month = try? ledger.spend(inMonthOf: today) else { return nil }
+        return (day, month, session.flatMap { try? ledger.spend(session: $0) })
+    }
+}
+
+/// The ledger and the cache, opened on first use and shared by every copy of the engine.
+public final class UsageStores: @unchecked Sendable {
+    let directory: URL
+    let cacheSettings: CacheSettings
+    private let lock = NSLock()
+    private var openedLedger: Ledger?
+    private var openedCache: ResponseCache?
+    private var problems: [String] = []
+
+    public init(directory: URL, cacheSettings: CacheSettings) {
+        self.directory = directory
+        self.cacheSettings = cacheSettings
+    }
+
+    public var ledgerPath: String { directory.appendingPathComponent("usage.sqlite").path }
+    public var cachePath: String { directory.appendingPathComponent("cache.sqlite").path }
+
+    public func ledger() throws(LedgerError) -> Ledger {
+        lock.lock()
+        defer { lock.unlock() }
+        if let openedLedger { return openedLedger }
+        let ledger = try Ledger(path: ledgerPath)
+        openedLedger = ledger
+        return ledger
+    }
+
+    public func cache() throws(LedgerError) -> ResponseCache {
+        lock.lock()
+        defer { lock.unlock() }
+        if let openedCache { return openedCache }
+        let cache = try ResponseCache(path: cachePath, settings: cacheSettings)
+        openedCache = cache
+        return cache
+    }
+
+    func noteProblem(_ message: String) { lock.withLock { problems.append(message) } }
+
+    /// Problems writing the ledger since the last call, to show once.
+    public func takeProblems() -> [String] {
+        lock.withLock {
+            defer { problems = [] }
+            return problems
+        }
+    }
+}

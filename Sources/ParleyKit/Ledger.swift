@@ -1,0 +1,262 @@
+import Foundation
+import GRDB
+import ParleyCore
+
+/// The usage ledger: one row per model tried for a turn (with the HTTP attempts it took), in SQLite
+/// at `DATA/usage.sqlite`. Figures only — never the prompt or the reply text.
+public final class Ledger: Sendable {
+    public struct Entry: Codable, Sendable, Equatable, FetchableRecord, MutablePersistableRecord {
+        public static let databaseTableName = "request"
+        public enum Outcome: String, Codable, Sendable { case ok, error, stopped, refused }
+
+        public var id: Int64?
+        /// Seconds since 1970.
+        public var time: Double
+        /// The local calendar day, `YYYY-MM-DD`, so "today" and "this month" are the user's.
+        public var day: String
+        public var session: String?
+        public var provider: String
+        public var model: String
+        public var promptTokens: Int
+        public var completionTokens: Int
+        public var cachedTokens: Int
+        public var cacheWriteTokens: Int
+        /// US dollars; nil when the model's price is unknown.
+        public var cost: Double?
+        /// The provider reported no usage (a stopped reply, say): the cost is from estimated tokens.
+        public var costEstimated: Bool
+        public var ttftMs: Double?
+        public var durationMs: Double
+        public var tokensPerSecond: Double?
+        /// HTTP attempts: 1 plus the retries.
+        public var attempts: Int
+        /// The model (`provider:model`) that failed before this one was tried.
+        public var fallbackFrom: String?
+        public var cacheHit: Bool
+        public var outcome: Outcome
+        /// For errors: the error's kind and status (`http 429`, `idleTimeout`), not its text.
+        public var error: String?
+
+        enum CodingKeys: String, CodingKey {
+            case id, time, day, session, provider, model, cost, attempts, outcome, error, costEstimated = "cost_estimated"
+            case promptTokens = "prompt_tokens", completionTokens = "completion_tokens", cachedTokens = "cached_tokens"
+            case cacheWriteTokens = "cache_write_tokens", ttftMs = "ttft_ms", durationMs = "duration_ms"
+            case tokensPerSecond = "tokens_per_second", fallbackFrom = "fallback_from", cacheHit = "cache_hit"
+        }
+
+        public init(time: Date = Date(), session: String?, ref: ModelRef, usage: Usage?, cost: Double?, costEstimated: Bool = false, ttftMs: Double?, durationMs: Double,
+                    tokensPerSecond: Double? = nil, attempts: Int, fallbackFrom: String? = nil, cacheHit: Bool = false,
+                    outcome: Outcome, error: String? = nil) {
+            self.time = time.timeIntervalSince1970
+            self.day = Ledger.day(of: time)
+            self.session = session
+            self.provider = ref.provider
+            self.model = ref.model
+            self.promptTokens = usage?.totalPromptTokens ?? 0
+            self.completionTokens = usage?.completionTokens ?? 0
+            self.cachedTokens = usage?.cachedTokens ?? 0
+            self.cacheWriteTokens = usage?.cacheWriteTokens ?? 0
+            self.cost = cost
+            self.costEstimated = costEstimated
+            self.ttftMs = ttftMs
+            self.durationMs = durationMs
+            self.tokensPerSecond = tokensPerSecond
+            self.attempts = attempts
+            self.fallbackFrom = fallbackFrom
+            self.cacheHit = cacheHit
+            self.outcome = outcome
+            self.error = error
+        }
+
+        public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+    }
+
+    public let path: String
+    let db: DatabaseQueue
+
+    /// Opens (creating and migrating) the ledger; a file that is not a ledger is named in the error
+    /// and left as it is.
+    public init(path: String) throws(LedgerError) {
+        self.path = path
+        do {
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
+                                                    withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            var configuration = Configuration()
+            configuration.busyMode = .timeout(5)
+            db = try DatabaseQueue(path: path, configuration: configuration)
+            try Self.migrator.migrate(db)
+        } catch {
+            throw LedgerError(path: path, reason: "\(error)")
+        }
+    }
+
+    /// Schema changes are appended here as new migrations, never edited: an old ledger is brought up to date.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1 requests") { db in
+            try db.create(table: "request") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("time", .double).notNull()
+                t.column("day", .text).notNull().indexed()
+                t.column("session", .text).indexed()
+                t.column("provider", .text).notNull()
+                t.column("model", .text).notNull()
+                t.column("prompt_tokens", .integer).notNull()
+                t.column("completion_tokens", .integer).notNull()
+                t.column("cached_tokens", .integer).notNull()
+                t.column("cache_write_tokens", .integer).notNull()
+                t.column("cost", .double)
+                t.column("cost_estimated", .boolean).notNull()
+                t.column("ttft_ms", .double)
+                t.column("duration_ms", .double).notNull()
+                t.column("tokens_per_second", .double)
+                t.column("attempts", .integer).notNull()
+                t.column("fallback_from", .text)
+                t.column("cache_hit", .boolean).notNull()
+                t.column("outcome", .text).notNull()
+                t.column("error", .text)
+            }
+        }
+        return migrator
+    }
+
+    public func record(_ entry: Entry) throws(LedgerError) {
+        var entry = entry
+        do { try db.write { try entry.insert($0) } } catch { throw LedgerError(path: path, reason: "\(error)") }
+    }
+
+    public func entries() throws(LedgerError) -> [Entry] {
+        do { return try db.read { try Entry.order(Column("id")).fetchAll($0) } } catch { throw LedgerError(path: path, reason: "\(error)") }
+    }
+
+    /// Spend where `filter` holds: the known sum, and how many answered requests had no price.
+    public struct Spend: Sendable, Equatable {
+        public var dollars: Double
+        public var unpriced: Int
+    }
+
+    func spend(where filter: String, _ arguments: StatementArguments) throws(LedgerError) -> Spend {
+        do {
+            return try db.read { db in
+                let row = try Row.fetchOne(db, sql: """
+                    SELECT COALESCE(SUM(cost), 0) AS dollars, COUNT(*) FILTER (WHERE cost IS NULL AND outcome != 'refused') AS unpriced
+                    FROM request WHERE \(filter)
+                    """, arguments: arguments)
+                return Spend(dollars: row?["dollars"] ?? 0, unpriced: row?["unpriced"] ?? 0)
+            }
+        } catch {
+            throw LedgerError(path: path, reason: "\(error)")
+        }
+    }
+
+    public func spend(onDay day: String) throws(LedgerError) -> Spend { try spend(where: "day = ?", [day]) }
+    public func spend(inMonthOf day: String) throws(LedgerError) -> Spend { try spend(where: "substr(day, 1, 7) = ?", [String(day.prefix(7))]) }
+    public func spend(session: String) throws(LedgerError) -> Spend { try spend(where: "session = ?", [session]) }
+
+    /// One line of a report: requests, tokens and cost for a day, a model or a provider.
+    public struct ReportLine: Sendable, Equatable {
+        public var key: String
+        public var requests: Int
+        public var promptTokens: Int
+        public var completionTokens: Int
+        public var cachedTokens: Int
+        public var dollars: Double
+        public var unpriced: Int
+        public var errors: Int
+        public var cacheHits: Int
+    }
+
+    /// Totals grouped by `day`, `model` (provider:model) or `provider`, over the days from `firstDay` on.
+    public func report(groupedBy group: ReportGroup, since firstDay: String) throws(LedgerError) -> [ReportLine] {
+        let key: String
+        switch group {
+        case .day: key = "day"
+        case .model: key = "provider || ':' || model"
+        case .provider: key = "provider"
+        }
+        do {
+            return try db.read { db in
+                try Row.fetchAll(db, sql: """
+                    SELECT \(key) AS key, COUNT(*) FILTER (WHERE outcome != 'refused') AS requests,
+                           SUM(prompt_tokens) AS prompt, SUM(completion_tokens) AS completion, SUM(cached_tokens) AS cached,
+                           COALESCE(SUM(cost), 0) AS dollars,
+                           COUNT(*) FILTER (WHERE cost IS NULL AND outcome != 'refused') AS unpriced,
+                           COUNT(*) FILTER (WHERE outcome = 'error') AS errors,
+                           COUNT(*) FILTER (WHERE cache_hit) AS hits
+                    FROM request WHERE day >= ? GROUP BY key ORDER BY \(group == .day ? "key DESC" : "dollars DESC, key")
+                    """, arguments: [firstDay]).map { row in
+                    ReportLine(key: row["key"], requests: row["requests"], promptTokens: row["prompt"] ?? 0,
+                               completionTokens: row["completion"] ?? 0, cachedTokens: row["cached"] ?? 0,
+                               dollars: row["dollars"] ?? 0, unpriced: row["unpriced"] ?? 0, errors: row["errors"] ?? 0, cacheHits: row["hits"] ?? 0)
+                }
+            }
+        } catch {
+            throw LedgerError(path: path, reason: "\(error)")
+        }
+    }
+
+    public enum ReportGroup: String, Sendable { case day, model, provider }
+
+    /// Speed per model over answered, uncached requests: time to first token and tokens/s percentiles.
+    public struct SpeedLine: Sendable, Equatable {
+        public var model: String
+        public var requests: Int
+        public var ttftP50: Double?
+        public var ttftP95: Double?
+        public var tokensPerSecondP50: Double?
+        public var tokensPerSecondP95: Double?
+    }
+
+    public func speeds(since firstDay: String) throws(LedgerError) -> [SpeedLine] {
+        do {
+            let rows = try db.read { db in
+                try Row.fetchAll(db, sql: """
+                    SELECT provider || ':' || model AS model, ttft_ms, tokens_per_second FROM request
+                    WHERE day >= ? AND outcome = 'ok' AND NOT cache_hit
+                    """, arguments: [firstDay])
+            }
+            var byModel: [String: (ttft: [Double], rate: [Double], count: Int)] = [:]
+            for row in rows {
+                let model: String = row["model"]
+                var item = byModel[model] ?? ([], [], 0)
+                item.count += 1
+                if let ttft: Double = row["ttft_ms"] { item.ttft.append(ttft) }
+                if let rate: Double = row["tokens_per_second"] { item.rate.append(rate) }
+                byModel[model] = item
+            }
+            return byModel.keys.sorted().map { model in
+                let item = byModel[model]!
+                return SpeedLine(model: model, requests: item.count,
+                                 ttftP50: percentile(item.ttft, 0.5), ttftP95: percentile(item.ttft, 0.95),
+                                 tokensPerSecondP50: percentile(item.rate, 0.5), tokensPerSecondP95: percentile(item.rate, 0.95))
+            }
+        } catch {
+            throw LedgerError(path: path, reason: "\(error)")
+        }
+    }
+
+
+    /// `YYYY-MM-DD` in the local time zone.
+    public static func day(of date: Date) -> String {
+        let parts = Calendar.current.dateComponents([.year, .month, .day], from: date)
+        return String(format: "%04d-%02d-%02d", parts.year ?? 0, parts.month ?? 0, parts.day ?? 0)
+    }
+}
+
+/// Nearest-rank percentile; nil for no values.
+public func percentile(_ values: [Double], _ p: Double) -> Double? {
+    guard !values.isEmpty else { return nil }
+    let sorted = values.sorted()
+    let rank = Int((p * Double(sorted.count)).rounded(.up)) - 1
+    return sorted[min(max(rank, 0), sorted.count - 1)]
+}
+
+/// The ledger or the cache database cannot be opened or written: names the file and what to do.
+public struct LedgerError: UserFacingError, Sendable, Equatable {
+    public var path: String
+    public var reason: String
+    public var what = "usage ledger"
+    public var userMessage: String {
+        "the \(what) \(path) cannot be used (\(reason)); move the file aside and Parley starts a new one"
+    }
+}

@@ -1,0 +1,65 @@
+import Foundation
+import ParleyCore
+
+/// Reads rate-limit headers: OpenAI and Groq send `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`
+/// with resets as Go durations (`6m0s`, `1.5s`, `20ms`); Anthropic sends
+/// `anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}` with resets as RFC 3339 times.
+public enum RateLimitHeaders {
+    public static func parse(_ headers: [(String, String)], now: Date = Date()) -> RateLimitStatus? {
+        var values: [String: String] = [:]
+        for (name, value) in headers { values[name.lowercased()] = value.trimmingCharacters(in: .whitespaces) }
+        func int(_ name: String) -> Int? { values[name].flatMap { Int($0) } }
+        var status = RateLimitStatus()
+        if values.keys.contains(where: { $0.hasPrefix("x-ratelimit-") }) {
+            status.requestsLimit = int("x-ratelimit-limit-requests")
+            status.requestsRemaining = int("x-ratelimit-remaining-requests")
+            status.requestsReset = values["x-ratelimit-reset-requests"].flatMap(goDuration)
+            status.tokensLimit = int("x-ratelimit-limit-tokens")
+            status.tokensRemaining = int("x-ratelimit-remaining-tokens")
+            status.tokensReset = values["x-ratelimit-reset-tokens"].flatMap(goDuration)
+        } else if values.keys.contains(where: { $0.hasPrefix("anthropic-ratelimit-") }) {
+            func reset(_ name: String) -> Double? { values[name].flatMap(rfc3339).map { max(0, $0.timeIntervalSince(now)) } }
+            status.requestsLimit = int("anthropic-ratelimit-requests-limit")
+            status.requestsRemaining = int("anthropic-ratelimit-requests-remaining")
+            status.requestsReset = reset("anthropic-ratelimit-requests-reset")
+            // Newer accounts report input and output tokens apart; the tighter one is what binds.
+            for kind in ["tokens", "input-tokens", "output-tokens"] {
+                guard let remaining = int("anthropic-ratelimit-\(kind)-remaining") else { continue }
+                if let current = status.tokensRemaining, current <= remaining { continue }
+                status.tokensRemaining = remaining
+                status.tokensLimit = int("anthropic-ratelimit-\(kind)-limit")
+                status.tokensReset = reset("anthropic-ratelimit-\(kind)-reset")
+            }
+        } else {
+            return nil
+        }
+        return status.isEmpty ? nil : status
+    }
+
+    /// Go's `time.Duration` text: `1h2m3.5s`, `6m0s`, `20ms`, `1.5s`, `300us`.
+    public static func goDuration(_ text: String) -> Double? {
+        var rest = Substring(text)
+        var total = 0.0
+        var sawAny = false
+        let units: [(String, Double)] = [("ms", 0.001), ("us", 0.000_001), ("µs", 0.000_001), ("ns", 0.000_000_001), ("h", 3600), ("m", 60), ("s", 1)]
+        while !rest.isEmpty {
+            let number = rest.prefix { $0.isNumber || $0 == "." }
+            guard !number.isEmpty, let value = Double(number) else { return nil }
+            rest = rest.dropFirst(number.count)
+            guard let (unit, scale) = units.first(where: { rest.hasPrefix($0.0) }) else { return nil }
+            rest = rest.dropFirst(unit.count)
+            total += value * scale
+            sawAny = true
+        }
+        return sawAny ? total : nil
+    }
+
+    /// `2026-11-25T14:10:27Z`, with optional fractional seconds and a numeric offset.
+    public static func rfc3339(_ text: String) -> Date? {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let date = formatter.date(from: text) { return date }
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.date(from: text)
+    }
+}

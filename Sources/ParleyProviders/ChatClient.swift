@@ -99,7 +99,10 @@ public struct ChatClient: ChatProvider {
                                     message: "no reply began within \(format(timeouts.firstToken))",
                                     hint: "the server may be overloaded; try again, or raise first_token_timeout for this provider or model")
             }
-            try await Task.sleep(until: deadline, clock: .continuous)
+            // Before the first token, the reply may start at any moment, and from then the idle limit
+            // counts: wake by then to look again. No timers tick in between.
+            let wake = started ? deadline : min(deadline, ContinuousClock.now + timeouts.idle)
+            try await Task.sleep(until: wake, clock: .continuous)
         }
     }
 

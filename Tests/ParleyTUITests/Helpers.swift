@@ -10,6 +10,7 @@ func conversation(width: Int = 60, height: Int = 20, turns: Int, replyLines: Int
         _ = reduce(&state, .input(.key(.enter)))
         let reply = (0..<replyLines).map { "answer \(turn) line \($0)" }.joined(separator: "\n")
         _ = reduce(&state, .engine(.delta(reply)))
+        _ = reduce(&state, .engine(.spend(turn: "$0.00", session: "$0.00", today: "$0.00", warn: false)))
         _ = reduce(&state, .engine(.finished(tokensPerSecond: 100)))
     }
     return state

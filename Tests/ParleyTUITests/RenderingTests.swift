@@ -204,6 +204,31 @@ import Testing
         #expect(bar == " local:smollm2 │ idle │ ttft 210 ms │ 105 tok/s │ in 37 out 10 │ turn $0.00 │ session $0.00 │ today $0.00 │ ctx 0%")
     }
 
+    @Test func spendNearALimitIsAWarningAndTodayOutranksTheRest() {
+        var state = conversation(width: 60, height: 10, turns: 1)
+        _ = reduce(&state, .engine(.spend(turn: "$0.012", session: "$0.85", today: "$0.85/$1.00", warn: true)))
+        let rendered = Renderer.render(state)
+        let bar = rendered.grid.lines.last ?? ""
+        #expect(bar.contains("today $0.85/$1.00"))
+        #expect(!bar.contains("session"))
+        let column = bar.distance(from: bar.startIndex, to: bar.range(of: "today")!.lowerBound)
+        #expect(rendered.grid[rendered.grid.height - 1, column].role == .statusWarn)
+    }
+
+    @Test func aFallbackShowsOnTheBarAndInTheRepliesHeader() {
+        var state = conversation(width: 100, height: 12, turns: 0)
+        type(&state, "hello")
+        _ = reduce(&state, .input(.key(.enter)))
+        _ = reduce(&state, .engine(.fellBack(from: "groq:llama-3.3-70b-versatile", to: "local:smollm2", reason: "rate limited")))
+        let lines = screen(state)
+        #expect(lines.last?.contains("fell back to local:smollm2 (rate limited)") == true)
+        #expect(lines.contains { $0.contains("local:smollm2 · fell back from groq:llama-3.3-70b-versatile") })
+        _ = reduce(&state, .engine(.rateLimit("rate limit: 2/100 requests")))
+        #expect(screen(state).last?.contains("rate limit: 2/100 requests") == true)
+        _ = reduce(&state, .engine(.rateLimit(nil)))
+        #expect(screen(state).last?.contains("2/100") == false)
+    }
+
     @Test func narrowDropsTheLeastImportantFirst() {
         #expect(status(width: 104) == " local:smollm2 │ idle │ ttft 210 ms │ 105 tok/s │ in 37 out 10 │ turn $0.00 │ session $0.00 │ ctx 0%")
         #expect(status(width: 100) == " local:smollm2 │ idle │ ttft 210 ms │ 105 tok/s │ in 37 out 10 │ turn $0.00 │ ctx 0%")

@@ -44,6 +44,7 @@ let bundledPricingJSON = #"""
     "openrouter:openai/gpt-4o-mini": {"input": 0.15, "cached_input": 0.075, "output": 0.6, "context_window": 128000, "max_output": 16384},
     "openrouter:openai/gpt-4o": {"input": 2.5, "cached_input": 1.25, "output": 10, "context_window": 128000, "max_output": 16384},
     "openrouter:anthropic/claude-sonnet-4.5": {"input": 3, "cached_input": 0.3, "cache_write": 3.75, "output": 15, "context_window": 200000, "max_output": 64000},
+    "openrouter:meta-llama/llama-3.3-70b-instruct": {"input": 0.13, "output": 0.4, "context_window": 131072},
     "openrouter:anthropic/claude-haiku-4.5": {"input": 1, "cached_input": 0.1, "cache_write": 1.25, "output": 5, "context_window": 200000, "max_output": 64000}
   }
 }

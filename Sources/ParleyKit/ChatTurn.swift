@@ -75,6 +75,22 @@ extension ChatEngine {
             return
         }
         let chain = [primary] + (options.fallback ? config.fallbackChain(after: primary) : [])
+        // A stored answer from any model of the chain serves, before anything is sent.
+        for ref in chain {
+            var keyed = request
+            keyed.model = ref.model
+            guard let key = cacheKey(for: keyed, ref: ref, options: options), let cache = try? stores.cache(),
+                  let hit = cache.lookup(key) else { continue }
+            let started = ContinuousClock.now
+            continuation.yield(.cacheHit)
+            for chunk in Self.replayChunks(hit.text) { continuation.yield(.chat(.textDelta(chunk))) }
+            if let reason = hit.finishReason { continuation.yield(.chat(.finish(FinishReason(rawValue: reason) ?? .other))) }
+            continuation.yield(.cost(0))
+            record(Ledger.Entry(session: options.session, ref: ref, usage: nil, cost: 0, ttftMs: 0,
+                                durationMs: (ContinuousClock.now - started).milliseconds, attempts: 0, cacheHit: true, outcome: .ok))
+            continuation.finish()
+            return
+        }
         var lastFailure: (ref: ModelRef, reason: String)?
         for (index, ref) in chain.enumerated() {
             if let lastFailure { continuation.yield(.fallingBack(from: lastFailure.ref, to: ref, reason: lastFailure.reason)) }
@@ -85,19 +101,6 @@ extension ChatEngine {
             let isLast = index == chain.count - 1
 
             let cacheKey = cacheKey(for: request, ref: ref, options: options)
-            if let cacheKey, let cache = try? stores.cache(), let hit = cache.lookup(cacheKey) {
-                let started = ContinuousClock.now
-                continuation.yield(.cacheHit)
-                for chunk in Self.replayChunks(hit.text) { continuation.yield(.chat(.textDelta(chunk))) }
-                if let reason = hit.finishReason { continuation.yield(.chat(.finish(FinishReason(rawValue: reason) ?? .other))) }
-                continuation.yield(.cost(0))
-                record(Ledger.Entry(session: options.session, ref: ref, usage: nil, cost: 0, ttftMs: 0,
-                                    durationMs: (ContinuousClock.now - started).milliseconds, attempts: 0,
-                                    fallbackFrom: fallbackFrom, cacheHit: true, outcome: .ok))
-                continuation.finish()
-                return
-            }
-
             do {
                 try checkBudget(request, ref: ref, pricing: pricing, options: options)
             } catch {
@@ -182,7 +185,8 @@ extension ChatEngine {
     static func cost(of reply: ReplyAccumulator, request: ChatRequest, pricing: ModelPricing?) -> (Double?, Bool) {
         guard let pricing else { return (nil, false) }
         if let usage = reply.usage { return (pricing.cost(of: usage), false) }
-        if pricing.input == 0, pricing.output == 0 { return (0, false) }
+        // A request that failed before any output is not billed.
+        if pricing.input == 0 && pricing.output == 0 || reply.firstTokenAt == nil { return (0, false) }
         let usage = Usage(promptTokens: TokenEstimator.estimate(request), completionTokens: reply.completionTokens)
         return (pricing.cost(of: usage), true)
     }

@@ -133,6 +133,11 @@ public final class Ledger: Sendable {
     public struct Spend: Sendable, Equatable {
         public var dollars: Double
         public var unpriced: Int
+
+        public init(dollars: Double, unpriced: Int) {
+            self.dollars = dollars
+            self.unpriced = unpriced
+        }
     }
 
     func spend(where filter: String, _ arguments: StatementArguments) throws(LedgerError) -> Spend {

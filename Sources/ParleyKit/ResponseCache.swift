@@ -11,6 +11,13 @@ public final class ResponseCache: Sendable {
         /// The usage the provider reported when the reply was made (a hit itself costs nothing).
         public var usage: Usage?
         public var created: Date
+
+        public init(text: String, finishReason: String?, usage: Usage?, created: Date) {
+            self.text = text
+            self.finishReason = finishReason
+            self.usage = usage
+            self.created = created
+        }
     }
 
     public let path: String

@@ -105,6 +105,8 @@ public struct ParleyConfig: Sendable {
     public var models: [ModelRef: ModelSettings] = [:]
     public var budget = BudgetSettings()
     public var cache = CacheSettings()
+    /// The sampling temperature sent when a request names none (nil: the provider's default).
+    public var temperature: Double?
     /// The file it came from, if any, for messages.
     public var source: String?
 
@@ -151,7 +153,7 @@ public struct ParleyConfig: Sendable {
         var config = builtIn
         config.source = file
         let reader = ConfigReader(file: file)
-        try reader.allowOnly(table, ["default_model", "aliases", "providers", "local", "fallback", "models", "budget", "cache"], context: "the top level")
+        try reader.allowOnly(table, ["default_model", "aliases", "providers", "local", "fallback", "models", "budget", "cache", "temperature"], context: "the top level")
         if let value = table["default_model"] { config.defaultModel = try reader.string(value, "default_model") }
         if let value = table["aliases"] {
             let aliases = try reader.table(value, "aliases")
@@ -217,6 +219,11 @@ public struct ParleyConfig: Sendable {
                 if config.providers[name] == nil { config.providerOrder.append(name) }
                 config.providers[name] = provider
             }
+        }
+        if let value = table["temperature"] {
+            let temperature = try reader.dollars(value, "temperature", unit: "0 to 2")
+            guard temperature <= 2 else { throw ConfigError(file: file, line: value.line, message: "temperature: expected a number from 0 to 2, found \(temperature)") }
+            config.temperature = temperature
         }
         try parseChains(table, into: &config, reader: reader)
         if let value = table["budget"] {
@@ -326,15 +333,15 @@ struct ConfigReader {
         return .milliseconds(Int64(number * 1000))
     }
 
-    func dollars(_ value: TOMLValue, _ key: String) throws(ConfigError) -> Double {
+    func dollars(_ value: TOMLValue, _ key: String, unit: String = "US dollars") throws(ConfigError) -> Double {
         let number: Double
         switch value {
         case let .integer(i, _): number = Double(i)
         case let .float(f, _): number = f
-        default: throw fail(value, key, expected: "a number (US dollars)")
+        default: throw fail(value, key, expected: "a number (\(unit))")
         }
         guard number >= 0, number.isFinite else {
-            throw ConfigError(file: file, line: value.line, message: "\(key): expected a number of dollars of at least 0, found \(number)")
+            throw ConfigError(file: file, line: value.line, message: "\(key): expected a number (\(unit)) of at least 0, found \(number)")
         }
         return number
     }

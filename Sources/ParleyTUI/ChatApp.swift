@@ -78,6 +78,8 @@ public final class ChatApp: @unchecked Sendable {
     var modelName: String
     var replyTask: Task<Void, Never>?
     var turn = 0
+    /// /cache on|off for this chat; nil follows the config.
+    var cacheChoice: Bool?
     var running = true
     var dirty = true
     var lastFrame = ContinuousClock.now - .seconds(1)
@@ -241,6 +243,14 @@ public final class ChatApp: @unchecked Sendable {
             } catch {
                 dispatch([.showError(describe(error))])
             }
+        case let .setCache(choice):
+            if let choice { cacheChoice = choice }
+            let on = cacheChoice ?? engine.config.cache.enabled
+            var note = "response cache \(on ? "on" : "off")"
+            if on, engine.config.cache.onlyDeterministic, engine.config.temperature != 0 {
+                note += " — it keeps temperature-0 replies only, and this chat sends none: set temperature = 0 in config.toml (or only_temperature_zero = false under [cache])"
+            }
+            dispatch([.showNote(note)])
         case .listSessions: listSessions()
         case let .loadSession(query): loadSession(query)
         case let .renameSession(title):
@@ -341,16 +351,16 @@ public final class ChatApp: @unchecked Sendable {
         turn += 1
         let recorder = currentRecorder()
         let userText = retry ? nil : messages.last(where: { $0.role == .user })?.content
-        let turn = self.turn, engine = self.engine, model = modelName, queue = self.queue
+        let turn = self.turn, engine = self.engine, model = modelName, queue = self.queue, cache = cacheChoice
         replyTask = Task.detached {
             var sanitizer = TerminalSanitizer()
             let session = recorder.snapshot.id
-            let request = ChatRequest(model: model, system: system, messages: messages)
+            let request = ChatRequest(model: model, system: system, messages: messages, temperature: engine.config.temperature)
             queue.post(.engine(.waiting), turn: turn)
             var sawFirst = false
             var last = ReplyAccumulator()
             let outcome = await RecordedTurn.run(engine: engine, recorder: recorder, userText: userText, request: request, model: model,
-                                                 options: TurnOptions(session: session)) { event, reply in
+                                                 options: TurnOptions(session: session, cache: cache)) { event, reply in
                 last = reply
                 switch event {
                 case let .chat(.textDelta(text)):

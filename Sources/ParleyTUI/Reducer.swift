@@ -59,6 +59,8 @@ public enum Effect: Equatable, Sendable {
     /// Markdown to this path, or beside the session file when empty.
     case exportSession(String)
     case openEditor(String)
+    /// /cache on|off; nil asks what it is.
+    case setCache(Bool?)
     case appendHistory(String)
     case redraw
 }
@@ -72,6 +74,7 @@ public enum Commands {
         ("/new", "start a new conversation"),
         ("/clear", "clear the screen, keep the conversation as context"),
         ("/theme", "NAME  switch theme"),
+        ("/cache", "on|off  answer repeated temperature-0 requests from the response cache"),
         ("/sessions", "list saved sessions"),
         ("/load", "SESSION  open a saved session (id, id prefix or title; Tab completes)"),
         ("/rename", "TITLE  rename this session"),
@@ -443,6 +446,13 @@ private func runCommand(_ state: inout ChatState, _ line: String) -> [Effect] {
             return [.setTheme(argument)]
         }
     case "/edit": return [.openEditor(state.input.text)]
+    case "/cache":
+        switch argument.lowercased() {
+        case "on": return [.setCache(true)]
+        case "off": return [.setCache(false)]
+        case "": return [.setCache(nil)]
+        default: state.notice = "/cache on or /cache off"
+        }
     default:
         state.notice = "unknown command \(name); commands: " + Commands.all.map(\.name).joined(separator: " ")
     }

@@ -77,7 +77,7 @@ struct Ask: AsyncParsableCommand {
         let engine = try ChatEngine.fromEnvironment()
         var ref = try engine.config.resolve(model ?? engine.defaultModelName)
         let request = ChatRequest(
-            model: ref.model, system: system, messages: [.user(text)], temperature: temperature, maxTokens: maxTokens
+            model: ref.model, system: system, messages: [.user(text)], temperature: temperature ?? engine.config.temperature, maxTokens: maxTokens
         )
         let out = Terminal.standardOutput
         var sanitizer: TerminalSanitizer? = (sanitize || out.isTerminal) && !json ? TerminalSanitizer() : nil

@@ -15,6 +15,9 @@ import Glibc
 ///     parley-bench screen [MESSAGES] frame, keystroke, token, resize and paste costs of the screen's core
 ///     parley-bench tui [TOKENS]      the real screen in tmux: start-up, idle and streaming CPU, typing, paste
 ///     parley-bench sessions          save cost by session size; resuming 10,000 messages in the real binary
+///     parley-bench cancel [RUNS]     stop → the provider sees the connection closed
+///     parley-bench cache [RUNS]      a cache hit replaying a 2,000-token reply
+///     parley-bench estimate          the prompt-token estimate against the local model's own count
 
 let binDirectory = URL(fileURLWithPath: ChatEngine.currentExecutable()).deletingLastPathComponent()
 let parley = ProcessInfo.processInfo.environment["PARLEY_BIN"] ?? binDirectory.appendingPathComponent("parley").path
@@ -170,7 +173,10 @@ case "ttft": try ttftBenchmark(runs: count ?? 10)
 case "screen": screenBenchmark(messages: count ?? 10_000)
 case "tui": try await tuiBenchmark(tokens: count ?? 10_000)
 case "sessions": try await sessionBenchmark()
+case "cancel": try await cancelBenchmark(runs: count ?? 50)
+case "cache": try await cacheBenchmark(runs: count ?? 50)
+case "estimate": try await estimateBenchmark()
 default:
-    print("usage: parley-bench decode [CHUNKS] | decoder [CHUNKS] | startup [RUNS] | ttft [RUNS] | screen [MESSAGES] | tui [TOKENS] | sessions")
+    print("usage: parley-bench decode [CHUNKS] | decoder [CHUNKS] | startup [RUNS] | ttft [RUNS] | screen [MESSAGES] | tui [TOKENS] | sessions | cancel [RUNS] | cache [RUNS] | estimate")
     exit(2)
 }

@@ -92,6 +92,9 @@ func estimateBenchmark() async throws {
     print("prompt           estimate  llama.cpp  error")
     for (name, prompt) in prompts {
         var request = prompt
+        // SmolLM2's chat template adds a default system prompt when there is none; a real one keeps
+        // the count to what was sent.
+        if request.system == nil { request.system = "You are a helpful assistant." }
         request.model = "smollm2"
         request.maxTokens = 1
         var usage: Usage?

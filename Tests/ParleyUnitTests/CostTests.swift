@@ -307,3 +307,18 @@ import ParleyTestSupport
         #expect(ResponseCache.key(for: changed, ref: ref) != key)
     }
 }
+
+@Suite struct EstimatorTests {
+    @Test func runsAreCountedTheWayTokenizersSplitThem() {
+        #expect(TokenEstimator.estimate("") == 0)
+        #expect(TokenEstimator.estimate("hello world") == 2)
+        #expect(TokenEstimator.estimate("internationalization") == 3)   // 20 letters, one per 7
+        #expect(TokenEstimator.estimate("1234567") == 3)                 // digits in threes
+        #expect(TokenEstimator.estimate("{\"a\":1}") == 5)               // {"  a  ":  1  }
+        #expect(TokenEstimator.estimate("東京") == 4)                     // 1.8 per character, rounded up
+        #expect(TokenEstimator.estimate("zwölf") == 3)                   // 6 bytes / 2.5
+        let request = ChatRequest(model: "m", system: "Be brief.", messages: [.user("hello world"), .assistant("hi")])
+        // 3 for the reply + (6 + "hello world" 2) + (6 + "hi" 1) + (6 + "Be brief." 3)
+        #expect(TokenEstimator.estimate(request) == 27)
+    }
+}

@@ -154,12 +154,21 @@ extension ChatEngine {
                 if cancelled { continuation.finish(); return }
                 let produced = reply.firstTokenAt != nil
                 if produced || isLast || !Self.isFallbackWorthy(error) {
-                    continuation.finish(throwing: error)
+                    continuation.finish(throwing: explainOverflow(error, request: request, pricing: pricing))
                     return
                 }
                 lastFailure = (ref, (error as? any UserFacingError)?.userMessage ?? "\(error)")
             }
         }
+    }
+
+    /// A context overflow says how big the conversation is and how big the window, and what to do.
+    func explainOverflow(_ error: any Error, request: ChatRequest, pricing: ModelPricing?) -> any Error {
+        guard var error = error as? ProviderError, error.hint?.contains("context window") == true else { return error }
+        let window = pricing?.contextWindow.map { " and the model's window is \($0) tokens" } ?? ""
+        error.hint = "this conversation is about \(TokenEstimator.estimate(request)) tokens (estimated)\(window); "
+            + "/new starts a fresh one, /clear hides old messages but still sends them, or /model picks one with a larger window"
+        return error
     }
 
     /// Fallback is for failures that are not the request's own: rate limits, overload, server errors,
@@ -219,8 +228,7 @@ extension ChatEngine {
         guard budget.daily != nil || budget.monthly != nil || budget.session != nil || options.requestLimit != nil else { return }
         guard let pricing else { throw UnpricedModelRefusal(model: ref.description) }
         if pricing.input == 0, pricing.output == 0 { return }
-        let outputTokens = request.maxTokens ?? config.endpoint(for: ref, environment: environment).defaultMaxTokens ?? pricing.maxOutput ?? 8192
-        let worst = pricing.worstCase(promptTokens: TokenEstimator.estimate(request), outputTokens: outputTokens)
+        let worst = pricing.worstCase(promptTokens: TokenEstimator.estimate(request), outputTokens: maxOutputTokens(request, ref: ref, pricing: pricing))
         let fix = "raise %@, set a lower max_tokens for \(ref.description), or pick a cheaper model with /model (local is free)"
         func check(_ name: String, _ limit: Double?, _ spent: () throws -> Double, how: String) throws {
             guard let limit else { return }
@@ -238,6 +246,33 @@ extension ChatEngine {
         if let session = options.session {
             try check("session", budget.session, { try stores.ledger().spend(session: session).dollars }, how: "session under [budget] in \(file)")
         }
+    }
+
+    /// What a request is expected to cost before it is sent.
+    public struct Estimate: Sendable, Equatable {
+        public var model: ModelRef
+        public var promptTokens: Int
+        public var maxOutputTokens: Int
+        /// Prompt at the input rate plus every allowed output token; nil when the price is unknown.
+        public var worstCase: Double?
+
+        public var summary: String {
+            "\(model): about \(promptTokens) prompt tokens (estimated), up to \(maxOutputTokens) output tokens; worst case "
+                + (worstCase.map(formatDollars) ?? "unknown (no price for this model; add one under [models.\"\(model)\"])")
+        }
+    }
+
+    public func estimate(_ request: ChatRequest, model ref: ModelRef) -> Estimate {
+        let pricing = config.pricing(for: ref)
+        let prompt = TokenEstimator.estimate(request)
+        let output = maxOutputTokens(request, ref: ref, pricing: pricing)
+        return Estimate(model: ref, promptTokens: prompt, maxOutputTokens: output,
+                        worstCase: pricing?.worstCase(promptTokens: prompt, outputTokens: output))
+    }
+
+    /// The most output a request allows: its max_tokens, the config's, the model's limit, else 8,192.
+    func maxOutputTokens(_ request: ChatRequest, ref: ModelRef, pricing: ModelPricing?) -> Int {
+        request.maxTokens ?? config.endpoint(for: ref, environment: environment).defaultMaxTokens ?? pricing?.maxOutput ?? 8192
     }
 
     /// Spend for the status bar: today, this month, and the session's.

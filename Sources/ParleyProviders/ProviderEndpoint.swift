@@ -74,7 +74,7 @@ public struct ProviderEndpoint: Sendable {
             if let apiKeyVariable { return "check the key in \(apiKeyVariable), or pick another model with --model or /model" }
             return "this server wants a key: set api_key_env for provider \(name) in the config"
         case 404:
-            return "check the model name and the base URL \(baseURL); `parley models` lists what is configured"
+            return "check the model name and the base URL \(baseURL); /models (or `parley models`) lists what is configured"
         case 408: return "the request timed out at the provider; try again"
         case 413: return "the request is too large; shorten the conversation or the prompt"
         case 429: return "rate limited; wait a moment, or pick another model with --model or /model"

@@ -32,6 +32,8 @@ public struct StatusInfo: Equatable, Sendable {
     public var turnCost = "?"
     public var sessionCost = "?"
     public var todayCost = "?"
+    /// This turn's reply came from the response cache.
+    public var turnCached = false
     /// Spend has reached 80 % of a budget limit: the costs are drawn as a warning.
     public var spendWarning = false
     /// Set when the provider's rate limits are low.

@@ -217,6 +217,7 @@ private func handleEngine(_ state: inout ChatState, _ event: EngineEvent) {
         state.status.phase = .fellBack(to: to, reason: reason)
         updateLast(&state) { $0.model = "\(to) · fell back from \(from)" }
     case .cacheHit:
+        state.status.turnCached = true
         updateLast(&state) { $0.model = ($0.model ?? "") + " · cached" }
     case let .rateLimit(text):
         state.status.rateLimit = text
@@ -383,6 +384,7 @@ private func startTurn(_ state: inout ChatState, userText: String?) -> [Effect] 
     state.status.tokensPerSecond = nil
     state.status.tokensIn = nil
     state.status.tokensOut = nil
+    state.status.turnCached = false
     return [.send(messages: messages, system: state.systemPrompt, retry: userText == nil)]
 }
 

@@ -168,7 +168,7 @@ public enum Renderer {
         if let rate = s.tokensPerSecond { fields.append((String(format: "%.0f tok/s", rate), .status, 5)) }
         if let tokensIn = s.tokensIn, let tokensOut = s.tokensOut { fields.append(("in \(tokensIn) out \(tokensOut)", .status, 6)) }
         let costRole: StyleRole = s.spendWarning ? .statusWarn : .status
-        fields.append(("turn \(s.turnCost)", costRole, 3))
+        fields.append(("turn \(s.turnCost)" + (s.turnCached ? " cached" : ""), costRole, 3))
         fields.append(("session \(s.sessionCost)", costRole, 7))
         fields.append(("today \(s.todayCost)", costRole, s.spendWarning ? 3 : 8))
         if let limits = s.rateLimit { fields.append((limits, .statusWarn, 4)) }

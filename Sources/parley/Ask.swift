@@ -35,6 +35,9 @@ struct Ask: AsyncParsableCommand {
     @Flag(help: "Strip terminal control sequences even when stdout is not a terminal.")
     var sanitize = false
 
+    @Flag(help: "Print the estimated prompt tokens and the worst-case cost (prompt + max output), and send nothing.")
+    var estimate = false
+
     @Flag(inversion: .prefixedNo, help: "Try the config's fallback chain when the model fails (rate limit, overload, network, missing key).")
     var fallback = true
 
@@ -79,6 +82,10 @@ struct Ask: AsyncParsableCommand {
         let request = ChatRequest(
             model: ref.model, system: system, messages: [.user(text)], temperature: temperature ?? engine.config.temperature, maxTokens: maxTokens
         )
+        if estimate {
+            print(engine.estimate(request, model: ref).summary)
+            return
+        }
         let out = Terminal.standardOutput
         var sanitizer: TerminalSanitizer? = (sanitize || out.isTerminal) && !json ? TerminalSanitizer() : nil
         var reply = ReplyAccumulator()
@@ -91,6 +98,9 @@ struct Ask: AsyncParsableCommand {
                 switch event {
                 case let .chat(event):
                     reply.add(event)
+                    if stats, case let .rateLimit(limits) = event, limits.isLow {
+                        Terminal.standardError.write("parley: \(ref.provider): \(limits.summary)\n")
+                    }
                     if showRetries, case let .retrying(attempt, of, delay, reason) = event {
                         Terminal.standardError.write(String(format: "parley: %@: %@; retrying in %.1f s (retry %d of %d)\n",
                                                             ref.provider, reason, delay, attempt, of))

@@ -76,7 +76,8 @@ import ParleyTestSupport
     }
 
     @Test func theScreenFallsBackAndTheSessionSaysWhy() async throws {
-        let server = try await FaultServer(format: .anthropic, script: [.status(529, message: "Overloaded", headers: [])])
+        // The first model is rate limited twice (its one retry included); the local model answers.
+        let server = try await FaultServer(format: .anthropic, script: [.rateLimited(retryAfter: "0", retryAfterMs: nil)])
         let harness = try ParleyHarness(config: "default_model = \"flaky:m\"\n" + Self.config(server).replacingOccurrences(of: "models = [\"m\"]", with: "models = [\"m\"]\nformat = \"anthropic\""))
         defer { harness.cleanUp() }
         try #require(LocalRuntime(paths: harness.paths, settings: LocalSettings()).installation() != nil, "run `parley setup` first")
@@ -99,6 +100,6 @@ import ParleyTestSupport
         #expect(reply.provider == "local")
         #expect(reply.status == .complete)
         #expect(reply.failedAttempts?.first?.model == "flaky:m")
-        #expect(reply.failedAttempts?.first?.error.hasPrefix("flaky: HTTP 529: Overloaded") == true)
+        #expect(reply.failedAttempts?.first?.error.hasPrefix("flaky: HTTP 429: Rate limit reached; slow down") == true)
     }
 }

@@ -225,6 +225,10 @@ import Testing
         #expect(lines.contains { $0.contains("local:smollm2 · fell back from groq:llama-3.3-70b-versatile") })
         _ = reduce(&state, .engine(.rateLimit("rate limit: 2/100 requests")))
         #expect(screen(state).last?.contains("rate limit: 2/100 requests") == true)
+        _ = reduce(&state, .engine(.cacheHit))
+        _ = reduce(&state, .engine(.spend(turn: "$0.00", session: "$0.00", today: "$0.00", warn: false)))
+        #expect(screen(state).last?.contains("turn $0.00 cached") == true)
+        #expect(screen(state).contains { $0.contains("· fell back from groq:llama-3.3-70b-versatile · cached") })
         _ = reduce(&state, .engine(.rateLimit(nil)))
         #expect(screen(state).last?.contains("2/100") == false)
     }

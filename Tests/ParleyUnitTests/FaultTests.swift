@@ -150,7 +150,7 @@ extension RecordedTurn.Outcome {
         #expect(server.requestCount == 1)
         let line = try #require(run.outcome.line)
         #expect(line.contains("8192 tokens"))
-        #expect(line.contains("longer than the model's context window; start a new one"))
+        #expect(line.contains("this conversation is about 10 tokens (estimated); /new starts a fresh one"))
     }
 
     @Test func shouldRetryHeaderOverridesTheStatus() async throws {

@@ -1,5 +1,6 @@
 import Foundation
 import ParleyCore
+import ParleyProviders
 
 /// A turn written to its session as it happens: the prompt and the opened reply before anything is
 /// sent, text as it streams, a fallback as it happens, and the end (complete, stopped or failed, with
@@ -52,9 +53,22 @@ public enum RecordedTurn {
                 return .stopped
             }
             var line = (error as? any UserFacingError)?.userMessage ?? String(describing: error)
-            if retryHint, !reply.text.isEmpty, !line.contains("/retry") { line += " — the partial reply is kept; /retry asks again" }
+            // On the screen the line says how to ask again, where asking again can help: not for a refusal,
+            // a missing or refused key, or a request the provider rejected as such.
+            if retryHint, Self.askingAgainCanHelp(error), !line.contains("/retry") {
+                line += reply.text.isEmpty ? " — /retry asks again" : " — the partial reply is kept; /retry asks again"
+            }
             recorder.finishReply(replyID, status: .error, reply: reply, error: line, cost: turnCost)
             return .failed(line)
+        }
+    }
+
+    static func askingAgainCanHelp(_ error: any Error) -> Bool {
+        guard let error = error as? ProviderError else { return false }
+        switch error.kind {
+        case .cutOff, .malformed, .inStream, .idleTimeout, .totalTimeout: return true
+        case .missingKey, .cancelled: return false
+        default: return RetryPolicy.isRetryable(error)
         }
     }
 }

@@ -359,6 +359,7 @@ public final class ChatApp: @unchecked Sendable {
             queue.post(.engine(.waiting), turn: turn)
             var sawFirst = false
             var last = ReplyAccumulator()
+            var cached = false
             let outcome = await RecordedTurn.run(engine: engine, recorder: recorder, userText: userText, request: request, model: model,
                                                  options: TurnOptions(session: session, cache: cache)) { event, reply in
                 last = reply
@@ -380,6 +381,7 @@ public final class ChatApp: @unchecked Sendable {
                 case let .fallingBack(from, to, reason):
                     queue.post(.engine(.fellBack(from: from.description, to: to.description, reason: reason)), turn: turn)
                 case .cacheHit:
+                    cached = true
                     queue.post(.engine(.cacheHit), turn: turn)
                 case let .cost(cost):
                     queue.post(.engine(Self.spendEvent(engine, session: session, turnCost: cost)), turn: turn)
@@ -388,7 +390,7 @@ public final class ChatApp: @unchecked Sendable {
             switch outcome {
             case .stopped: return
             case .complete:
-                queue.post(.engine(.finished(tokensPerSecond: last.tokensPerSecond())), turn: turn)
+                queue.post(.engine(.finished(tokensPerSecond: cached ? nil : last.tokensPerSecond())), turn: turn)
             case let .failed(line):
                 queue.post(.engine(.failed(line)), turn: turn)
             }

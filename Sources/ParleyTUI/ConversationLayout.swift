@@ -173,7 +173,7 @@ public struct ConversationLayout: Sendable {
             }
         }
         if case let .failed(message) = entry.status {
-            body += wrap(StyledLine(chars: ("⚠ " + message + " — /retry asks again").map { StyledChar($0, .error) }))
+            body += wrap(StyledLine(chars: ("⚠ " + message).map { StyledChar($0, .error) }))
         }
         return header(entry) + body + [RenderedRow()]
     }

@@ -385,6 +385,7 @@ private func startTurn(_ state: inout ChatState, userText: String?) -> [Effect] 
     state.status.tokensIn = nil
     state.status.tokensOut = nil
     state.status.turnCached = false
+    state.status.rateLimit = nil
     return [.send(messages: messages, system: state.systemPrompt, retry: userText == nil)]
 }
 

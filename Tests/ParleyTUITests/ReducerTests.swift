@@ -222,8 +222,9 @@ import ParleyKit
         type(&state, "q")
         _ = reduce(&state, .input(.key(.enter)))
         _ = reduce(&state, .engine(.delta("half")))
-        _ = reduce(&state, .engine(.failed("local: the reply was cut off")))
-        #expect(state.entries.last?.status == .failed("local: the reply was cut off"))
+        let line = "local: the reply was cut off — the partial reply is kept; /retry asks again"
+        _ = reduce(&state, .engine(.failed(line)))
+        #expect(state.entries.last?.status == .failed(line))
         #expect(screen(state).contains { $0.contains("/retry asks again") })
         type(&state, "/retry")
         let effects = reduce(&state, .input(.key(.enter)))

@@ -201,6 +201,7 @@ import ParleyTestSupport
         #expect(server.requestCount == 0)
         let line = try #require(run.outcome.line)
         #expect(line.hasPrefix("budget: faulty:m refused before sending — daily spend $0.050 plus this request's worst case $0.164 would pass the daily limit of $0.100; raise daily under [budget] in test.toml"))
+        #expect(!line.contains("/retry"))
         #expect(run.session.messages.first?.content == "hello")
         #expect(try rig.ledger().last?.outcome == .refused)
 

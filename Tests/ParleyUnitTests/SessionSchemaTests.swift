@@ -77,10 +77,16 @@ import ParleyKit
         recorder.finishReply(reply, status: .complete, reply: accumulator, cost: 0)
         let failed = recorder.startTurn(userText: "again", model: ModelRef(provider: "groq", model: "llama"), system: nil)
         recorder.finishReply(failed, status: .error, reply: nil, error: "groq: rate limited")
+        let fellBack = recorder.startTurn(userText: "once more", model: ModelRef(provider: "groq", model: "llama"), system: nil)
+        recorder.noteFallback(fellBack, from: ModelRef(provider: "groq", model: "llama"), reason: "groq: HTTP 429: slow down", to: ModelRef(provider: "local", model: "smollm2"))
+        recorder.finishReply(fellBack, status: .complete, reply: accumulator, cost: 0, fromCache: true)
         recorder.close()
         let written = try JSONValue.parse(Array(Data(contentsOf: store.url(for: recorder.snapshot.id))))
         #expect(validate(written, against: schema) == [])
-        #expect(written["messages"]?.array?.count == 4)
+        #expect(written["messages"]?.array?.count == 6)
+        #expect(written["messages"]?[5]?["failed_attempts"]?[0]?["model"]?.string == "groq:llama")
+        #expect(written["messages"]?[5]?["provider"]?.string == "local")
+        #expect(written["messages"]?[5]?["from_cache"]?.bool == true)
     }
 
     @Test func theExamplesMatchTheSchemaAndLoad() throws {

@@ -306,6 +306,19 @@ extension RecordedTurn.Outcome {
         #expect(second.requests.first?.bodyText.contains("hello") == true)
     }
 
+    @Test func anOverloadEventBeforeAnyTextIsNotRetriedButFallsBack() async throws {
+        let first = try await FaultServer(format: .anthropic, script: [.inStreamErrorFirst(message: "Overloaded")])
+        let second = try await FaultServer(format: .openAI, script: [.ok])
+        let rig = try Rig(config: "fallback = [\"other:m\"]\n" + Rig.provider("faulty", first) + Rig.provider("other", second))
+        let run = try await rig.ask()
+        await first.shutdown()
+        await second.shutdown()
+        #expect(first.requestCount == 1)
+        #expect(second.requestCount == 1)
+        #expect(run.outcome == .complete)
+        #expect(run.reply?.failedAttempts?.first?.error.contains("Overloaded") == true)
+    }
+
     @Test func aRequestTheProviderRejectsDoesNotFallBack() async throws {
         let first = try await FaultServer(format: .openAI, script: [.status(400, message: "bad parameter", headers: [])])
         let second = try await FaultServer(format: .openAI, script: [.ok])

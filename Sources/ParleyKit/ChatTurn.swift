@@ -141,7 +141,7 @@ extension ChatEngine {
                 let final = entry(.ok)
                 continuation.yield(.cost(final.cost))
                 record(final)
-                if let cacheKey, let cache = try? stores.cache() {
+                if let cacheKey, !reply.text.isEmpty, let cache = try? stores.cache() {
                     cache.store(cacheKey, ref: ref, reply: .init(text: reply.text, finishReason: reply.finishReason?.rawValue, usage: reply.usage, created: Date()))
                 }
                 continuation.finish()

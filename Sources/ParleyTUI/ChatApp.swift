@@ -143,9 +143,9 @@ public final class ChatApp: @unchecked Sendable {
     /// Starts the local server (or checks the endpoint) in the background so the first reply is quick.
     func warmUp() {
         let engine = self.engine, model = modelName, queue = self.queue
-        let session = recorder?.snapshot.id
+        let session = recorder?.snapshot.id, turn = self.turn
         Task.detached {
-            queue.post(.engine(Self.spendEvent(engine, session: session, turnCost: nil)))
+            queue.post(.engine(Self.spendEvent(engine, session: session, turnCost: nil)), turn: turn)
             do { _ = try await engine.prepare(model: model) } catch { queue.post(.showError(describe(error))) }
         }
     }

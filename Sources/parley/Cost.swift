@@ -50,11 +50,14 @@ struct Cost: ParsableCommand {
             func limit(_ value: Double?) -> String { value.map { " of \(formatDollars($0))" } ?? "" }
             print("today \(today): \(money(todaySpend))\(limit(engine.config.budget.daily)) · this month: \(money(month))\(limit(engine.config.budget.monthly))")
             print("ledger: \(ledger.path)")
+            if byDay.isEmpty {
+                print("\nno requests in the last \(days) days")
+                return
+            }
             for (title, lines) in [("day", byDay), ("model", byModel), ("provider", byProvider)] {
                 print("")
                 print(table(title: title, lines))
             }
-            if byDay.isEmpty { print("\nno requests in the last \(days) days") }
         } catch let error as ValidationError {
             throw error
         } catch {

@@ -5,6 +5,8 @@ import ParleyProviders
 /// What a turn reports beyond the provider's own events.
 public enum TurnEvent: Sendable, Equatable {
     case chat(ChatEvent)
+    /// The request is about to go to this model (its endpoint is ready): time to first token counts from here.
+    case sending(ModelRef)
     /// `from` failed before any output for a reason that is not the request's own; the same
     /// conversation goes to `to` now. `reason` is the line the user would have seen.
     case fallingBack(from: ModelRef, to: ModelRef, reason: String)
@@ -124,6 +126,7 @@ extension ChatEngine {
             do {
                 let (_, endpoint) = try await prepare(model: ref.description)
                 reply = ReplyAccumulator()
+                continuation.yield(.sending(ref))
                 for try await event in stream(request, endpoint: endpoint) {
                     reply.add(event)
                     continuation.yield(.chat(event))

@@ -1,6 +1,9 @@
 import Foundation
 import GRDB
 import ParleyCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The usage ledger: one row per model tried for a turn (with the HTTP attempts it took), in SQLite
 /// at `DATA/usage.sqlite`. Figures only — never the prompt or the reply text.
@@ -242,9 +245,12 @@ public final class Ledger: Sendable {
 
 
     /// `YYYY-MM-DD` in the local time zone.
+    /// With localtime_r rather than Calendar, which loads ICU's data (about 10 MB resident) for one date.
     public static func day(of date: Date) -> String {
-        let parts = Calendar.current.dateComponents([.year, .month, .day], from: date)
-        return String(format: "%04d-%02d-%02d", parts.year ?? 0, parts.month ?? 0, parts.day ?? 0)
+        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
+        var parts = tm()
+        localtime_r(&seconds, &parts)
+        return String(format: "%04d-%02d-%02d", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday))
     }
 }
 

@@ -103,8 +103,16 @@ public struct PricingCatalog: Sendable {
     /// The catalog's entry: exact, else without a date suffix (`claude-sonnet-4-5-20250929`).
     public func entry(for ref: ModelRef) -> ModelPricing? {
         if let exact = file.models[ref.description] { return exact }
-        let undated = ref.model.replacingOccurrences(of: #"-(\d{8}|\d{4}-\d{2}-\d{2})$"#, with: "", options: .regularExpression)
-        return file.models["\(ref.provider):\(undated)"]
+        // By hand, not NSRegularExpression: this runs before the screen's first paint.
+        let model = Array(ref.model.utf8)
+        func digits(_ range: Range<Int>) -> Bool { range.allSatisfy { model[$0] >= 48 && model[$0] <= 57 } }
+        let n = model.count
+        var cut: Int?
+        if n > 9, model[n - 9] == UInt8(ascii: "-"), digits(n - 8..<n) { cut = n - 9 }
+        if n > 11, model[n - 11] == UInt8(ascii: "-"), model[n - 6] == UInt8(ascii: "-"), model[n - 3] == UInt8(ascii: "-"),
+           digits(n - 10..<n - 6), digits(n - 5..<n - 3), digits(n - 2..<n) { cut = n - 11 }
+        guard let cut else { return nil }
+        return file.models["\(ref.provider):\(String(decoding: model[..<cut], as: UTF8.self))"]
     }
 }
 

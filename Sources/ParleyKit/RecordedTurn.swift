@@ -36,6 +36,7 @@ public enum RecordedTurn {
                 case let .fallingBack(from, to, reason):
                     recorder.noteFallback(replyID, from: from, reason: reason, to: to)
                     reply = ReplyAccumulator()
+                case .sending: reply = ReplyAccumulator()
                 case .cacheHit: fromCache = true
                 case let .cost(cost): turnCost = cost
                 }

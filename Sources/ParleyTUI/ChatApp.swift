@@ -145,8 +145,9 @@ public final class ChatApp: @unchecked Sendable {
         let engine = self.engine, model = modelName, queue = self.queue
         let session = recorder?.snapshot.id, turn = self.turn
         Task.detached {
-            queue.post(.engine(Self.spendEvent(engine, session: session, turnCost: nil)), turn: turn)
             do { _ = try await engine.prepare(model: model) } catch { queue.post(.showError(describe(error))) }
+            // After the endpoint check, so opening the ledger does not compete with the first paint.
+            queue.post(.engine(Self.spendEvent(engine, session: session, turnCost: nil)), turn: turn)
         }
     }
 
@@ -377,7 +378,7 @@ public final class ChatApp: @unchecked Sendable {
                     queue.post(.engine(.usage(promptTokens: usage.totalPromptTokens, completionTokens: usage.completionTokens)), turn: turn)
                 case let .chat(.rateLimit(limits)):
                     queue.post(.engine(.rateLimit(limits.isLow ? limits.summary : nil)), turn: turn)
-                case .chat: break
+                case .chat, .sending: break
                 case let .fallingBack(from, to, reason):
                     queue.post(.engine(.fellBack(from: from.description, to: to.description, reason: reason)), turn: turn)
                 case .cacheHit:

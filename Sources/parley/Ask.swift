@@ -116,6 +116,8 @@ struct Ask: AsyncParsableCommand {
                     summary.failures.append(.init(model: from.description, error: reason))
                     reply = ReplyAccumulator()
                     ref = to
+                case .sending:
+                    reply = ReplyAccumulator()
                 case .cacheHit:
                     summary.cached = true
                 case let .cost(cost):

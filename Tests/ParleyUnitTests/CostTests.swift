@@ -48,6 +48,8 @@ import ParleyTestSupport
         #expect(config.pricing(for: ModelRef(provider: "local", model: "smollm2"))?.output == 0)
         #expect(config.pricing(for: ModelRef(provider: "openai", model: "gpt-99")) == nil)
         #expect(config.pricing(for: ModelRef(provider: "anthropic", model: "claude-sonnet-4-5-20250929"))?.input == 3)
+        #expect(config.pricing(for: ModelRef(provider: "openai", model: "gpt-4o-mini-2024-07-18"))?.input == 0.15)
+        #expect(config.pricing(for: ModelRef(provider: "openai", model: "gpt-4o-mini-2024-07")) == nil)
         #expect(formatDollars(nil) == "?")
         #expect(formatDollars(0.0021) == "$0.0021")
         #expect(formatDollars(12.345) == "$12.35")

@@ -45,6 +45,27 @@ final class Rig: Sendable {
         var session: Session
         var reply: SessionMessage? { session.messages.last { $0.role == .assistant } }
         var retries: Int { events.filter { if case .chat(.retrying) = $0 { return true } else { return false } }.count }
+        /// The events in short: `text` for each text delta (adjacent ones folded), the rest by name.
+        var kinds: [String] {
+            var out: [String] = []
+            for event in events {
+                let kind: String
+                switch event {
+                case .chat(.textDelta): kind = "text"
+                case let .chat(.retrying(attempt, _, _, reason)): kind = "retry \(attempt) \(reason)"
+                case let .chat(.finish(reason)): kind = "finish \(reason.rawValue)"
+                case .chat(.usage): kind = "usage"
+                case .chat: kind = "other"
+                case let .sending(ref): kind = "sending \(ref)"
+                case let .fallingBack(from, to, _): kind = "fallback \(from) → \(to)"
+                case .cacheHit: kind = "cache hit"
+                case let .cost(cost): kind = "cost \(cost.map { String($0) } ?? "?")"
+                }
+                if kind == "text", out.last == "text" { continue }
+                out.append(kind)
+            }
+            return out
+        }
     }
 
     /// One prompt through the recorded turn, as the screen sends it; the session is read back from disk.
@@ -101,6 +122,9 @@ extension RecordedTurn.Outcome {
         #expect(run.reply?.content == FaultServer.replyText)
         #expect(run.reply?.status == .complete)
         #expect(run.reply?.usage?.completionTokens == 6)
+        // Anthropic reports input usage in message_start, before any text.
+        let opening = format == .anthropic ? ["usage", "cost ?"] : []
+        #expect(run.kinds == ["sending faulty:m"] + opening + ["text", "finish stop", "usage", "cost ?", "cost ?"])
     }
 
     @Test(arguments: formats) func rateLimitedTwiceWithRetryAfterThenAnswered(format: FaultServer.Format) async throws {
@@ -111,6 +135,7 @@ extension RecordedTurn.Outcome {
         #expect(rig.delays.values == [2, 0.15])
         #expect(run.retries == 2)
         #expect(run.events.contains(.chat(.retrying(attempt: 1, of: 2, delaySeconds: 2, reason: "rate limited"))))
+        #expect(run.kinds.prefix(4) == ["sending faulty:m", "retry 1 rate limited", "retry 2 rate limited", format == .anthropic ? "usage" : "text"])
         #expect(run.outcome == .complete)
         #expect(run.reply?.content == FaultServer.replyText)
         #expect(try rig.ledger().map(\.attempts) == [3])
@@ -131,6 +156,7 @@ extension RecordedTurn.Outcome {
             #expect(run.reply?.content == "")
             #expect(run.reply?.error == line)
             #expect(try rig.ledger().map(\.outcome) == [.error])
+            #expect(run.kinds == ["sending faulty:m", "retry 1 \(status == 529 ? "overloaded" : "HTTP \(status)")", "retry 2 \(status == 529 ? "overloaded" : "HTTP \(status)")", "cost ?"])
         }
     }
 
@@ -184,6 +210,8 @@ extension RecordedTurn.Outcome {
         expectPromptSaved(run)
         #expect(run.reply?.content == "Hello from the")
         #expect(run.reply?.status == .error)
+        let opening = format == .anthropic ? ["usage", "cost ?"] : []
+        #expect(run.kinds == ["sending faulty:m"] + opening + ["text", "cost ?"])
     }
 
     // Timeouts here are per model ([models."faulty:m"]), and stalls far longer than them, so a loaded

@@ -144,10 +144,12 @@ public final class ChatApp: @unchecked Sendable {
     func warmUp() {
         let engine = self.engine, model = modelName, queue = self.queue
         let session = recorder?.snapshot.id, turn = self.turn
+        // Before any reply the turn costs $0.00 where the price is known, "?" where it is not.
+        let priced = (try? engine.config.resolve(model)).flatMap { engine.config.pricing(for: $0) } != nil
         Task.detached {
             do { _ = try await engine.prepare(model: model) } catch { queue.post(.showError(describe(error))) }
             // After the endpoint check, so opening the ledger does not compete with the first paint.
-            queue.post(.engine(Self.spendEvent(engine, session: session, turnCost: nil)), turn: turn)
+            queue.post(.engine(Self.spendEvent(engine, session: session, turnCost: priced ? 0 : nil)), turn: turn)
         }
     }
 

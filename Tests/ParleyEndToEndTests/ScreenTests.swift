@@ -67,6 +67,9 @@ import ParleyTestSupport
         var screen = tmux.wait(for: "type a message")
         #expect(screen.contains("local:smollm2"))
         #expect(screen.contains("idle"))
+        // Today's spend comes from the ledger once the endpoint is checked; a free model's turn is $0.00, not "?".
+        screen = tmux.wait(for: "today $0.00")
+        #expect(screen.contains("turn $0.00 │ session $0.00 │ today $0.00"), "\(screen)")
 
         // A prompt streams in, and the status bar fills.
         tmux.type("What is the capital of France?")

@@ -258,13 +258,16 @@ extension Session {
             case .assistant: header = [message.provider, message.model].compactMap { $0 }.joined(separator: ":")
             case .tool: header = "Tool result"
             }
+            if message.fromCache == true { header += " · cached" }
             header += " · \(Self.displayTime(message.createdAt))"
             switch message.status {
             case .complete: break
             case .streaming, .stopped: header += " · stopped"
             case .error: header += " · error"
             }
-            out += "\n## \(header)\n\n\(message.content)\n"
+            out += "\n## \(header)\n\n"
+            for attempt in message.failedAttempts ?? [] { out += "> \(attempt.model) failed first: \(attempt.error)\n\n" }
+            out += "\(message.content)\n"
             if message.status == .error, let error = message.error { out += "\n> error: \(error)\n" }
         }
         return out

@@ -332,6 +332,10 @@ extension RecordedTurn.Outcome {
         #expect(rows[1].fallbackFrom == "faulty:m")
         // The second model got the same conversation.
         #expect(second.requests.first?.bodyText.contains("hello") == true)
+        // The Markdown export says who answered and who failed first.
+        let markdown = run.session.markdown()
+        #expect(markdown.contains("## other:m · "))
+        #expect(markdown.contains("> faulty:m failed first: faulty: HTTP 429: Rate limit reached; slow down"))
     }
 
     @Test func anOverloadEventBeforeAnyTextIsNotRetriedButFallsBack() async throws {

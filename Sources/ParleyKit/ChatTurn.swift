@@ -81,7 +81,7 @@ extension ChatEngine {
         for ref in chain {
             var keyed = request
             keyed.model = ref.model
-            guard let key = cacheKey(for: keyed, ref: ref, options: options), let cache = try? stores.cache(),
+            guard let key = cacheKey(for: keyed, ref: ref, options: options), let cache = openCache(),
                   let hit = cache.lookup(key) else { continue }
             let started = ContinuousClock.now
             continuation.yield(.cacheHit)
@@ -144,7 +144,7 @@ extension ChatEngine {
                 let final = entry(.ok)
                 continuation.yield(.cost(final.cost))
                 record(final)
-                if let cacheKey, !reply.text.isEmpty, let cache = try? stores.cache() {
+                if let cacheKey, !reply.text.isEmpty, let cache = openCache() {
                     cache.store(cacheKey, ref: ref, reply: .init(text: reply.text, finishReason: reply.finishReason?.rawValue, usage: reply.usage, created: Date()))
                 }
                 continuation.finish()
@@ -218,6 +218,14 @@ extension ChatEngine {
         }
         if !current.isEmpty { chunks.append(current) }
         return chunks
+    }
+
+    /// The cache, or nil with the reason noted for the user once (a broken cache never stops a reply).
+    func openCache() -> ResponseCache? {
+        do { return try stores.cache() } catch {
+            stores.noteProblem(error.userMessage)
+            return nil
+        }
     }
 
     func record(_ entry: Ledger.Entry) {
@@ -322,7 +330,12 @@ public final class UsageStores: @unchecked Sendable {
         return cache
     }
 
-    func noteProblem(_ message: String) { lock.withLock { problems.append(message) } }
+    private var noted: Set<String> = []
+
+    /// Each problem is told once per process, not at every request.
+    func noteProblem(_ message: String) {
+        lock.withLock { if noted.insert(message).inserted { problems.append(message) } }
+    }
 
     /// Problems writing the ledger since the last call, to show once.
     public func takeProblems() -> [String] {

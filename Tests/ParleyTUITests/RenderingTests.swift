@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ParleyTUI
+import ParleyKit
 
 @Suite struct DisplayWidthTests {
     @Test(arguments: [
@@ -277,5 +278,24 @@ import Testing
         #expect(screen(state).count == 10)
         #expect(screen(state).allSatisfy { $0.count <= 30 })
         #expect(state.scrollFromBottom == 0)
+    }
+}
+
+/// The status bar's costs as the app computes them from the ledger.
+@Suite struct SpendTests {
+    func engine(budget: String) throws -> ChatEngine {
+        let home = FileManager.default.temporaryDirectory.appendingPathComponent("parley-spend-\(UUID().uuidString)")
+        let paths = ParleyPaths(configDirectory: home, dataDirectory: home, runtimeDirectory: home)
+        return ChatEngine(config: try ParleyConfig.parse(budget, file: "c.toml"), paths: paths, environment: [:])
+    }
+
+    @Test func todayAgainstTheDailyLimitWarnsFromEightyPercent() throws {
+        let engine = try engine(budget: "[budget]\ndaily = 1.0\n")
+        let gpt = ModelRef(provider: "openai", model: "gpt-4o")
+        try engine.stores.ledger().record(.init(session: "s1", ref: gpt, usage: nil, cost: 0.5, ttftMs: nil, durationMs: 1, attempts: 1, outcome: .ok))
+        #expect(ChatApp.spendEvent(engine, session: "s1", turnCost: 0.5) == .spend(turn: "$0.500", session: "$0.500", today: "$0.500/$1.00", warn: false))
+        try engine.stores.ledger().record(.init(session: "s2", ref: gpt, usage: nil, cost: 0.3, ttftMs: nil, durationMs: 1, attempts: 1, outcome: .ok))
+        try engine.stores.ledger().record(.init(session: "s2", ref: ModelRef(provider: "box", model: "x"), usage: nil, cost: nil, ttftMs: nil, durationMs: 1, attempts: 1, outcome: .ok))
+        #expect(ChatApp.spendEvent(engine, session: "s2", turnCost: nil) == .spend(turn: "?", session: "$0.300+?", today: "$0.800+?/$1.00", warn: true))
     }
 }

@@ -63,7 +63,7 @@ public struct ProviderError: UserFacingError, Sendable, Equatable {
         ProviderError(
             kind: .cutOff, provider: provider,
             message: "the reply was cut off (the stream ended without its end marker)",
-            hint: "the partial text is kept; ask again"
+            hint: "the partial text is kept"
         )
     }
 }

@@ -62,9 +62,8 @@ public struct ModelSettings: Sendable {
     public var fallback: [String]?
     /// Price and limits that replace or add to the bundled catalog's entry.
     public var pricing = PriceOverride()
-    public var line: Int
 
-    public init(line: Int) { self.line = line }
+    public init() {}
 }
 
 /// Budget limits in US dollars; nil for none.
@@ -270,7 +269,7 @@ public struct ParleyConfig: Sendable {
                 "connect_timeout", "first_token_timeout", "idle_timeout", "total_timeout", "max_tokens", "max_retries", "fallback",
                 "input_price", "output_price", "cached_input_price", "cache_write_price", "context_window", "max_output",
             ], context: "[\(key)]")
-            var settings = ModelSettings(line: table.line)
+            var settings = ModelSettings()
             if let v = table["connect_timeout"] { settings.connectTimeout = try reader.seconds(v, "\(key).connect_timeout") }
             if let v = table["first_token_timeout"] { settings.firstTokenTimeout = try reader.seconds(v, "\(key).first_token_timeout") }
             if let v = table["idle_timeout"] { settings.idleTimeout = try reader.seconds(v, "\(key).idle_timeout") }

@@ -57,8 +57,6 @@ public struct PriceOverride: Sendable, Equatable {
 
     public init() {}
 
-    var isEmpty: Bool { self == PriceOverride() }
-
     func applied(to base: ModelPricing?) -> ModelPricing? {
         guard let input = input ?? base?.input, let output = output ?? base?.output else { return base }
         return ModelPricing(

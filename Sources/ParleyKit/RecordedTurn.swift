@@ -57,7 +57,8 @@ public enum RecordedTurn {
             // On the screen the line says how to ask again, where asking again can help: not for a refusal,
             // a missing or refused key, or a request the provider rejected as such.
             if retryHint, Self.askingAgainCanHelp(error), !line.contains("/retry") {
-                line += reply.text.isEmpty ? " — /retry asks again" : " — the partial reply is kept; /retry asks again"
+                let kept = reply.text.isEmpty || line.contains("partial text is kept")
+                line += kept ? " — /retry asks again" : " — the partial reply is kept; /retry asks again"
             }
             recorder.finishReply(replyID, status: .error, reply: reply, error: line, cost: turnCost)
             return .failed(line)

@@ -93,7 +93,7 @@ public struct ChatClient: ChatProvider {
                 if started {
                     throw ProviderError(kind: .idleTimeout, provider: endpoint.name,
                                         message: "the reply stalled: nothing arrived for \(format(timeouts.idle))",
-                                        hint: "the partial text is kept; /retry asks again")
+                                        hint: "the partial text is kept")
                 }
                 throw ProviderError(kind: .firstTokenTimeout, provider: endpoint.name,
                                     message: "no reply began within \(format(timeouts.firstToken))",
@@ -172,7 +172,7 @@ public struct ChatClient: ChatProvider {
             case .readTimeout:
                 return ProviderError(kind: .idleTimeout, provider: endpoint.name,
                                      message: "the reply stalled: nothing arrived for \(format(endpoint.timeouts.idle))",
-                                     hint: "the partial text is kept; /retry asks again")
+                                     hint: "the partial text is kept")
             case .deadlineExceeded:
                 return ProviderError(kind: .firstTokenTimeout, provider: endpoint.name,
                                      message: "no response within \(format(endpoint.timeouts.firstToken))",

@@ -26,6 +26,8 @@ func cancelBenchmark(runs: Int) async throws {
                 if case .chat(.textDelta) = event { signal.yield() }
             }
         }
+        // However the turn ends, the wait below ends too.
+        Task { _ = await task.result; signal.finish() }
         for await _ in firstText { break }
         let stop = ContinuousClock.now
         task.cancel()

@@ -132,6 +132,8 @@ import ParleyTestSupport
                 if case .chat(.textDelta) = event { signal.yield() }
             }
         }
+        // However the turn ends, the wait below ends too.
+        Task { _ = await task.result; signal.finish() }
         for await _ in firstText { break }
         task.cancel()
         // The turn's consumer is gone; its task records the stop.

@@ -46,6 +46,11 @@ public struct ChildProcess: Sendable {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
+        // Nothing but stdin, stdout and stderr reaches the child. Without this, a long-lived child (the
+        // local server's watchdog, a tmux server) kept copies of whatever its parent had open: a
+        // session's lock, the screen's self-pipe, or a test's pipe, whose reader then waited for an
+        // EOF that came only when the watchdog exited 15 minutes later.
+        Self.closeFrom3(&actions)
         if stdinNull { posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0) }
         switch output {
         case .inherit: break
@@ -65,6 +70,22 @@ public struct ChildProcess: Sendable {
         let rc = posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, environmentList)
         guard rc == 0 else { throw SpawnError(program: arguments[0], reason: String(cString: strerror(rc))) }
         return ChildProcess(pid: pid)
+    }
+
+    /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34+), which Swift's Glibc module does not
+    /// import; looked up once. Where it is missing, every descriptor above 2 is marked close-on-exec.
+    nonisolated(unsafe) static let addCloseFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? = {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+        return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
+    }()
+
+    static func closeFrom3(_ actions: inout posix_spawn_file_actions_t) {
+        if let addCloseFrom = addCloseFrom, addCloseFrom(&actions, 3) == 0 { return }
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return }
+        for fd in entries.compactMap({ Int32($0) }) where fd > 2 {
+            let flags = fcntl(fd, F_GETFD)
+            if flags >= 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
+        }
     }
 
     /// Waits for the child to exit and returns its exit status (128 + signal when killed).

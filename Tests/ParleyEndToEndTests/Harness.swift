@@ -53,23 +53,31 @@ struct ParleyHarness {
         var stderr: String
     }
 
-    /// Runs `parley ARGS` with `input` on stdin; stdout and stderr are pipes (never a terminal).
-    func run(_ arguments: [String], input: String = "", extraEnvironment: [String: String] = [:]) throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = arguments
-        process.environment = environment.merging(extraEnvironment) { $1 }
-        let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = stderr
-        try process.run()
-        stdin.fileHandleForWriting.write(Data(input.utf8))
-        try stdin.fileHandleForWriting.close()
-        let out = stdout.fileHandleForReading.readDataToEndOfFile()
-        let err = stderr.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, stdout: String(decoding: out, as: UTF8.self), stderr: String(decoding: err, as: UTF8.self))
+    /// Runs `parley ARGS` with `input` on stdin; stdout and stderr are files (never a terminal). Files,
+    /// not pipes: a pipe's reader waits for every holder of its write end, and a detached child (the
+    /// local server's watchdog) could be one. Killed after `limit` seconds, so a hang is a failure.
+    func run(_ arguments: [String], input: String = "", extraEnvironment: [String: String] = [:], limit: Double = 180) throws -> Result {
+        let base = home.appendingPathComponent("run-\(UInt32.random(in: 0...UInt32.max))")
+        let paths = (input: base.path + ".in", out: base.path + ".out", err: base.path + ".err")
+        try Data(input.utf8).write(to: URL(fileURLWithPath: paths.input))
+        defer { for path in [paths.input, paths.out, paths.err] { try? FileManager.default.removeItem(atPath: path) } }
+        func quote(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+        let command = ([Self.binary] + arguments).map(quote).joined(separator: " ")
+        let child = try ChildProcess.spawn(["/bin/sh", "-c", "exec \(command) < \(quote(paths.input)) > \(quote(paths.out)) 2> \(quote(paths.err))"],
+                                           environment: environment.merging(extraEnvironment) { $1 })
+        let deadline = Date().addingTimeInterval(limit)
+        var status = child.poll()
+        while status == nil, Date() < deadline {
+            usleep(5_000)
+            status = child.poll()
+        }
+        if status == nil {
+            child.signal(SIGKILL)
+            _ = child.wait()
+        }
+        let out = (try? String(contentsOfFile: paths.out, encoding: .utf8)) ?? ""
+        let err = (try? String(contentsOfFile: paths.err, encoding: .utf8)) ?? ""
+        return Result(status: status ?? -1, stdout: out, stderr: status == nil ? "killed after \(Int(limit)) s\n" + err : err)
     }
 
     func cleanUp() { try? FileManager.default.removeItem(at: home) }

@@ -124,11 +124,12 @@ import ParleyTestSupport
         let server = try await ScriptedHTTPServer { _ in
             [.head(status: 200, headers: [("Content-Type", "text/event-stream")])]
                 + (0..<30).flatMap { _ -> [ScriptedHTTPServer.Step] in
-                    [.write(Array("data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}]}\n\n".utf8)), .pause(.milliseconds(100))]
+                    [.write(Array("data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}]}\n\n".utf8)), .pause(.seconds(1))]
                 } + [.write(Array("data: [DONE]\n\n".utf8)), .end]
         }
         var dead = endpoint(server)
-        dead.timeouts.total = .milliseconds(400)
+        // 30 chunks a second apart against a 3 s limit: wide margins either side, so load cannot flip it.
+        dead.timeouts.total = .seconds(3)
         var text = ""
         var failure: ProviderError?
         do {
@@ -140,7 +141,7 @@ import ParleyTestSupport
         }
         await server.shutdown()
         #expect(failure?.kind == .totalTimeout)
-        #expect(failure?.userMessage.contains("longer than 0.4 s") == true)
+        #expect(failure?.userMessage.contains("longer than 3 s") == true)
         #expect(!text.isEmpty && text.count < 30)
         #expect(server.requestCount == 1)  // output had started: not retried
     }

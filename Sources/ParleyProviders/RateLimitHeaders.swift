@@ -18,7 +18,7 @@ public enum RateLimitHeaders {
             status.tokensRemaining = int("x-ratelimit-remaining-tokens")
             status.tokensReset = values["x-ratelimit-reset-tokens"].flatMap(goDuration)
         } else if values.keys.contains(where: { $0.hasPrefix("anthropic-ratelimit-") }) {
-            func reset(_ name: String) -> Double? { values[name].flatMap(rfc3339).map { max(0, $0.timeIntervalSince(now)) } }
+            func reset(_ name: String) -> Double? { values[name].flatMap(RFC3339.parse).map { max(0, $0.timeIntervalSince(now)) } }
             status.requestsLimit = int("anthropic-ratelimit-requests-limit")
             status.requestsRemaining = int("anthropic-ratelimit-requests-remaining")
             status.requestsReset = reset("anthropic-ratelimit-requests-reset")
@@ -52,14 +52,5 @@ public enum RateLimitHeaders {
             sawAny = true
         }
         return sawAny ? total : nil
-    }
-
-    /// `2026-11-25T14:10:27Z`, with optional fractional seconds and a numeric offset.
-    public static func rfc3339(_ text: String) -> Date? {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let date = formatter.date(from: text) { return date }
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.date(from: text)
     }
 }

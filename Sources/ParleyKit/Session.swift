@@ -1,8 +1,5 @@
 import Foundation
 import ParleyCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// One conversation as it is kept on disk: `sessions/ID.json`, format 1 (see sessions/README.md).
 public struct Session: Codable, Sendable, Equatable {

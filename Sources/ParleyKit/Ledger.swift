@@ -81,16 +81,7 @@ public final class Ledger: Sendable {
     /// and left as it is.
     public init(path: String) throws(LedgerError) {
         self.path = path
-        do {
-            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
-                                                    withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            var configuration = Configuration()
-            configuration.busyMode = .timeout(5)
-            db = try DatabaseQueue(path: path, configuration: configuration)
-            try Self.migrator.migrate(db)
-        } catch {
-            throw LedgerError(path: path, reason: "\(error)")
-        }
+        db = try openDatabase(path: path, what: "usage ledger", migrator: Self.migrator)
     }
 
     /// Schema changes are appended here as new migrations, never edited: an old ledger is brought up to date.
@@ -251,6 +242,22 @@ public final class Ledger: Sendable {
         var parts = tm()
         localtime_r(&seconds, &parts)
         return String(format: "%04d-%02d-%02d", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday))
+    }
+}
+
+/// Opens (creating its directory, 0700) and migrates one of Parley's SQLite files; any failure names
+/// the file and leaves it as it was.
+func openDatabase(path: String, what: String, migrator: DatabaseMigrator) throws(LedgerError) -> DatabaseQueue {
+    do {
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
+                                                withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(5)
+        let db = try DatabaseQueue(path: path, configuration: configuration)
+        try migrator.migrate(db)
+        return db
+    } catch {
+        throw LedgerError(path: path, reason: "\(error)", what: what)
     }
 }
 

@@ -27,31 +27,22 @@ public final class ResponseCache: Sendable {
     public init(path: String, settings: CacheSettings) throws(LedgerError) {
         self.path = path
         self.settings = settings
-        do {
-            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
-                                                    withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            var configuration = Configuration()
-            configuration.busyMode = .timeout(5)
-            db = try DatabaseQueue(path: path, configuration: configuration)
-            var migrator = DatabaseMigrator()
-            migrator.registerMigration("v1 replies") { db in
-                try db.create(table: "reply") { t in
-                    t.primaryKey("key", .text)
-                    t.column("provider", .text).notNull()
-                    t.column("model", .text).notNull()
-                    t.column("text", .text).notNull()
-                    t.column("finish_reason", .text)
-                    t.column("usage", .text)
-                    t.column("created", .double).notNull()
-                    t.column("last_used", .double).notNull().indexed()
-                    t.column("hits", .integer).notNull().defaults(to: 0)
-                    t.column("bytes", .integer).notNull()
-                }
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1 replies") { db in
+            try db.create(table: "reply") { t in
+                t.primaryKey("key", .text)
+                t.column("provider", .text).notNull()
+                t.column("model", .text).notNull()
+                t.column("text", .text).notNull()
+                t.column("finish_reason", .text)
+                t.column("usage", .text)
+                t.column("created", .double).notNull()
+                t.column("last_used", .double).notNull().indexed()
+                t.column("hits", .integer).notNull().defaults(to: 0)
+                t.column("bytes", .integer).notNull()
             }
-            try migrator.migrate(db)
-        } catch {
-            throw LedgerError(path: path, reason: "\(error)", what: "response cache")
         }
+        db = try openDatabase(path: path, what: "response cache", migrator: migrator)
     }
 
     /// Whether a request may be answered from (and stored in) the cache.

@@ -77,12 +77,11 @@ extension ChatEngine {
             return
         }
         let chain = [primary] + (options.fallback ? config.fallbackChain(after: primary) : [])
+        // Each key is a hash of the whole conversation: made once per model, used to look up and to store.
+        let cacheKeys = chain.map { cacheKey(for: request, ref: $0, options: options) }
         // A stored answer from any model of the chain serves, before anything is sent.
-        for ref in chain {
-            var keyed = request
-            keyed.model = ref.model
-            guard let key = cacheKey(for: keyed, ref: ref, options: options), let cache = openCache(),
-                  let hit = cache.lookup(key) else { continue }
+        for (ref, key) in zip(chain, cacheKeys) {
+            guard let key, let cache = openCache(), let hit = cache.lookup(key) else { continue }
             let started = ContinuousClock.now
             continuation.yield(.cacheHit)
             for chunk in Self.replayChunks(hit.text) { continuation.yield(.chat(.textDelta(chunk))) }
@@ -102,7 +101,7 @@ extension ChatEngine {
             let pricing = config.pricing(for: ref)
             let isLast = index == chain.count - 1
 
-            let cacheKey = cacheKey(for: request, ref: ref, options: options)
+            let cacheKey = cacheKeys[index]
             do {
                 try checkBudget(request, ref: ref, pricing: pricing, options: options)
             } catch {
@@ -203,6 +202,8 @@ extension ChatEngine {
         return (pricing.cost(of: usage), true)
     }
 
+    /// The cache key for `request` sent to `ref` (the key names the model itself), or nil when the
+    /// cache is off or the request is not cacheable.
     func cacheKey(for request: ChatRequest, ref: ModelRef, options: TurnOptions) -> String? {
         guard options.cache ?? config.cache.enabled, ResponseCache.isCacheable(request, settings: config.cache) else { return nil }
         return ResponseCache.key(for: request, ref: ref)

@@ -59,6 +59,15 @@ public struct ProviderError: UserFacingError, Sendable, Equatable {
         return line
     }
 
+    /// How providers word a request longer than the model's context window.
+    public static func mentionsContextOverflow(_ message: String) -> Bool {
+        let lowered = message.lowercased()
+        return lowered.contains("context") || lowered.contains("too long") || lowered.contains("maximum")
+    }
+
+    /// A 400 that says the conversation does not fit the model's context window.
+    public var isContextOverflow: Bool { kind == .http && status == 400 && Self.mentionsContextOverflow(message) }
+
     public static func cutOff(provider: String) -> ProviderError {
         ProviderError(
             kind: .cutOff, provider: provider,

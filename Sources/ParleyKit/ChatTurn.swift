@@ -166,7 +166,7 @@ extension ChatEngine {
 
     /// A context overflow says how big the conversation is and how big the window, and what to do.
     func explainOverflow(_ error: any Error, request: ChatRequest, pricing: ModelPricing?) -> any Error {
-        guard var error = error as? ProviderError, error.hint?.contains("context window") == true else { return error }
+        guard var error = error as? ProviderError, error.isContextOverflow else { return error }
         let window = pricing?.contextWindow.map { " and the model's window is \($0) tokens" } ?? ""
         error.hint = "this conversation is about \(TokenEstimator.estimate(request)) tokens (estimated)\(window); "
             + "/new starts a fresh one, /clear hides old messages but still sends them, or /model picks one with a larger window"

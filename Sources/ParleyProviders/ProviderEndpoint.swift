@@ -68,7 +68,6 @@ public struct ProviderEndpoint: Sendable {
     }
 
     func hint(status: Int, message: String) -> String {
-        let lowered = message.lowercased()
         switch status {
         case 401, 403:
             if let apiKeyVariable { return "check the key in \(apiKeyVariable), or pick another model with --model or /model" }
@@ -78,7 +77,7 @@ public struct ProviderEndpoint: Sendable {
         case 408: return "the request timed out at the provider; try again"
         case 413: return "the request is too large; shorten the conversation or the prompt"
         case 429: return "rate limited; wait a moment, or pick another model with --model or /model"
-        case 400 where lowered.contains("context") || lowered.contains("too long") || lowered.contains("maximum"):
+        case 400 where ProviderError.mentionsContextOverflow(message):
             return "the conversation is longer than the model's context window; start a new one or use a model with a larger window"
         case 400, 422: return "the provider refused the request as sent"
         case 500...599: return "the provider is failing or overloaded; try again shortly or pick another model"

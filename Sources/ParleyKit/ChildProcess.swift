@@ -113,6 +113,11 @@ public struct ChildProcess: Sendable {
         return signalNumber == 0 ? (status >> 8) & 0xFF : 128 + signalNumber
     }
 
+    /// `text` as one word for /bin/sh, whatever it holds.
+    public static func shellQuote(_ text: String) -> String {
+        "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+
     /// Runs to completion and returns stdout (stderr passes through).
     public static func capture(_ arguments: [String]) throws -> (status: Int32, output: String) {
         let temp = FileManager.default.temporaryDirectory.appendingPathComponent("parley-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).out")
@@ -125,7 +130,7 @@ public struct ChildProcess: Sendable {
 
     private static func spawnCapturing(_ arguments: [String], into path: String) throws -> ChildProcess {
         // stdout to the file only; stderr stays with the caller so errors are seen.
-        let shellQuoted = arguments.map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
-        return try spawn(["/bin/sh", "-c", "exec \(shellQuoted) > '\(path)'"])
+        let shellQuoted = arguments.map(shellQuote).joined(separator: " ")
+        return try spawn(["/bin/sh", "-c", "exec \(shellQuoted) > \(shellQuote(path))"])
     }
 }

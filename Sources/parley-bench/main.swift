@@ -33,8 +33,8 @@ func measure(_ arguments: [String], environment: [String: String]? = nil, stdout
     var before = rusage()
     getrusage(RUSAGE_CHILDREN.rawValue, &before)
     let start = ContinuousClock.now
-    let quoted = arguments.map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
-    let child = try ChildProcess.spawn(["/bin/sh", "-c", "exec \(quoted) > '\(stdoutPath)'"], environment: environment)
+    let quoted = arguments.map(ChildProcess.shellQuote).joined(separator: " ")
+    let child = try ChildProcess.spawn(["/bin/sh", "-c", "exec \(quoted) > \(ChildProcess.shellQuote(stdoutPath))"], environment: environment)
     let status = child.wait()
     let wall = (ContinuousClock.now - start).seconds
     var after = rusage()

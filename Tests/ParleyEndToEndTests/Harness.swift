@@ -61,9 +61,8 @@ struct ParleyHarness {
         let paths = (input: base.path + ".in", out: base.path + ".out", err: base.path + ".err")
         try Data(input.utf8).write(to: URL(fileURLWithPath: paths.input))
         defer { for path in [paths.input, paths.out, paths.err] { try? FileManager.default.removeItem(atPath: path) } }
-        func quote(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'" }
-        let command = ([Self.binary] + arguments).map(quote).joined(separator: " ")
-        let child = try ChildProcess.spawn(["/bin/sh", "-c", "exec \(command) < \(quote(paths.input)) > \(quote(paths.out)) 2> \(quote(paths.err))"],
+        let command = ([Self.binary] + arguments).map(ChildProcess.shellQuote).joined(separator: " ")
+        let child = try ChildProcess.spawn(["/bin/sh", "-c", "exec \(command) < \(ChildProcess.shellQuote(paths.input)) > \(ChildProcess.shellQuote(paths.out)) 2> \(ChildProcess.shellQuote(paths.err))"],
                                            environment: environment.merging(extraEnvironment) { $1 })
         let deadline = Date().addingTimeInterval(limit)
         var status = child.poll()

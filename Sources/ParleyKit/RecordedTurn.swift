@@ -35,8 +35,7 @@ public enum RecordedTurn {
                     if case let .textDelta(text) = chat { recorder.appendText(text, to: replyID) }
                 case let .fallingBack(from, to, reason):
                     recorder.noteFallback(replyID, from: from, reason: reason, to: to)
-                    reply = ReplyAccumulator()
-                case .sending: reply = ReplyAccumulator()
+                case .sending: reply = ReplyAccumulator()  // each model's reply is timed from its own request
                 case .cacheHit: fromCache = true
                 case let .cost(cost): turnCost = cost
                 }

@@ -114,7 +114,6 @@ struct Ask: AsyncParsableCommand {
                     // Always said: the answer comes from another model than the one asked for.
                     Terminal.standardError.write("parley: \(reason)\nparley: falling back from \(from) to \(to)\n")
                     summary.failures.append(.init(model: from.description, error: reason))
-                    reply = ReplyAccumulator()
                     ref = to
                 case .sending:
                     reply = ReplyAccumulator()

@@ -194,10 +194,11 @@ extension ChatEngine {
     /// The reply's cost from the usage the provider reported; when it reported none (a stopped reply),
     /// from the estimated prompt and the text that arrived, flagged as estimated.
     static func cost(of reply: ReplyAccumulator, request: ChatRequest, pricing: ModelPricing?) -> (Double?, Bool) {
+        // A request that failed before any output is not billed, whatever the model's price.
+        if reply.usage == nil, reply.firstTokenAt == nil { return (0, false) }
         guard let pricing else { return (nil, false) }
         if let usage = reply.usage { return (pricing.cost(of: usage), false) }
-        // A request that failed before any output is not billed.
-        if pricing.input == 0 && pricing.output == 0 || reply.firstTokenAt == nil { return (0, false) }
+        if pricing.input == 0 && pricing.output == 0 { return (0, false) }
         let usage = Usage(promptTokens: TokenEstimator.estimate(request), completionTokens: reply.completionTokens)
         return (pricing.cost(of: usage), true)
     }

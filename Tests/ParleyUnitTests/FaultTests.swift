@@ -156,7 +156,7 @@ extension RecordedTurn.Outcome {
             #expect(run.reply?.content == "")
             #expect(run.reply?.error == line)
             #expect(try rig.ledger().map(\.outcome) == [.error])
-            #expect(run.kinds == ["sending faulty:m", "retry 1 \(status == 529 ? "overloaded" : "HTTP \(status)")", "retry 2 \(status == 529 ? "overloaded" : "HTTP \(status)")", "cost ?"])
+            #expect(run.kinds == ["sending faulty:m", "retry 1 \(status == 529 ? "overloaded" : "HTTP \(status)")", "retry 2 \(status == 529 ? "overloaded" : "HTTP \(status)")", "cost 0.0"])
         }
     }
 
@@ -329,6 +329,7 @@ extension RecordedTurn.Outcome {
         #expect(rows.map(\.outcome) == [.error, .ok])
         #expect(rows.map(\.attempts) == [2, 1])
         #expect(rows[0].error == "http 429")
+        #expect(rows[0].cost == 0)  // unpriced model, but a refused request is not billed
         #expect(rows[1].fallbackFrom == "faulty:m")
         // The second model got the same conversation.
         #expect(second.requests.first?.bodyText.contains("hello") == true)

@@ -37,8 +37,10 @@ public enum JSONValue: Sendable, Equatable {
 
     public var string: String? { if case let .string(s) = self { return s }; return nil }
     public var double: Double? { if case let .number(n) = self { return n }; return nil }
+    /// The number as an Int, or nil when it is not a whole number that fits. `Double(Int.max)` rounds up
+    /// to 2^63, which does not fit, so the upper bound is exclusive.
     public var int: Int? {
-        if case let .number(n) = self, n.isFinite, n >= Double(Int.min), n <= Double(Int.max) { return Int(n) }
+        if case let .number(n) = self, n.isFinite, n == n.rounded(), n >= -0x1p63, n < 0x1p63 { return Int(n) }
         return nil
     }
     public var bool: Bool? { if case let .bool(b) = self { return b }; return nil }

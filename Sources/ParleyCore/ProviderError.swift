@@ -59,10 +59,15 @@ public struct ProviderError: UserFacingError, Sendable, Equatable {
         return line
     }
 
-    /// How providers word a request longer than the model's context window.
+    /// How providers word a request longer than the model's context window: OpenAI "maximum context
+    /// length is N tokens" (`context_length_exceeded`), Anthropic "prompt is too long: N tokens > M maximum",
+    /// llama.cpp "exceeds the available context size", Groq/Mistral/vLLM variants of these. A word like
+    /// "maximum" alone (e.g. "temperature exceeds the maximum") is not one.
     public static func mentionsContextOverflow(_ message: String) -> Bool {
         let lowered = message.lowercased()
-        return lowered.contains("context") || lowered.contains("too long") || lowered.contains("maximum")
+        let phrases = ["context length", "context window", "context size", "context_length_exceeded",
+                       "prompt is too long", "too many tokens", "maximum context", "input is too long", "exceeds the context"]
+        return phrases.contains { lowered.contains($0) }
     }
 
     /// A 400 that says the conversation does not fit the model's context window.

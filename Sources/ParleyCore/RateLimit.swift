@@ -53,7 +53,10 @@ public struct RateLimitStatus: Sendable, Equatable {
         n >= 10_000 ? "\(n / 1000)k" : "\(n)"
     }
 
+    /// Any Double is shown without trapping (headers are parsed with limits, but this is the last line).
     static func duration(_ seconds: Double) -> String {
+        guard seconds.isFinite, seconds >= 0 else { return "?" }
+        if seconds >= 366 * 86_400 { return "over a year" }
         if seconds < 1 { return "\(Int((seconds * 1000).rounded())) ms" }
         let whole = Int(seconds.rounded(.up))
         if whole < 60 { return "\(whole) s" }

@@ -48,8 +48,8 @@ public struct ChatEngine: Sendable {
     public func prepare(model name: String?) async throws -> (ModelRef, ProviderEndpoint) {
         let ref = try config.resolve(name ?? defaultModelName)
         if ref.provider == "local" {
-            let (port, _) = try await localRuntime.ensureServer(executable: executablePath)
-            return (ref, config.endpoint(for: ref, environment: environment, localPort: port))
+            let (port, key, _) = try await localRuntime.ensureServer(executable: executablePath)
+            return (ref, config.endpoint(for: ref, environment: environment, local: (port, key)))
         }
         let endpoint = config.endpoint(for: ref, environment: environment)
         if endpoint.requiresKey, endpoint.apiKey == nil { throw endpoint.missingKeyError() }

@@ -207,7 +207,15 @@ extension ChatEngine {
     /// cache is off or the request is not cacheable.
     func cacheKey(for request: ChatRequest, ref: ModelRef, options: TurnOptions) -> String? {
         guard options.cache ?? config.cache.enabled, ResponseCache.isCacheable(request, settings: config.cache) else { return nil }
-        return ResponseCache.key(for: request, ref: ref)
+        let endpoint = config.endpoint(for: ref, environment: environment)
+        let origin: String
+        if ref.provider == "local" {
+            // The local server's port changes from run to run; the model file it serves is what answers.
+            origin = "local model " + (config.local.modelPath ?? localRuntime.installation()?.model ?? "unknown")
+        } else {
+            origin = endpoint.baseURL
+        }
+        return ResponseCache.key(for: request, ref: ref, origin: origin, maxTokens: request.maxTokens ?? endpoint.defaultMaxTokens)
     }
 
     /// A cached reply comes back as a stream of small pieces, so the screen and `ask` treat it like any other.
@@ -242,13 +250,15 @@ extension ChatEngine {
         guard let pricing else { throw UnpricedModelRefusal(model: ref.description) }
         if pricing.input == 0, pricing.output == 0 { return }
         let worst = pricing.worstCase(promptTokens: TokenEstimator.estimate(request), outputTokens: maxOutputTokens(request, ref: ref, pricing: pricing))
-        let fix = "raise %@, set a lower max_tokens for \(ref.description), or pick a cheaper model with /model (local is free)"
+        func fix(_ how: String) -> String {
+            "raise \(how), set a lower max_tokens for \(ref.description), or pick a cheaper model with /model (local is free)"
+        }
         func check(_ name: String, _ limit: Double?, _ spent: () throws -> Double, how: String) throws {
             guard let limit else { return }
             let spent = try spent()
             if spent + worst > limit {
                 throw BudgetRefusal(model: ref.description, limitName: name, limit: limit, spent: spent, worstCase: worst,
-                                    fix: String(format: fix, how))
+                                    fix: fix(how))
             }
         }
         try check("request", options.requestLimit, { 0 }, how: "--budget")

@@ -24,7 +24,25 @@ public struct ChildProcess: Sendable {
         case file(String)
     }
 
+    /// The environment a child gets unless the caller passes its own: only what programs need to run
+    /// (paths, locale, Parley's own settings, pip's and the compilers' settings, proxies), never an API
+    /// key or any other secret of this process. llama-server, the watchdog, pip and cmake have no use for
+    /// `OPENAI_API_KEY`, and a child that logs or crashes with its environment would spread it.
+    public static func childEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> [String: String] {
+        let names: Set<String> = ["PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "TZ", "TMPDIR", "TERM", "VIRTUAL_ENV",
+                                  "CC", "CXX", "CFLAGS", "CXXFLAGS", "LDFLAGS", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
+                                  "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"]
+        let prefixes = ["LC_", "XDG_", "PARLEY_", "PIP_", "CMAKE_", "LLAMA_"]
+        let secret = ["KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH"]
+        return environment.filter { name, _ in
+            let upper = name.uppercased()
+            guard names.contains(name) || prefixes.contains(where: name.hasPrefix) else { return false }
+            return !secret.contains(where: upper.contains)
+        }
+    }
+
     /// Starts `arguments[0]` (looked up in PATH), optionally in a new session detached from the terminal.
+    /// Without `environment`, the child gets `childEnvironment()`.
     public static func spawn(
         _ arguments: [String], environment: [String: String]? = nil, output: Output = .inherit,
         stdinNull: Bool = true, newSession: Bool = false
@@ -58,13 +76,13 @@ public struct ChildProcess: Sendable {
             posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
             posix_spawn_file_actions_adddup2(&actions, 1, 2)
         case let .file(path):
-            posix_spawn_file_actions_addopen(&actions, 1, path, O_WRONLY | O_CREAT | O_APPEND, 0o600)
+            posix_spawn_file_actions_addopen(&actions, 1, path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0o600)
             posix_spawn_file_actions_adddup2(&actions, 1, 2)
         }
 
         let argv = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
-        let environmentList = (environment ?? ProcessInfo.processInfo.environment).map { strdup("\($0.key)=\($0.value)") } + [nil]
+        let environmentList = (environment ?? childEnvironment()).map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { environmentList.forEach { free($0) } }
         var pid: pid_t = 0
         let rc = posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, environmentList)
@@ -120,8 +138,10 @@ public struct ChildProcess: Sendable {
 
     /// Runs to completion and returns stdout (stderr passes through).
     public static func capture(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let temp = FileManager.default.temporaryDirectory.appendingPathComponent("parley-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).out")
-        defer { try? FileManager.default.removeItem(at: temp) }
+        // In a fresh 0700 directory: the shell's `>` would follow a link planted at a guessable name in /tmp.
+        let directory = try PrivateFile.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let temp = URL(fileURLWithPath: directory).appendingPathComponent("output")
         let child = try spawnCapturing(arguments, into: temp.path)
         let status = child.wait()
         let output = (try? String(contentsOf: temp, encoding: .utf8)) ?? ""

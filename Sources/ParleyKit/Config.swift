@@ -36,6 +36,8 @@ public struct ProviderConfig: Sendable {
     public var maxTokens: Int?
     /// Config `max_retries`: attempts after the first, before any output (default 2).
     public var maxRetries: Int?
+    /// Config `max_event_kb`, `max_reply_mb`, `max_error_kb`.
+    public var limits = StreamLimits.standard
 }
 
 /// Settings for the bundled local model server.
@@ -129,7 +131,10 @@ public struct ParleyConfig: Sendable {
         guard FileManager.default.fileExists(atPath: file.path) else { return builtIn }
         let text: String
         do {
-            let data = try Data(contentsOf: file)
+            let data: Data
+            do { data = try PrivateFile.read(file.path, limit: 1 << 20) } catch {
+                throw ConfigError(file: file.path, line: nil, message: "cannot be read: \(error.reason)")
+            }
             guard let decoded = String(data: data, encoding: .utf8) else {
                 throw ConfigError(file: file.path, line: nil, message: "is not UTF-8 text")
             }
@@ -174,6 +179,7 @@ public struct ParleyConfig: Sendable {
                 try reader.allowOnly(settings, [
                     "base_url", "api_key_env", "format", "models", "stream_options", "max_tokens_field",
                     "connect_timeout", "first_token_timeout", "idle_timeout", "total_timeout", "headers", "max_tokens", "max_retries",
+                    "max_event_kb", "max_reply_mb", "max_error_kb",
                 ], context: "[\(key)]")
                 var provider = config.providers[name] ?? ProviderConfig(
                     name: name, format: .openAIChat, baseURL: "", apiKeyVariable: nil, dialect: .standard, models: [],
@@ -200,7 +206,10 @@ public struct ParleyConfig: Sendable {
                 if let v = settings["models"] { provider.models = try reader.strings(v, "\(key).models") }
                 if let v = settings["stream_options"] { provider.dialect.sendsStreamOptions = try reader.bool(v, "\(key).stream_options") }
                 if let v = settings["max_tokens_field"] { provider.dialect.maxTokensField = try reader.string(v, "\(key).max_tokens_field") }
-                if let v = settings["max_retries"] { provider.maxRetries = try reader.integer(v, "\(key).max_retries", min: 0) }
+                if let v = settings["max_retries"] { provider.maxRetries = try reader.integer(v, "\(key).max_retries", min: 0, max: 20) }
+                if let v = settings["max_event_kb"] { provider.limits.maxEventBytes = try reader.integer(v, "\(key).max_event_kb", min: 1, max: 1 << 20) << 10 }
+                if let v = settings["max_reply_mb"] { provider.limits.maxReplyBytes = try reader.integer(v, "\(key).max_reply_mb", min: 1, max: 1 << 20) << 20 }
+                if let v = settings["max_error_kb"] { provider.limits.maxErrorBytes = try reader.integer(v, "\(key).max_error_kb", min: 1, max: 1 << 20) << 10 }
                 if let v = settings["max_tokens"] { provider.maxTokens = try reader.integer(v, "\(key).max_tokens", min: 1) }
                 if let v = settings["connect_timeout"] { provider.timeouts.connect = try reader.seconds(v, "\(key).connect_timeout") }
                 if let v = settings["first_token_timeout"] { provider.timeouts.firstToken = try reader.seconds(v, "\(key).first_token_timeout") }
@@ -217,6 +226,13 @@ public struct ParleyConfig: Sendable {
                 }
                 if config.providers[name] == nil { config.providerOrder.append(name) }
                 config.providers[name] = provider
+            }
+        }
+        if let value = table["aliases"], case let .table(aliases) = value {
+            for (name, target) in aliases.entries {
+                do { _ = try config.resolve(name) } catch where error.isAliasLoop {
+                    throw ConfigError(file: file, line: target.line, message: "aliases.\(name): \(error.message)")
+                } catch {}
             }
         }
         if let value = table["temperature"] {
@@ -237,8 +253,8 @@ public struct ParleyConfig: Sendable {
             try reader.allowOnly(cache, ["enabled", "only_temperature_zero", "ttl_hours", "max_megabytes"], context: "[cache]")
             if let v = cache["enabled"] { config.cache.enabled = try reader.bool(v, "cache.enabled") }
             if let v = cache["only_temperature_zero"] { config.cache.onlyDeterministic = try reader.bool(v, "cache.only_temperature_zero") }
-            if let v = cache["ttl_hours"] { config.cache.ttlSeconds = try reader.integer(v, "cache.ttl_hours", min: 1) * 3600 }
-            if let v = cache["max_megabytes"] { config.cache.maxMegabytes = try reader.integer(v, "cache.max_megabytes", min: 1) }
+            if let v = cache["ttl_hours"] { config.cache.ttlSeconds = try reader.integer(v, "cache.ttl_hours", min: 1, max: 87_600) * 3600 }
+            if let v = cache["max_megabytes"] { config.cache.maxMegabytes = try reader.integer(v, "cache.max_megabytes", min: 1, max: 1_000_000) }
         }
         return config
     }
@@ -275,7 +291,7 @@ public struct ParleyConfig: Sendable {
             if let v = table["idle_timeout"] { settings.idleTimeout = try reader.seconds(v, "\(key).idle_timeout") }
             if let v = table["total_timeout"] { settings.totalTimeout = try reader.seconds(v, "\(key).total_timeout") }
             if let v = table["max_tokens"] { settings.maxTokens = try reader.integer(v, "\(key).max_tokens", min: 1) }
-            if let v = table["max_retries"] { settings.maxRetries = try reader.integer(v, "\(key).max_retries", min: 0) }
+            if let v = table["max_retries"] { settings.maxRetries = try reader.integer(v, "\(key).max_retries", min: 0, max: 20) }
             if let v = table["fallback"] { settings.fallback = try chain(v, "\(key).fallback") }
             if let v = table["input_price"] { settings.pricing.input = try reader.dollars(v, "\(key).input_price") }
             if let v = table["output_price"] { settings.pricing.output = try reader.dollars(v, "\(key).output_price") }
@@ -313,9 +329,12 @@ struct ConfigReader {
         return b
     }
 
-    func integer(_ value: TOMLValue, _ key: String, min: Int) throws(ConfigError) -> Int {
+    /// An integer in `min...max`; the default ceiling keeps every product Parley forms with it (hours
+    /// to seconds, megabytes to bytes) far from overflow.
+    func integer(_ value: TOMLValue, _ key: String, min: Int, max: Int = 1_000_000_000) throws(ConfigError) -> Int {
         guard case let .integer(i, line) = value else { throw fail(value, key, expected: "an integer") }
         guard i >= min else { throw ConfigError(file: file, line: line, message: "\(key): expected at least \(min), found \(i)") }
+        guard i <= max else { throw ConfigError(file: file, line: line, message: "\(key): expected at most \(max), found \(i)") }
         return i
     }
 

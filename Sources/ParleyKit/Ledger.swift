@@ -116,6 +116,8 @@ public final class Ledger: Sendable {
 
     public func record(_ entry: Entry) throws(LedgerError) {
         var entry = entry
+        // A cost is never negative or infinite, whatever a provider reported: spend only goes up.
+        if let cost = entry.cost, !(cost.isFinite && cost >= 0) { entry.cost = cost.isFinite ? 0 : nil }
         do { try db.write { try entry.insert($0) } } catch { throw LedgerError(path: path, reason: "\(error)") }
     }
 
@@ -138,7 +140,7 @@ public final class Ledger: Sendable {
         do {
             return try db.read { db in
                 let row = try Row.fetchOne(db, sql: """
-                    SELECT COALESCE(SUM(cost), 0) AS dollars, COUNT(*) FILTER (WHERE cost IS NULL AND outcome != 'refused') AS unpriced
+                    SELECT COALESCE(SUM(MAX(cost, 0)), 0) AS dollars, COUNT(*) FILTER (WHERE cost IS NULL AND outcome != 'refused') AS unpriced
                     FROM request WHERE \(filter)
                     """, arguments: arguments)
                 return Spend(dollars: row?["dollars"] ?? 0, unpriced: row?["unpriced"] ?? 0)
@@ -251,6 +253,9 @@ func openDatabase(path: String, what: String, migrator: DatabaseMigrator) throws
     do {
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
                                                 withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        // The file is made (or kept) 0600 before SQLite opens it; SQLite gives its journal the same mode.
+        // A symlink planted at the path is refused, not followed.
+        try PrivateFile.prepare(path)
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
         let db = try DatabaseQueue(path: path, configuration: configuration)

@@ -44,25 +44,42 @@ public struct LocalRuntime: Sendable {
         public var watchdogPID: Int32
         public var model: String
         public var startedAt: Date
+        /// The key the server was started with (`--api-key-file`): without it, the server answers only
+        /// /health, so another local user cannot use it or read what it is asked.
+        public var apiKey: String?
     }
 
     var installationFile: URL { paths.runtimeDirectory.appendingPathComponent("runtime.json") }
+    var keyFile: URL { paths.runtimeDirectory.appendingPathComponent("server.key") }
     var usageStamp: URL { paths.runtimeDirectory.appendingPathComponent("server.used") }
     var lockFile: URL { paths.runtimeDirectory.appendingPathComponent("server.lock") }
 
     // MARK: installation
 
+    /// What `parley setup` recorded, if it is safe to run: runtime.json must be this user's own file, and
+    /// the binary it names this user's or root's and writable by no one else. Anyone who could change
+    /// either could make Parley run a program of their choosing.
     public func installation() -> Installation? {
-        guard let data = try? Data(contentsOf: installationFile),
+        guard let data = try? PrivateFile.read(installationFile.path, limit: 1 << 16, owned: true),
               let installation = try? JSONDecoder().decode(Installation.self, from: data),
-              FileManager.default.isExecutableFile(atPath: installation.server) else { return nil }
+              Self.isTrustedExecutable(installation.server) else { return nil }
         let model = settings.modelPath ?? installation.model
         guard FileManager.default.fileExists(atPath: model) else { return nil }
         return Installation(server: installation.server, model: model)
     }
 
+    static func isTrustedExecutable(_ path: String) -> Bool {
+        guard path.hasPrefix("/"), FileManager.default.isExecutableFile(atPath: path) else { return false }
+        var info = stat()
+        guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return false }
+        return (info.st_uid == geteuid() || info.st_uid == 0) && info.st_mode & 0o022 == 0
+    }
+
     public func requireInstallation() throws -> Installation {
         if let installation = installation() { return installation }
+        if FileManager.default.fileExists(atPath: installationFile.path) {
+            throw LocalRuntimeError(message: "local: \(installationFile.path) or the server it names is not safe to run (it must be your own file, and the binary yours or root's and writable by no one else); run `\(Self.setupCommand)` again")
+        }
         if let path = settings.modelPath, !FileManager.default.fileExists(atPath: path) {
             throw LocalRuntimeError(message: "local: the model file \(path) (local.model_path in the config) does not exist")
         }
@@ -103,7 +120,7 @@ public struct LocalRuntime: Sendable {
         }
         let cmakeScript = paths.runtimeDirectory.appendingPathComponent("only-server.cmake")
         try AtomicFile.write(Data(Self.onlyServerCMake.utf8), to: cmakeScript)
-        var environment = ProcessInfo.processInfo.environment
+        var environment = ChildProcess.childEnvironment()
         environment["CMAKE_ARGS"] = [
             "-DCMAKE_PROJECT_INCLUDE=\(cmakeScript.path)", "-DCMAKE_BUILD_TYPE=Release",
             "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_APP=OFF", "-DLLAMA_OPENSSL=OFF",
@@ -156,7 +173,7 @@ public struct LocalRuntime: Sendable {
     // MARK: the running server
 
     public func readState() -> ServerState? {
-        guard let data = try? Data(contentsOf: paths.localServerStateFile) else { return nil }
+        guard let data = try? PrivateFile.read(paths.localServerStateFile.path, limit: 1 << 16, owned: true) else { return nil }
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
         return try? decoder.decode(ServerState.self, from: data)
@@ -168,11 +185,49 @@ public struct LocalRuntime: Sendable {
         try AtomicFile.write(try encoder.encode(state), to: paths.localServerStateFile)
     }
 
-    /// True when `pid` is alive and is a llama-server (not a recycled pid).
+    /// True when `pid` is alive, is this user's, and is a llama-server (not a recycled pid).
     public static func isServerProcess(_ pid: Int32) -> Bool {
-        guard pid > 0, kill(pid, 0) == 0 else { return false }
+        isOwnProcess(pid, running: "llama-server")
+    }
+
+    /// True when `pid` is alive, is this user's, and is Parley's watchdog (`parley local-server`): a pid
+    /// read from a state file is signalled only then, never a process that merely reused the number.
+    public static func isWatchdogProcess(_ pid: Int32) -> Bool {
+        isOwnProcess(pid, running: "local-server")
+    }
+
+    static func isOwnProcess(_ pid: Int32, running word: String) -> Bool {
+        guard pid > 1, pid != getpid(), kill(pid, 0) == 0 else { return false }
+        var info = stat()
+        guard stat("/proc/\(pid)", &info) == 0, info.st_uid == geteuid() else { return false }
         guard let cmdline = try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline")) else { return false }
-        return String(decoding: cmdline, as: UTF8.self).contains("llama-server")
+        return cmdline.split(separator: 0).contains { String(decoding: $0, as: UTF8.self).hasSuffix(word) }
+    }
+
+    /// True when the socket listening on 127.0.0.1:`port` is one of `pid`'s open files. The port was
+    /// free when the watchdog chose it, but another local user could have bound it before llama-server
+    /// did; this makes sure Parley talks to its own server (and sends it the key) and to nothing else.
+    public static func ownsListeningPort(_ pid: Int32, port: Int) -> Bool {
+        guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return false }
+        let local = String(format: "0100007F:%04X", port)
+        var inodes: Set<String> = []
+        for line in table.split(separator: "\n").dropFirst() {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count > 9, fields[1] == local, fields[3] == "0A" else { continue }  // 0A: LISTEN
+            inodes.insert("socket:[\(fields[9])]")
+        }
+        guard !inodes.isEmpty, let fds = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd") else { return false }
+        return fds.contains { fd in
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)")).map(inodes.contains) ?? false
+        }
+    }
+
+    /// A new random key for the server, written 0600 to `server.key` for `--api-key-file`.
+    func makeServerKey() throws -> String {
+        var generator = SystemRandomNumberGenerator()
+        let key = "parley-" + (0..<4).map { _ in String(format: "%016llx", generator.next() as UInt64) }.joined()
+        try AtomicFile.write(Data(key.utf8), to: keyFile)
+        return key
     }
 
     /// Marks the server as used now, which pushes back its idle shutdown.
@@ -190,19 +245,21 @@ public struct LocalRuntime: Sendable {
     }
 
     /// The base URL of a healthy server, starting one (through the watchdog) if none runs.
-    public func ensureServer(executable: String, timeout: Duration = .seconds(90)) async throws -> (port: Int, reused: Bool) {
+    public func ensureServer(executable: String, timeout: Duration = .seconds(90)) async throws -> (port: Int, apiKey: String, reused: Bool) {
         let installation = try requireInstallation()
         try AtomicFile.ensureDirectory(paths.runtimeDirectory)
         let lock = try FileLock(path: lockFile.path)
         defer { lock.unlock() }
         await lock.lock()
-        if let state = readState(), state.model == installation.model, Self.isServerProcess(state.serverPID),
+        if let state = readState(), state.model == installation.model, let key = state.apiKey, isOurs(state),
            await Self.isHealthy(port: state.port) {
             touch()
-            return (state.port, true)
+            return (state.port, key, true)
         }
         if let stale = readState() {
-            // A server from another model or a dead one: stop what is left and start afresh.
+            // A server from another model, one without a key (an older Parley's) or a dead one: stop what is
+            // left and start afresh.
+            if Self.isWatchdogProcess(stale.watchdogPID) { kill(stale.watchdogPID, SIGTERM) }
             if Self.isServerProcess(stale.serverPID) { kill(stale.serverPID, SIGTERM) }
             try? FileManager.default.removeItem(at: paths.localServerStateFile)
         }
@@ -211,8 +268,8 @@ public struct LocalRuntime: Sendable {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(100))
-            if let state = readState(), Self.isServerProcess(state.serverPID), await Self.isHealthy(port: state.port) {
-                return (state.port, false)
+            if let state = readState(), let key = state.apiKey, isOurs(state), await Self.isHealthy(port: state.port) {
+                return (state.port, key, false)
             }
             if kill(pid, 0) != 0, readState() == nil {
                 waitpid(pid, nil, WNOHANG)
@@ -223,10 +280,15 @@ public struct LocalRuntime: Sendable {
         throw LocalRuntimeError(message: "local: llama-server did not become healthy within \(Int(timeout.seconds)) s; see \(paths.localServerLog.path)")
     }
 
+    /// The recorded server is alive, ours, and the one listening on the recorded port.
+    func isOurs(_ state: ServerState) -> Bool {
+        Self.isServerProcess(state.serverPID) && Self.ownsListeningPort(state.serverPID, port: state.port)
+    }
+
     func logTail() -> String {
-        guard let data = try? Data(contentsOf: paths.localServerLog) else { return "no log" }
+        guard let data = try? PrivateFile.read(paths.localServerLog.path, limit: 256 << 20, owned: true) else { return "no log" }
         let lines = String(decoding: data.suffix(2000), as: UTF8.self).split(separator: "\n").suffix(3)
-        return lines.joined(separator: " | ")
+        return TerminalSanitizer.line(lines.joined(separator: " | "))
     }
 
     static func isHealthy(port: Int) async -> Bool {
@@ -249,7 +311,7 @@ public struct LocalRuntime: Sendable {
     public func stopServer() -> Bool {
         guard let state = readState() else { return false }
         var stopped = false
-        if state.watchdogPID > 0, kill(state.watchdogPID, 0) == 0 { kill(state.watchdogPID, SIGTERM); stopped = true }
+        if Self.isWatchdogProcess(state.watchdogPID) { kill(state.watchdogPID, SIGTERM); stopped = true }
         if Self.isServerProcess(state.serverPID) { kill(state.serverPID, SIGTERM); stopped = true }
         try? FileManager.default.removeItem(at: paths.localServerStateFile)
         return stopped
@@ -261,8 +323,9 @@ final class FileLock: @unchecked Sendable {
     private let fd: Int32
 
     init(path: String) throws {
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw LocalRuntimeError(message: "local: cannot open \(path): \(String(cString: strerror(errno)))") }
+        do { fd = try PrivateFile.open(path, O_RDWR | O_CREAT) } catch {
+            throw LocalRuntimeError(message: "local: cannot open \(path): \(error.reason)")
+        }
     }
 
     func lock() async {

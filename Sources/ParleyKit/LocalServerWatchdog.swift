@@ -16,14 +16,17 @@ public struct LocalServerWatchdog: Sendable {
     public func run() throws -> Never {
         let installation = try runtime.requireInstallation()
         let port = try Self.freeLoopbackPort()
+        // The key goes in a 0600 file, not on the command line, which every local user can read in /proc.
+        let key = try runtime.makeServerKey()
         var arguments = [installation.server,
             "--model", installation.model, "--host", "127.0.0.1", "--port", String(port),
             "--ctx-size", String(runtime.settings.contextSize), "--alias", LocalRuntime.modelName, "--no-webui",
+            "--api-key-file", runtime.keyFile.path,
         ]
         if let threads = runtime.settings.threads { arguments += ["--threads", String(threads)] }
         let server = try ChildProcess.spawn(arguments)
         let state = LocalRuntime.ServerState(
-            port: port, serverPID: server.pid, watchdogPID: getpid(), model: installation.model, startedAt: Date()
+            port: port, serverPID: server.pid, watchdogPID: getpid(), model: installation.model, startedAt: Date(), apiKey: key
         )
         try runtime.writeState(state)
         let stateFile = runtime.paths.localServerStateFile
@@ -35,6 +38,7 @@ public struct LocalServerWatchdog: Sendable {
             // Remove the state file only if it still describes our server.
             if let current = runtime.readState(), current.serverPID == state.serverPID {
                 try? FileManager.default.removeItem(at: stateFile)
+                try? FileManager.default.removeItem(at: runtime.keyFile)
             }
             exit(code)
         }

@@ -18,16 +18,26 @@ public struct ModelRef: Sendable, Hashable, CustomStringConvertible {
 /// A model name that could not be resolved, with what would work.
 public struct ModelResolutionError: UserFacingError, Sendable, Equatable {
     public var message: String
+    /// The name led into a cycle of aliases (a config error, reported when the config loads).
+    public var isAliasLoop = false
     public var userMessage: String { message }
 }
 
 extension ParleyConfig {
     /// Resolves `provider:model`, an alias, a bare provider name (its first model) or a well-known model name.
     public func resolve(_ name: String) throws(ModelResolutionError) -> ModelRef {
+        try resolve(name, through: [])
+    }
+
+    /// Follows aliases, remembering the ones passed, so a cycle (`a → b → a`) is an error, not a loop.
+    private func resolve(_ name: String, through seen: [String]) throws(ModelResolutionError) -> ModelRef {
         let trimmed = name.trimmingCharacters(in: .whitespaces)
         if let target = aliases[trimmed] {
-            if target == trimmed { throw ModelResolutionError(message: "alias '\(trimmed)' points at itself") }
-            return try resolve(target)
+            if seen.contains(trimmed) || target == trimmed {
+                throw ModelResolutionError(message: "aliases form a loop: \((seen + [trimmed, target]).joined(separator: " → ")); point one of them at provider:model",
+                                           isAliasLoop: true)
+            }
+            return try resolve(target, through: seen + [trimmed])
         }
         if let colon = trimmed.firstIndex(of: ":") {
             let provider = String(trimmed[..<colon])
@@ -59,16 +69,18 @@ extension ParleyConfig {
         return provider.baseURL
     }
 
-    /// The endpoint for a provider, with its key read from the environment. `local` needs `localPort`.
-    public func endpoint(for ref: ModelRef, environment: [String: String], localPort: Int? = nil) -> ProviderEndpoint {
+    /// The endpoint for a provider, with its key read from the environment. `local` needs the port and
+    /// the key of the server Parley started.
+    public func endpoint(for ref: ModelRef, environment: [String: String], local: (port: Int, key: String)? = nil) -> ProviderEndpoint {
         guard let provider = providers[ref.provider] else {
             preconditionFailure("resolve() returns only configured providers")
         }
         var baseURL = baseURL(of: provider, environment: environment)
-        if provider.name == "local", let localPort {
-            baseURL = provider.format == .openAIChat ? "http://127.0.0.1:\(localPort)/v1" : "http://127.0.0.1:\(localPort)"
+        var key = provider.apiKeyVariable.flatMap { environment[$0] }.flatMap { $0.isEmpty ? nil : $0 }
+        if provider.name == "local", let local {
+            baseURL = provider.format == .openAIChat ? "http://127.0.0.1:\(local.port)/v1" : "http://127.0.0.1:\(local.port)"
+            key = local.key
         }
-        let key = provider.apiKeyVariable.flatMap { environment[$0] }.flatMap { $0.isEmpty ? nil : $0 }
         var endpoint = ProviderEndpoint(
             name: provider.name, format: provider.format, baseURL: baseURL, apiKey: key,
             apiKeyVariable: provider.apiKeyVariable,
@@ -77,6 +89,7 @@ extension ParleyConfig {
         )
         endpoint.defaultMaxTokens = provider.maxTokens
         if let retries = provider.maxRetries { endpoint.retryPolicy.maxRetries = retries }
+        endpoint.limits = provider.limits
         if let settings = models[ref] {
             if let v = settings.connectTimeout { endpoint.timeouts.connect = v }
             if let v = settings.firstTokenTimeout { endpoint.timeouts.firstToken = v }

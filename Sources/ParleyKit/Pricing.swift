@@ -37,7 +37,9 @@ public struct ModelPricing: Codable, Sendable, Equatable {
             dollars += Double(usage.cacheWriteTokens) * (cacheWrite ?? input)
         }
         dollars += Double(usage.completionTokens) * output
-        return dollars * perToken
+        // Decoders reject negative counts; this keeps a cost from ever lowering a day's spend regardless.
+        let total = dollars * perToken
+        return total.isFinite ? max(0, total) : 0
     }
 
     /// The most a request can cost: every prompt token at the input rate and `outputTokens` at the output rate.
@@ -98,7 +100,9 @@ public struct PricingCatalog: Sendable {
     /// Providers that run on this machine: their replies cost nothing.
     public static let freeProviders: Set<String> = ["local", "ollama"]
 
-    /// The catalog's entry: exact, else without a date suffix (`claude-sonnet-4-5-20250929`).
+    /// The catalog's entry: exact, else without a date suffix (`claude-sonnet-4-5-20250929`), where the
+    /// undated name may be Anthropic's alias form (`claude-sonnet-4-20250514` is `claude-sonnet-4-0`,
+    /// `claude-3-7-sonnet-20250219` is `claude-3-7-sonnet-latest`).
     public func entry(for ref: ModelRef) -> ModelPricing? {
         if let exact = file.models[ref.description] { return exact }
         // By hand, not NSRegularExpression: this runs before the screen's first paint.
@@ -110,7 +114,8 @@ public struct PricingCatalog: Sendable {
         if n > 11, model[n - 11] == UInt8(ascii: "-"), model[n - 6] == UInt8(ascii: "-"), model[n - 3] == UInt8(ascii: "-"),
            digits(n - 10..<n - 6), digits(n - 5..<n - 3), digits(n - 2..<n) { cut = n - 11 }
         guard let cut else { return nil }
-        return file.models["\(ref.provider):\(String(decoding: model[..<cut], as: UTF8.self))"]
+        let base = "\(ref.provider):\(String(decoding: model[..<cut], as: UTF8.self))"
+        return file.models[base] ?? file.models[base + "-0"] ?? file.models[base + "-latest"]
     }
 }
 
@@ -129,9 +134,13 @@ extension ParleyConfig {
 
 /// Money as the screen and reports show it: cents for large sums, more digits for small ones.
 public func formatDollars(_ amount: Double?) -> String {
-    guard let amount else { return "?" }
+    guard let amount, amount.isFinite else { return "?" }
     if amount == 0 { return "$0.00" }
+    if amount < 0 { return "-" + formatDollars(-amount) }
     if amount >= 1 { return String(format: "$%.2f", amount) }
     if amount >= 0.01 { return String(format: "$%.3f", amount) }
-    return String(format: "$%.4f", amount)
+    if amount >= 0.0001 { return String(format: "$%.4f", amount) }
+    // Below a hundredth of a cent: two significant digits, so a tiny limit never prints as $0.0000.
+    let decimals = min(12, Int(-log10(amount).rounded(.down)) + 2)
+    return String(format: "$%.*f", decimals, amount)
 }

@@ -52,18 +52,22 @@ public final class ResponseCache: Sendable {
 
     /// The key: SHA-256 of the canonical request — provider, model, system, messages and every
     /// parameter that changes the answer — as JSON with sorted keys.
-    public static func key(for request: ChatRequest, ref: ModelRef) -> String {
+    /// The key: everything that can change the answer. `origin` is where the request goes (the base
+    /// URL, or for the local model its model file: the same name at two servers is two models), and
+    /// `maxTokens` the limit actually sent (the request's, else the config's).
+    public static func key(for request: ChatRequest, ref: ModelRef, origin: String, maxTokens: Int?) -> String {
         struct Canonical: Encodable {
             var provider: String
             var model: String
+            var origin: String
             var system: String?
             var messages: [ChatMessage]
             var temperature: Double?
             var maxTokens: Int?
             var tools: [ToolDefinition]
         }
-        let canonical = Canonical(provider: ref.provider, model: ref.model, system: request.system, messages: request.messages,
-                                  temperature: request.temperature, maxTokens: request.maxTokens, tools: request.tools)
+        let canonical = Canonical(provider: ref.provider, model: ref.model, origin: origin, system: request.system, messages: request.messages,
+                                  temperature: request.temperature, maxTokens: maxTokens, tools: request.tools)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let bytes = (try? encoder.encode(canonical)).map { Array($0) } ?? Array(String(describing: canonical).utf8)

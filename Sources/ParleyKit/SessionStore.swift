@@ -11,6 +11,41 @@ public struct SessionFileError: UserFacingError, Sendable {
     public var userMessage: String { "\(path): \(problem); the file is left as it is" }
 }
 
+/// A session name that matches more than one session: nothing is opened or deleted.
+public struct SessionAmbiguous: UserFacingError, Sendable {
+    public var query: String
+    public var matches: [(id: String, title: String)]
+    public var userMessage: String {
+        let shown = matches.prefix(10).map { "\($0.id) “\($0.title)”" }.joined(separator: ", ")
+        let more = matches.count > 10 ? " and \(matches.count - 10) more" : ""
+        return "'\(query)' matches \(matches.count) sessions: \(shown)\(more); give more of the id"
+    }
+}
+
+/// Session ids become file names, so only a fixed alphabet is accepted: letters, digits, `-` and `_`,
+/// 1 to 64 of them (Parley's own are `20261125-173100-ab12`). Anything else, `../x` or `a/b` or an
+/// empty id, never reaches a path.
+public enum SessionID {
+    public static let maxLength = 64
+
+    public static func isValid(_ id: String) -> Bool {
+        !id.isEmpty && id.utf8.count <= maxLength && id.utf8.allSatisfy { byte in
+            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || byte == 0x2D || byte == 0x5F
+        }
+    }
+
+    public static func validate(_ id: String) throws(SessionIDError) {
+        guard isValid(id) else { throw SessionIDError(id: id) }
+    }
+}
+
+public struct SessionIDError: UserFacingError, Sendable {
+    public var id: String
+    public var userMessage: String {
+        "'\(id.prefix(80))' is not a session id (letters, digits, '-' and '_', at most \(SessionID.maxLength)); nothing was read or written"
+    }
+}
+
 public struct SessionNotFound: UserFacingError, Sendable {
     public var query: String
     public var userMessage: String {
@@ -40,21 +75,33 @@ public struct SessionStore: Sendable {
         return paths.dataDirectory.appendingPathComponent("sessions")
     }
 
-    public func url(for id: String) -> URL { directory.appendingPathComponent("\(id).json") }
+    /// The file of a session. Callers validate the id first; an invalid one still maps to a name inside
+    /// the directory (its other characters replaced), never to a path outside it.
+    public func url(for id: String) -> URL { file(id, "json") }
 
-    public func journalURL(for id: String) -> URL { directory.appendingPathComponent("\(id).journal") }
+    public func journalURL(for id: String) -> URL { file(id, "journal") }
+
+    func lockURL(for id: String) -> URL { file(id, "lock") }
+
+    private func file(_ id: String, _ suffix: String) -> URL {
+        let safe = SessionID.isValid(id) ? id : String(String.UnicodeScalarView(id.unicodeScalars.prefix(SessionID.maxLength).map {
+            $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0)) ? $0 : "_"
+        }))
+        return directory.appendingPathComponent("\(safe.isEmpty ? "_" : safe).\(suffix)")
+    }
 
     /// Writes the whole session, then removes its journal (whose text the file now holds).
     public func save(_ session: Session) throws {
+        try SessionID.validate(session.id)
         try AtomicFile.write(try session.encoded(), to: url(for: session.id))
         unlink(journalURL(for: session.id).path)
     }
 
     /// Appends one line to the session's journal and syncs it: streamed text between full saves.
     public func appendJournal(_ entry: SessionJournalEntry, for id: String) throws {
+        try SessionID.validate(id)
         let path = journalURL(for: id).path
-        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw AtomicFile.WriteError(path: path, reason: String(cString: strerror(errno))) }
+        let fd = try PrivateFile.open(path, O_WRONLY | O_CREAT | O_APPEND)
         defer { close(fd) }
         let line = JSONValue.object([("message", .string(entry.message)), ("append", .string(entry.append))]).serialized() + "\n"
         let ok = line.utf8CString.withUnsafeBufferPointer { buffer in
@@ -66,7 +113,7 @@ public struct SessionStore: Sendable {
     /// Folds a journal left by a process that did not get to its next full save (a crash or a kill)
     /// into the session. A torn last line is ignored.
     func applyJournal(to session: inout Session) {
-        guard let data = FileManager.default.contents(atPath: journalURL(for: session.id).path) else { return }
+        guard let data = try? PrivateFile.read(journalURL(for: session.id).path, limit: Self.maxFileBytes) else { return }
         for line in data.split(separator: 0x0A) {
             guard let value = try? JSONValue.parse(Array(line)), let id = value["message"]?.string, let text = value["append"]?.string,
                   let index = session.messages.lastIndex(where: { $0.id == id }) else { continue }
@@ -74,10 +121,14 @@ public struct SessionStore: Sendable {
         }
     }
 
+    /// The largest session file read (a 10,000-message session is about 9 MB).
+    public static let maxFileBytes = 256 << 20
+
     public func load(_ url: URL) throws -> Session {
         let path = url.path
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw SessionFileError(path: path, problem: "cannot be read")
+        let data: Data
+        do { data = try PrivateFile.read(path, limit: Self.maxFileBytes) } catch {
+            throw SessionFileError(path: path, problem: "cannot be read (\(error.reason))")
         }
         if data.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
             throw SessionFileError(path: path, problem: "is empty")
@@ -92,8 +143,19 @@ public struct SessionStore: Sendable {
         }
         do {
             var session = try Session.decoder.decode(Session.self, from: data)
+            // The id names the session's lock and journal files: it must be safe and be this file's name,
+            // so a crafted file can never make Parley write or delete anything but its own files.
+            let name = url.deletingPathExtension().lastPathComponent
+            guard SessionID.isValid(session.id), session.id == name else {
+                let shown = String(session.id.unicodeScalars.prefix(80).map { $0.properties.generalCategory == .control ? "?" : Character($0) })
+                throw SessionFileError(path: path, problem: SessionID.isValid(session.id)
+                    ? "has the id \"\(shown)\", which is not its file name; rename the file to \(shown).json"
+                    : "has the id \"\(shown)\", which is not a session id (letters, digits, '-' and '_'); it is not opened")
+            }
             applyJournal(to: &session)
             return session
+        } catch let error as SessionFileError {
+            throw error
         } catch let DecodingError.keyNotFound(key, context) {
             throw SessionFileError(path: path, problem: "is missing \"\(key.stringValue)\"\(Self.at(context))")
         } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
@@ -127,38 +189,47 @@ public struct SessionStore: Sendable {
         return (sessions, problems)
     }
 
-    /// The most recent session for nil; else an exact id, then an id prefix, then a title prefix (any case).
+    /// The most recent session for nil; else an exact id, then the one session whose id starts with the
+    /// query, then the one whose title does (any case). Several matches are an error that lists them; an
+    /// empty query matches nothing (it is never taken to mean "the newest").
     public func find(_ query: String?) throws -> Session {
         // An exact id reads one file, not the whole directory.
-        if let query, !query.isEmpty, !query.contains("/"), FileManager.default.fileExists(atPath: url(for: query).path) {
+        if let query, SessionID.isValid(query), FileManager.default.fileExists(atPath: url(for: query).path) {
             return try load(url(for: query))
         }
-        let (sessions, _) = list()
-        guard let query, !query.isEmpty else {
-            guard let newest = sessions.first else { throw SessionNotFound(query: "") }
+        guard let query else {
+            guard let newest = list().sessions.first else { throw SessionNotFound(query: "") }
             return newest
         }
-        if let exact = sessions.first(where: { $0.id == query }) { return exact }
-        if let byID = sessions.first(where: { $0.id.hasPrefix(query) }) { return byID }
-        if let byTitle = sessions.first(where: { $0.title.lowercased().hasPrefix(query.lowercased()) }) { return byTitle }
-        throw SessionNotFound(query: query)
+        let trimmed = query.trimmingCharacters(in: .whitespaces)
+        guard !trimmed.isEmpty else { throw SessionNotFound(query: query) }
+        let (sessions, _) = list()
+        if let exact = sessions.first(where: { $0.id == trimmed }) { return exact }
+        for matches in [sessions.filter { $0.id.hasPrefix(trimmed) },
+                        sessions.filter { $0.title.lowercased().hasPrefix(trimmed.lowercased()) }] where !matches.isEmpty {
+            guard matches.count == 1 else { throw SessionAmbiguous(query: trimmed, matches: matches.map { ($0.id, $0.title) }) }
+            return matches[0]
+        }
+        throw SessionNotFound(query: trimmed)
     }
 
+    /// Deletes a session's file, journal and lock: only names built from a valid id, inside the directory.
     public func remove(_ id: String) throws {
-        do { try FileManager.default.removeItem(at: url(for: id)) } catch {
-            throw AtomicFile.WriteError(path: url(for: id).path, reason: error.localizedDescription)
+        try SessionID.validate(id)
+        guard unlink(url(for: id).path) == 0 else {
+            throw AtomicFile.WriteError(path: url(for: id).path, reason: String(cString: strerror(errno)))
         }
-        try? FileManager.default.removeItem(at: directory.appendingPathComponent("\(id).lock"))
-        try? FileManager.default.removeItem(at: journalURL(for: id))
+        PrivateFile.remove(lockURL(for: id).path)
+        PrivateFile.remove(journalURL(for: id).path)
     }
 
     /// Takes the session's write lock: an flock on `ID.lock`, which the kernel drops when the holder
     /// dies, so a lock left by a killed process is simply taken over.
     public func lock(_ id: String) throws -> SessionLock {
+        try SessionID.validate(id)
         try AtomicFile.ensureDirectory(directory)
-        let path = directory.appendingPathComponent("\(id).lock").path
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw AtomicFile.WriteError(path: path, reason: String(cString: strerror(errno))) }
+        let path = lockURL(for: id).path
+        let fd = try PrivateFile.open(path, O_RDWR | O_CREAT)
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             var buffer = [UInt8](repeating: 0, count: 32)
             let n = pread(fd, &buffer, buffer.count, 0)

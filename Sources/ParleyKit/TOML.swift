@@ -64,6 +64,10 @@ public struct TOMLParser {
     private let scalars: [Unicode.Scalar]
     private var index = 0
     private var line = 1
+    /// Arrays and inline tables open now. Nesting is limited (and so are dotted keys) because each
+    /// level is a recursive call: a crafted file must get an error, not a stack overflow.
+    private var depth = 0
+    static let maxDepth = 32
 
     public static func parse(_ text: String) throws(TOMLError) -> TOMLTable {
         var parser = TOMLParser(scalars: Array(text.unicodeScalars))
@@ -171,7 +175,11 @@ public struct TOMLParser {
                 parts.append(key)
             }
             skipSpaces()
-            if current == "." { advance(); continue }
+            if current == "." {
+                guard parts.count < Self.maxDepth else { throw fail("a dotted key has more than \(Self.maxDepth) parts") }
+                advance()
+                continue
+            }
             return parts
         }
     }
@@ -298,8 +306,17 @@ public struct TOMLParser {
         throw TOMLError(line: valueLine, message: "expected a value, found '\(text)' (strings need quotes)")
     }
 
+    private mutating func enter(_ valueLine: Int) throws(TOMLError) {
+        depth += 1
+        if depth > Self.maxDepth {
+            throw TOMLError(line: valueLine, message: "arrays and inline tables are nested more than \(Self.maxDepth) deep")
+        }
+    }
+
     private mutating func parseArray() throws(TOMLError) -> TOMLValue {
         let valueLine = line
+        try enter(valueLine)
+        defer { depth -= 1 }
         advance()
         var items: [TOMLValue] = []
         while true {
@@ -317,6 +334,8 @@ public struct TOMLParser {
 
     private mutating func parseInlineTable() throws(TOMLError) -> TOMLValue {
         let valueLine = line
+        try enter(valueLine)
+        defer { depth -= 1 }
         advance()
         var table = TOMLTable(line: valueLine)
         skipSpaces()

@@ -81,15 +81,22 @@ public enum AnthropicMessagesFormat {
 
     public struct Decoder: ChatStreamDecoder {
         public let provider: String
-        private var sse = SSEDecoder()
+        private var sse: SSEDecoder
         private var usage = Usage(accounting: .cachedOutsidePrompt)
         public private(set) var sawTerminator = false
 
-        public init(provider: String) { self.provider = provider }
+        public init(provider: String, limits: StreamLimits = .standard) {
+            self.provider = provider
+            sse = SSEDecoder(maxEventBytes: limits.maxEventBytes)
+        }
+
+        public mutating func finish(emit: (ChatEvent) -> Void) throws {
+            if !sawTerminator { throw ProviderError.cutOff(provider: provider) }
+        }
 
         public mutating func feed(_ bytes: UnsafeRawBufferPointer, emit: (ChatEvent) -> Void) throws {
             var events: [SSEEvent] = []
-            sse.feed(bytes) { events.append($0) }
+            do { try sse.feed(bytes) { events.append($0) } } catch let error as StreamLimitExceeded { throw error.providerError(provider: provider) }
             for event in events where !sawTerminator {
                 try handle(event, emit: emit)
             }
@@ -100,7 +107,7 @@ public enum AnthropicMessagesFormat {
             let type = json["type"]?.string ?? event.event ?? ""
             switch type {
             case "message_start":
-                if let start = json["message"]?["usage"] { mergeUsage(start); emit(.usage(usage)) }
+                if let start = json["message"]?["usage"] { try mergeUsage(start, field: "message.usage"); emit(.usage(usage)) }
             case "content_block_start":
                 let index = json["index"]?.int ?? 0
                 guard let block = json["content_block"] else { return }
@@ -127,7 +134,7 @@ public enum AnthropicMessagesFormat {
                 }
             case "message_delta":
                 if let reason = json["delta"]?["stop_reason"]?.string { emit(.finish(FinishReason(providerValue: reason))) }
-                if let cumulative = json["usage"] { mergeUsage(cumulative); emit(.usage(usage)) }
+                if let cumulative = json["usage"] { try mergeUsage(cumulative, field: "usage"); emit(.usage(usage)) }
             case "message_stop":
                 sawTerminator = true
             case "error":
@@ -140,11 +147,12 @@ public enum AnthropicMessagesFormat {
         }
 
         /// Anthropic's usage counts are cumulative: a later value replaces an earlier one, field by field.
-        private mutating func mergeUsage(_ json: JSONValue) {
-            if let v = json["input_tokens"]?.int { usage.promptTokens = v }
-            if let v = json["output_tokens"]?.int { usage.completionTokens = v }
-            if let v = json["cache_read_input_tokens"]?.int { usage.cachedTokens = v }
-            if let v = json["cache_creation_input_tokens"]?.int { usage.cacheWriteTokens = v }
+        private mutating func mergeUsage(_ json: JSONValue, field: String) throws {
+            let counts = TokenCounts(json, field: field, provider: provider)
+            if let v = try counts["input_tokens"] { usage.promptTokens = v }
+            if let v = try counts["output_tokens"] { usage.completionTokens = v }
+            if let v = try counts["cache_read_input_tokens"] { usage.cachedTokens = v }
+            if let v = try counts["cache_creation_input_tokens"] { usage.cacheWriteTokens = v }
         }
     }
 }

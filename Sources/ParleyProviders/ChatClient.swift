@@ -15,8 +15,6 @@ public struct ChatClient: ChatProvider {
     let sleep: @Sendable (Double) async throws -> Void
     /// Jitter source in 0..<1 (injected by tests).
     let random: @Sendable () -> Double
-    /// Largest error body read from a non-2xx answer.
-    static let maxErrorBody = 1 << 20
 
     public init(
         transport: any HTTPTransport = AsyncHTTPTransport.shared,
@@ -116,21 +114,33 @@ public struct ChatClient: ChatProvider {
         progress.chunkArrived()
         if let limits = RateLimitHeaders.parse(response.headers) { continuation.yield(.rateLimit(limits)) }
         guard (200..<300).contains(response.status) else {
+            let maxErrorBody = endpoint.limits.maxErrorBytes
             var body: [UInt8] = []
             for try await chunk in response.body {
                 body += chunk.readableBytesView.prefix(maxErrorBody - body.count)
                 if body.count >= maxErrorBody { break }
             }
             var error = endpoint.httpError(status: response.status, body: body)
+            if (300..<400).contains(response.status) {
+                // Redirects are not followed (the transport is set so): a redirect to another origin would
+                // take the key and the configured headers with it. Say where it pointed.
+                let location = response.header("location").map { " to \(String($0.prefix(200)))" } ?? ""
+                error.message = "answered with a redirect\(location)"
+            }
             error.retryAfter = RetryPolicy.retryAfter(response.headers)
             error.shouldRetry = RetryPolicy.shouldRetryHeader(response.headers)
             throw error
         }
         var decoder = endpoint.makeDecoder()
         var batch: [ChatEvent] = []
+        var bodyBytes = 0
         for try await chunk in response.body {
             try Task.checkCancellation()
             progress.chunkArrived()
+            bodyBytes += chunk.readableBytes
+            if bodyBytes > endpoint.limits.maxReplyBytes {
+                throw StreamLimitExceeded(what: .reply, limit: endpoint.limits.maxReplyBytes).providerError(provider: endpoint.name)
+            }
             var pendingText = ""
             try chunk.withUnsafeReadableBytes { raw in
                 try decoder.feed(raw) { event in
@@ -154,7 +164,12 @@ public struct ChatClient: ChatProvider {
             batch.removeAll(keepingCapacity: true)
             if decoder.sawTerminator { break }
         }
-        try decoder.finish(provider: endpoint.name)
+        var trailing: [ChatEvent] = []
+        try decoder.finish { trailing.append($0) }
+        for event in trailing {
+            if case let .error(error) = event { throw error }
+            continuation.yield(event)
+        }
     }
 
     /// Maps transport and runtime errors onto `ProviderError`, naming the provider and the fix.

@@ -7,6 +7,9 @@ public protocol ChatStreamDecoder: Sendable {
     mutating func feed(_ bytes: UnsafeRawBufferPointer, emit: (ChatEvent) -> Void) throws
     /// Whether the format's end marker has arrived.
     var sawTerminator: Bool { get }
+    /// At the end of the body: handles what was left without a line end, then throws if the stream
+    /// was cut off (ended without its end marker), which is never a success.
+    mutating func finish(emit: (ChatEvent) -> Void) throws
 }
 
 extension ChatStreamDecoder {
@@ -17,15 +20,17 @@ extension ChatStreamDecoder {
         return events
     }
 
-    /// At the end of the body: a stream without its end marker was cut off, never a success.
-    public func finish(provider: String) throws {
-        if !sawTerminator { throw ProviderError.cutOff(provider: provider) }
+    /// Feeds a whole body and finishes it; for tests, fuzzing and small bodies.
+    public mutating func decodeAll(_ bytes: [UInt8]) throws -> [ChatEvent] {
+        var events = try decode(bytes)
+        try finish { events.append($0) }
+        return events
     }
 }
 
 extension ProviderError {
     static func malformed(provider: String, data: String) -> ProviderError {
-        let sample = data.count > 120 ? String(data.prefix(120)) + "…" : data
+        let sample = TerminalSanitizer.line(String(data.prefix(2000)), limit: 120)
         return ProviderError(
             kind: .malformed, provider: provider,
             message: "sent a stream chunk that is not valid JSON: \(sample)",
@@ -37,7 +42,13 @@ extension ProviderError {
 /// Pulls the message out of the error bodies every provider uses:
 /// `{"error":{"message":...,"type":...}}`, `{"type":"error","error":{...}}`, `{"error":"..."}`, `{"message":...}`.
 public enum ProviderErrorBody {
+    /// The message comes back as one safe line (see `message(from:)`).
     public static func parse(_ json: JSONValue) -> (message: String, type: String?)? {
+        guard let (message, type) = find(json) else { return nil }
+        return (TerminalSanitizer.line(message), type.map { TerminalSanitizer.line($0, limit: 80) })
+    }
+
+    static func find(_ json: JSONValue) -> (message: String, type: String?)? {
         if let error = json["error"] {
             if let text = error.string { return (text, nil) }
             let message = error["message"]?.string ?? error["msg"]?.string
@@ -52,11 +63,13 @@ public enum ProviderErrorBody {
         return nil
     }
 
-    /// The message from a raw error body, falling back to its text when it is not JSON.
+    /// The message from a raw error body, falling back to its text when it is not JSON. Made one safe
+    /// line here, before it goes anywhere (stderr, the screen, the session file, the ledger): a server's
+    /// message may carry escape sequences or fake extra lines.
     public static func message(from body: [UInt8]) -> (message: String, type: String?) {
         if let json = try? JSONValue.parse(body), let parsed = parse(json) { return parsed }
-        let text = String(decoding: body.prefix(300), as: UTF8.self)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let text = TerminalSanitizer.line(String(decoding: body.prefix(300), as: UTF8.self))
+            .trimmingCharacters(in: .whitespaces)
         return (text.isEmpty ? "no error message in the response" : text, nil)
     }
 }

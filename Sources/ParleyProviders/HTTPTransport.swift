@@ -85,6 +85,9 @@ public final class AsyncHTTPTransport: HTTPTransport {
                 read: .nanoseconds(max(timeouts.idle, timeouts.firstToken).nanoseconds + 1_000_000_000)
             )
             configuration.decompression = .disabled
+            // Redirects are answered, never followed: async-http-client would send the key and every
+            // configured header again to whatever host a Location names (see ChatClient.run).
+            configuration.redirectConfiguration = .disallow
             // A refused connection fails at once instead of being retried until the connect timeout.
             configuration.connectionPool.retryConnectionEstablishment = false
             configuration.httpVersion = .automatic

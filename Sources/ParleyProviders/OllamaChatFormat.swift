@@ -39,16 +39,27 @@ public enum OllamaChatFormat {
 
     public struct Decoder: ChatStreamDecoder {
         public let provider: String
-        private var lines = NDJSONDecoder()
+        private var lines: NDJSONDecoder
         private var nextToolIndex = 0
         public private(set) var sawTerminator = false
 
-        public init(provider: String) { self.provider = provider }
+        public init(provider: String, limits: StreamLimits = .standard) {
+            self.provider = provider
+            lines = NDJSONDecoder(maxLineBytes: limits.maxEventBytes)
+        }
 
         public mutating func feed(_ bytes: UnsafeRawBufferPointer, emit: (ChatEvent) -> Void) throws {
-            for line in lines.feed(bytes) where !sawTerminator {
+            let complete: [[UInt8]]
+            do { complete = try lines.feed(bytes) } catch let error as StreamLimitExceeded { throw error.providerError(provider: provider) }
+            for line in complete where !sawTerminator {
                 try handle(line, emit: emit)
             }
+        }
+
+        /// The last line may come without its newline: it is handled, not taken for a cut-off stream.
+        public mutating func finish(emit: (ChatEvent) -> Void) throws {
+            for line in lines.finish() where !sawTerminator { try handle(line, emit: emit) }
+            if !sawTerminator { throw ProviderError.cutOff(provider: provider) }
         }
 
         private mutating func handle(_ line: [UInt8], emit: (ChatEvent) -> Void) throws {
@@ -76,9 +87,10 @@ public enum OllamaChatFormat {
             if json["done"]?.bool == true {
                 sawTerminator = true
                 emit(.finish(FinishReason(providerValue: json["done_reason"]?.string ?? "stop")))
+                let counts = TokenCounts(json, field: "", provider: provider)
                 emit(.usage(Usage(
-                    promptTokens: json["prompt_eval_count"]?.int ?? 0,
-                    completionTokens: json["eval_count"]?.int ?? 0,
+                    promptTokens: try counts["prompt_eval_count"] ?? 0,
+                    completionTokens: try counts["eval_count"] ?? 0,
                     accounting: .cachedInsidePrompt
                 )))
                 // Durations are in nanoseconds.
@@ -87,7 +99,7 @@ public enum OllamaChatFormat {
                 emit(.timings(ServerTimings(
                     promptMilliseconds: json["prompt_eval_duration"]?.double.map { $0 / 1e6 },
                     predictedMilliseconds: evalNanos.map { $0 / 1e6 },
-                    predictedPerSecond: (evalNanos.flatMap { n in evalCount.map { c in n > 0 ? c / (n / 1e9) : 0 } })
+                    predictedPerSecond: (evalNanos.flatMap { n in evalCount.map { c in n > 0 && c >= 0 ? c / (n / 1e9) : 0 } })
                 )))
             }
         }

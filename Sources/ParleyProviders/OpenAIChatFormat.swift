@@ -77,16 +77,24 @@ public enum OpenAIChatFormat {
     /// Decodes the SSE stream of chat completion chunks.
     public struct Decoder: ChatStreamDecoder {
         public let provider: String
-        private var sse = SSEDecoder()
+        private var sse: SSEDecoder
         public private(set) var sawTerminator = false
 
-        public init(provider: String) { self.provider = provider }
+        public init(provider: String, limits: StreamLimits = .standard) {
+            self.provider = provider
+            sse = SSEDecoder(maxEventBytes: limits.maxEventBytes)
+        }
+
+        public mutating func finish(emit: (ChatEvent) -> Void) throws {
+            if !sawTerminator { throw ProviderError.cutOff(provider: provider) }
+        }
 
         public mutating func feed(_ bytes: UnsafeRawBufferPointer, emit: (ChatEvent) -> Void) throws {
             var failure: (any Error)?
             let provider = self.provider
             var done = sawTerminator
-            sse.feedRaw(bytes) { _, _, data in
+            defer { sawTerminator = done }
+            do { try sse.feedRaw(bytes) { _, _, data in
                 guard failure == nil, !done else { return }
                 if data.elementsEqual("[DONE]".utf8) { done = true; return }
                 do {
@@ -94,8 +102,7 @@ public enum OpenAIChatFormat {
                 } catch {
                     failure = error
                 }
-            }
-            sawTerminator = done
+            } } catch let error as StreamLimitExceeded { throw error.providerError(provider: provider) }
             if let failure { throw failure }
         }
 
@@ -203,8 +210,8 @@ public enum OpenAIChatFormat {
                     }
                 }
             }
-            if let usage = json["usage"], let parsed = parseUsage(usage) { emit(.usage(parsed)) }
-            if let usage = json["x_groq"]?["usage"], let parsed = parseUsage(usage) { emit(.usage(parsed)) }
+            if let usage = json["usage"], let parsed = try parseUsage(usage, field: "usage", provider: provider) { emit(.usage(parsed)) }
+            if let usage = json["x_groq"]?["usage"], let parsed = try parseUsage(usage, field: "x_groq.usage", provider: provider) { emit(.usage(parsed)) }
             if let timings = json["timings"], timings.members != nil {
                 emit(.timings(ServerTimings(
                     promptMilliseconds: timings["prompt_ms"]?.double,
@@ -214,13 +221,13 @@ public enum OpenAIChatFormat {
             }
         }
 
-        static func parseUsage(_ usage: JSONValue) -> Usage? {
+        static func parseUsage(_ usage: JSONValue, field: String, provider: String) throws -> Usage? {
             guard usage.members != nil else { return nil }
+            let counts = TokenCounts(usage, field: field, provider: provider)
             return Usage(
-                promptTokens: usage["prompt_tokens"]?.int ?? 0,
-                completionTokens: usage["completion_tokens"]?.int ?? 0,
-                cachedTokens: usage["prompt_tokens_details"]?["cached_tokens"]?.int
-                    ?? usage["prompt_cache_hit_tokens"]?.int ?? 0,
+                promptTokens: try counts["prompt_tokens"] ?? 0,
+                completionTokens: try counts["completion_tokens"] ?? 0,
+                cachedTokens: try counts["prompt_tokens_details", "cached_tokens"] ?? counts["prompt_cache_hit_tokens"] ?? 0,
                 accounting: .cachedInsidePrompt
             )
         }

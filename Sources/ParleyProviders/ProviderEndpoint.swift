@@ -25,6 +25,8 @@ public struct ProviderEndpoint: Sendable {
     public var defaultMaxTokens: Int?
     /// Config `max_retries` (and the SDKs' defaults for the rest).
     public var retryPolicy = RetryPolicy.standard
+    /// How much of a response is read at most (config `max_event_kb`, `max_reply_mb`, `max_error_kb`).
+    public var limits = StreamLimits.standard
 
     public init(
         name: String, format: WireFormat, baseURL: String, apiKey: String? = nil, apiKeyVariable: String? = nil,
@@ -55,9 +57,9 @@ public struct ProviderEndpoint: Sendable {
 
     public func makeDecoder() -> any ChatStreamDecoder {
         switch format {
-        case .openAIChat: return OpenAIChatFormat.Decoder(provider: name)
-        case .anthropicMessages: return AnthropicMessagesFormat.Decoder(provider: name)
-        case .ollamaChat: return OllamaChatFormat.Decoder(provider: name)
+        case .openAIChat: return OpenAIChatFormat.Decoder(provider: name, limits: limits)
+        case .anthropicMessages: return AnthropicMessagesFormat.Decoder(provider: name, limits: limits)
+        case .ollamaChat: return OllamaChatFormat.Decoder(provider: name, limits: limits)
         }
     }
 
@@ -69,6 +71,8 @@ public struct ProviderEndpoint: Sendable {
 
     func hint(status: Int, message: String) -> String {
         switch status {
+        case 300...399:
+            return "Parley does not follow redirects for API requests, which carry your key; set base_url for \(name) to the address the provider serves from"
         case 401, 403:
             if let apiKeyVariable { return "check the key in \(apiKeyVariable), or pick another model with --model or /model" }
             return "this server wants a key: set api_key_env for provider \(name) in the config"

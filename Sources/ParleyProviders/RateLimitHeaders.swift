@@ -8,7 +8,8 @@ public enum RateLimitHeaders {
     public static func parse(_ headers: [(String, String)], now: Date = Date()) -> RateLimitStatus? {
         var values: [String: String] = [:]
         for (name, value) in headers { values[name.lowercased()] = value.trimmingCharacters(in: .whitespaces) }
-        func int(_ name: String) -> Int? { values[name].flatMap { Int($0) } }
+        // Counts are whole numbers from 0; anything else from the network is ignored, never trusted.
+        func int(_ name: String) -> Int? { values[name].flatMap { Int($0) }.flatMap { $0 >= 0 ? $0 : nil } }
         var status = RateLimitStatus()
         if values.keys.contains(where: { $0.hasPrefix("x-ratelimit-") }) {
             status.requestsLimit = int("x-ratelimit-limit-requests")
@@ -18,7 +19,9 @@ public enum RateLimitHeaders {
             status.tokensRemaining = int("x-ratelimit-remaining-tokens")
             status.tokensReset = values["x-ratelimit-reset-tokens"].flatMap(goDuration)
         } else if values.keys.contains(where: { $0.hasPrefix("anthropic-ratelimit-") }) {
-            func reset(_ name: String) -> Double? { values[name].flatMap(RFC3339.parse).map { max(0, $0.timeIntervalSince(now)) } }
+            func reset(_ name: String) -> Double? {
+                values[name].flatMap(RFC3339.parse).map { max(0, $0.timeIntervalSince(now)) }.flatMap { $0 <= maxReset ? $0 : nil }
+            }
             status.requestsLimit = int("anthropic-ratelimit-requests-limit")
             status.requestsRemaining = int("anthropic-ratelimit-requests-remaining")
             status.requestsReset = reset("anthropic-ratelimit-requests-reset")
@@ -36,8 +39,13 @@ public enum RateLimitHeaders {
         return status.isEmpty ? nil : status
     }
 
-    /// Go's `time.Duration` text: `1h2m3.5s`, `6m0s`, `20ms`, `1.5s`, `300us`.
+    /// The longest reset taken at its word: a year. A longer one (or a malformed one) is ignored.
+    static let maxReset: Double = 366 * 86_400
+
+    /// Go's `time.Duration` text: `1h2m3.5s`, `6m0s`, `20ms`, `1.5s`, `300us`. Nil when malformed,
+    /// negative or longer than `maxReset`.
     public static func goDuration(_ text: String) -> Double? {
+        guard text.utf8.count <= 64 else { return nil }
         var rest = Substring(text)
         var total = 0.0
         var sawAny = false
@@ -51,6 +59,6 @@ public enum RateLimitHeaders {
             total += value * scale
             sawAny = true
         }
-        return sawAny ? total : nil
+        return sawAny && total.isFinite && total >= 0 && total <= maxReset ? total : nil
     }
 }

@@ -18,6 +18,9 @@ public struct SSEEvent: Sendable, Equatable {
 /// Works on bytes so a UTF-8 character split across chunks is joined before it is decoded; accepts
 /// LF, CR and CRLF line ends, including a CR at the end of one chunk and its LF at the start of the next.
 public struct SSEDecoder: Sendable {
+    /// Longest line, and longest event (its data lines together), in bytes; past it `feed` throws, so a
+    /// server that never sends a newline cannot grow memory without bound.
+    public let maxEventBytes: Int
     private var line: [UInt8] = []
     private var data: [UInt8] = []
     private var hasData = false
@@ -27,20 +30,22 @@ public struct SSEDecoder: Sendable {
     private var sawCR = false
     private var bomMatched = 0
 
-    public init() {}
+    public init(maxEventBytes: Int = StreamLimits.standard.maxEventBytes) {
+        self.maxEventBytes = maxEventBytes
+    }
 
     /// Feeds a chunk and returns every event it completed.
-    public mutating func feed<Bytes: Sequence>(_ chunk: Bytes) -> [SSEEvent] where Bytes.Element == UInt8 {
+    public mutating func feed<Bytes: Sequence>(_ chunk: Bytes) throws -> [SSEEvent] where Bytes.Element == UInt8 {
         var events: [SSEEvent] = []
-        feed(chunk) { events.append($0) }
+        try feed(chunk) { events.append($0) }
         return events
     }
 
     /// Feeds a chunk, calling `emit` for each completed event.
-    public mutating func feed<Bytes: Sequence>(_ chunk: Bytes, emit: (SSEEvent) -> Void) where Bytes.Element == UInt8 {
+    public mutating func feed<Bytes: Sequence>(_ chunk: Bytes, emit: (SSEEvent) -> Void) throws where Bytes.Element == UInt8 {
         let bytes = Array(chunk)
-        bytes.withUnsafeBytes { raw in
-            feedRaw(raw) { name, id, data in
+        try bytes.withUnsafeBytes { raw in
+            try feedRaw(raw) { name, id, data in
                 emit(SSEEvent(event: name, data: String(decoding: data, as: UTF8.self), id: id))
             }
         }
@@ -48,7 +53,7 @@ public struct SSEDecoder: Sendable {
 
     /// The hot path: whole lines are found with a scan of the chunk and handled in place; only a line
     /// split across chunks is copied. `emit` gets the event name, the last id and the data bytes, valid during the call.
-    public mutating func feedRaw(_ chunk: UnsafeRawBufferPointer, emit: (String?, String?, UnsafeRawBufferPointer) -> Void) {
+    public mutating func feedRaw(_ chunk: UnsafeRawBufferPointer, emit: (String?, String?, UnsafeRawBufferPointer) -> Void) throws {
         var index = 0
         let count = chunk.count
         if !skippedBOM {
@@ -73,18 +78,19 @@ public struct SSEDecoder: Sendable {
             }
             // Find the end of this line.
             let end = Self.lineEnd(chunk, from: index)
+            guard line.count + (end - index) <= maxEventBytes else { throw StreamLimitExceeded(what: .event, limit: maxEventBytes) }
             if end == count {
                 line.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[index..<end]))
                 return
             }
             if chunk[end] == 0x0D { sawCR = true }
             if line.isEmpty {
-                processLine(UnsafeRawBufferPointer(rebasing: chunk[index..<end]), emit: emit)
+                try processLine(UnsafeRawBufferPointer(rebasing: chunk[index..<end]), emit: emit)
             } else {
                 line.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[index..<end]))
                 let whole = line
                 line.removeAll(keepingCapacity: true)
-                whole.withUnsafeBytes { processLine($0, emit: emit) }
+                try whole.withUnsafeBytes { raw in try processLine(raw, emit: emit) }
             }
             index = end + 1
         }
@@ -104,7 +110,7 @@ public struct SSEDecoder: Sendable {
     /// but is reported so callers can tell a clean end from a truncated one.
     public var hasPendingData: Bool { hasData || !line.isEmpty }
 
-    private mutating func processLine(_ line: UnsafeRawBufferPointer, emit: (String?, String?, UnsafeRawBufferPointer) -> Void) {
+    private mutating func processLine(_ line: UnsafeRawBufferPointer, emit: (String?, String?, UnsafeRawBufferPointer) -> Void) throws {
         if line.isEmpty {
             dispatch(emit: emit)
             return
@@ -117,13 +123,14 @@ public struct SSEDecoder: Sendable {
         let field = UnsafeRawBufferPointer(rebasing: line[0..<fieldEnd])
         let value = UnsafeRawBufferPointer(rebasing: line[valueStart..<line.count])
         if field.elementsEqual("data".utf8) {
+            guard data.count + value.count + 1 <= maxEventBytes else { throw StreamLimitExceeded(what: .event, limit: maxEventBytes) }
             if hasData { data.append(0x0A) }
             data.append(contentsOf: value)
             hasData = true
         } else if field.elementsEqual("event".utf8) {
-            eventName = String(decoding: value, as: UTF8.self)
+            eventName = String(decoding: value.prefix(256), as: UTF8.self)
         } else if field.elementsEqual("id".utf8) {
-            if !value.contains(0) { lastID = String(decoding: value, as: UTF8.self) }
+            if !value.contains(0) { lastID = String(decoding: value.prefix(256), as: UTF8.self) }
         }
         // `retry` and unknown fields are ignored.
     }
@@ -141,16 +148,21 @@ public struct SSEDecoder: Sendable {
 
 /// An incremental newline-delimited JSON splitter: bytes in, one line of bytes per JSON value out.
 public struct NDJSONDecoder: Sendable {
+    /// Longest line in bytes; past it `feed` throws.
+    public let maxLineBytes: Int
     private var buffer: [UInt8] = []
 
-    public init() {}
+    public init(maxLineBytes: Int = StreamLimits.standard.maxEventBytes) {
+        self.maxLineBytes = maxLineBytes
+    }
 
-    public mutating func feed<Bytes: Sequence>(_ chunk: Bytes) -> [[UInt8]] where Bytes.Element == UInt8 {
+    public mutating func feed<Bytes: Sequence>(_ chunk: Bytes) throws -> [[UInt8]] where Bytes.Element == UInt8 {
         var lines: [[UInt8]] = []
         for byte in chunk {
             if byte == 0x0A {
                 appendLine(to: &lines)
             } else {
+                guard buffer.count < maxLineBytes else { throw StreamLimitExceeded(what: .event, limit: maxLineBytes) }
                 buffer.append(byte)
             }
         }

@@ -311,6 +311,13 @@ public final class ChatApp: @unchecked Sendable {
             applyModelFacts(ref)
         }
         if let problem = recorder.takeError() { dispatch([.showError(problem)]) }
+        // The status bar shows the conversation's size at once, not "ctx 0" until the next reply;
+        // estimated off the UI thread (10,000 messages take tens of milliseconds).
+        let queue = self.queue
+        Task.detached {
+            let request = ChatRequest(model: "", system: session.systemPrompt, messages: session.chatMessages)
+            queue.post(.contextEstimated(tokens: TokenEstimator.estimate(request)))
+        }
     }
 
     /// Markdown of this session, written off the UI thread.
@@ -471,19 +478,24 @@ public final class ChatApp: @unchecked Sendable {
     }
 
     func openEditor(_ draft: String) {
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("parley-draft-\(getpid()).md")
+        // A fresh 0700 directory, so no other user can guess the name and plant a link or read the draft.
+        let file: URL
         do {
+            let directory = try PrivateFile.temporaryDirectory()
+            file = URL(fileURLWithPath: directory).appendingPathComponent("draft.md")
             try AtomicFile.write(Data(draft.utf8), to: file)
         } catch {
             dispatch([.showError(describe(error))])
             return
         }
-        defer { try? FileManager.default.removeItem(at: file) }
+        defer { try? FileManager.default.removeItem(at: file.deletingLastPathComponent()) }
         let editor = [engine.environment["VISUAL"], engine.environment["EDITOR"]].compactMap { $0 }.first { !$0.isEmpty } ?? "vi"
         screen?.suspend()
-        let status = (try? ChildProcess.spawn(["/bin/sh", "-c", "\(editor) \"$1\"", "sh", file.path], stdinNull: false).wait()) ?? -1
+        // The user's own editor gets the user's whole environment (its plugins may need it).
+        let status = (try? ChildProcess.spawn(["/bin/sh", "-c", "\(editor) \"$1\"", "sh", file.path], environment: engine.environment,
+                                              stdinNull: false).wait()) ?? -1
         screen?.resume()
-        if status == 0, let data = FileManager.default.contents(atPath: file.path) {
+        if status == 0, let data = try? PrivateFile.read(file.path, limit: 64 << 20) {
             dispatch([.editorClosed(String(decoding: data, as: UTF8.self))])
         } else {
             dispatch([.editorClosed(nil), .showError("the editor (\(editor)) exited with status \(status); the draft is unchanged")])
@@ -493,7 +505,7 @@ public final class ChatApp: @unchecked Sendable {
     // MARK: history
 
     static func loadHistory(_ file: URL) -> [String] {
-        guard let data = FileManager.default.contents(atPath: file.path) else { return [] }
+        guard let data = try? PrivateFile.read(file.path, limit: 64 << 20) else { return [] }
         var items: [String] = []
         for line in data.split(separator: 0x0A).suffix(1000) {
             if let value = try? JSONValue.parse(Array(line)), let text = value.string { items.append(text) }
@@ -503,8 +515,7 @@ public final class ChatApp: @unchecked Sendable {
 
     func appendHistory(_ text: String) {
         do { try AtomicFile.ensureDirectory(historyFile.deletingLastPathComponent()) } catch { return }
-        let fd = open(historyFile.path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { return }
+        guard let fd = try? PrivateFile.open(historyFile.path, O_WRONLY | O_CREAT | O_APPEND) else { return }
         defer { close(fd) }
         var line = JSONValue.string(text).serialized() + "\n"
         line.withUTF8 { _ = write(fd, $0.baseAddress, $0.count) }

@@ -16,6 +16,8 @@ public enum Action: Equatable, Sendable {
     case sessionChoices([String])
     /// A saved session, read off the UI thread, replaces the conversation on screen.
     case openSession(Session, resumed: Bool)
+    /// The size of an opened conversation, estimated before any reply reports usage.
+    case contextEstimated(tokens: Int)
 }
 
 /// What the engine reports about the reply in flight.
@@ -130,6 +132,9 @@ public func reduce(_ state: inout ChatState, _ action: Action) -> [Effect] {
         appendEntry(&state, ChatEntry(id: state.makeID(), kind: .note,
                                       text: "\(resumed ? "resumed" : "loaded") “\(session.title)” (\(session.messages.count) messages)"))
         return [.sessionOpened(session)]
+    case let .contextEstimated(tokens):
+        state.status.contextUsed = tokens
+        return []
     case let .showError(text):
         // In the conversation, where a long message can be read whole, and in the status bar.
         appendEntry(&state, ChatEntry(id: state.makeID(), kind: .error, text: text))

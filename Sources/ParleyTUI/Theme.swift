@@ -1,4 +1,5 @@
 import Foundation
+import ParleyCore
 import ParleyKit
 
 /// A colour as a theme names it: the terminal's default, or one of the 256 xterm colours.
@@ -191,11 +192,23 @@ public struct ThemeStore: Sendable {
         return names
     }
 
+    /// Whether `name` can be a theme: letters, digits, `-` and `_` (so `/theme ../../x` or a
+    /// `PARLEY_THEME` with a path never reads a file outside the theme directories).
+    public static func isValidName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 64 && name.unicodeScalars.allSatisfy {
+            $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "-" || $0 == "_")
+        }
+    }
+
     /// Loads a theme by name; an error names the file and the key.
     public func load(_ name: String) throws -> Theme {
+        guard Self.isValidName(name) else {
+            throw ConfigError(file: "theme '\(TerminalSanitizer.line(name, limit: 80))'", line: nil,
+                              message: "is not a theme name (letters, digits, '-' and '_'); themes: \(names.joined(separator: ", "))")
+        }
         for directory in directories {
             let file = directory.appendingPathComponent("\(name).toml")
-            guard let data = FileManager.default.contents(atPath: file.path) else { continue }
+            guard let data = try? PrivateFile.read(file.path, limit: 1 << 20) else { continue }
             return try Theme.parse(String(decoding: data, as: UTF8.self), file: file.path)
         }
         throw ConfigError(file: "\(name).toml", line: nil, message: "no such theme; themes: \(names.joined(separator: ", "))")

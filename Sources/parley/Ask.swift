@@ -83,7 +83,7 @@ struct Ask: AsyncParsableCommand {
             model: ref.model, system: system, messages: [.user(text)], temperature: temperature ?? engine.config.temperature, maxTokens: maxTokens
         )
         if estimate {
-            print(engine.estimate(request, model: ref).summary)
+            Terminal.standardOutput.line(engine.estimate(request, model: ref).summary)
             return
         }
         let out = Terminal.standardOutput
@@ -99,10 +99,10 @@ struct Ask: AsyncParsableCommand {
                 case let .chat(event):
                     reply.add(event)
                     if stats, case let .rateLimit(limits) = event, limits.isLow {
-                        Terminal.standardError.write("parley: \(ref.provider): \(limits.summary)\n")
+                        Terminal.standardError.say("parley: \(ref.provider): \(limits.summary)\n")
                     }
                     if showRetries, case let .retrying(attempt, of, delay, reason) = event {
-                        Terminal.standardError.write(String(format: "parley: %@: %@; retrying in %.1f s (retry %d of %d)\n",
+                        Terminal.standardError.say(String(format: "parley: %@: %@; retrying in %.1f s (retry %d of %d)\n",
                                                             ref.provider, reason, delay, attempt, of))
                     }
                     if !json, case let .textDelta(delta) = event {
@@ -112,7 +112,7 @@ struct Ask: AsyncParsableCommand {
                     }
                 case let .fallingBack(from, to, reason):
                     // Always said: the answer comes from another model than the one asked for.
-                    Terminal.standardError.write("parley: \(reason)\nparley: falling back from \(from) to \(to)\n")
+                    Terminal.standardError.say("parley: \(reason)\nparley: falling back from \(from) to \(to)\n")
                     summary.failures.append(.init(model: from.description, error: reason))
                     ref = to
                 case .sending:
@@ -135,7 +135,7 @@ struct Ask: AsyncParsableCommand {
             out.write("\n")
         }
         if stats { printStats(reply, ref: ref, summary: summary, end: end) }
-        for problem in engine.stores.takeProblems() { Terminal.standardError.write("parley: \(problem)\n") }
+        for problem in engine.stores.takeProblems() { Terminal.standardError.say("parley: \(problem)\n") }
     }
 
     /// What the turn said besides the reply: who failed before, the cost, a cache hit.
@@ -185,6 +185,6 @@ struct Ask: AsyncParsableCommand {
         parts.append(String(format: "total %.0f ms", reply.totalDuration(until: end).milliseconds))
         if let reason = reply.finishReason { parts.append("finish \(reason.rawValue)") }
         parts.append("cost \(formatDollars(summary.cost))" + (summary.cached ? " (cached)" : ""))
-        Terminal.standardError.write(parts.joined(separator: " · ") + "\n")
+        Terminal.standardError.say(parts.joined(separator: " · ") + "\n")
     }
 }

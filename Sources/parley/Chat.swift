@@ -52,13 +52,14 @@ struct Chat: AsyncParsableCommand {
         }
     }
 
-    /// The line chat continues a resumed conversation as context; it does not write sessions.
+    /// The line chat continues a resumed conversation as context; it does not write sessions. Each
+    /// message goes through the same turn as `ask` and the screen: cache, budget, retries, fallback, ledger.
     func lineChat(_ resumed: Session?) async throws {
         let engine = try ChatEngine.fromEnvironment()
-        var (ref, endpoint) = try await engine.prepare(model: model ?? resumed?.model)
+        var ref = try engine.config.resolve(model ?? resumed?.model ?? engine.defaultModelName)
         var messages: [ChatMessage] = resumed?.chatMessages ?? []
         let out = Terminal.standardOutput
-        out.write("parley \(Parley.version) · \(ref) · /model NAME to switch, /quit to leave\n")
+        out.say("parley \(Parley.version) · \(ref) · /model NAME to switch, /quit to leave\n")
         while true {
             out.write("\n> ")
             guard let line = readLine() else { out.write("\n"); return }
@@ -67,32 +68,50 @@ struct Chat: AsyncParsableCommand {
             if input == "/quit" || input == "/exit" { return }
             if input.hasPrefix("/model") {
                 let name = input.dropFirst("/model".count).trimmingCharacters(in: .whitespaces)
-                if name.isEmpty { out.write("model: \(ref)\n"); continue }
+                if name.isEmpty { out.say("model: \(ref)\n"); continue }
                 do {
-                    (ref, endpoint) = try await engine.prepare(model: name)
-                    out.write("now talking to \(ref)\n")
+                    ref = try engine.config.resolve(name)
+                    out.say("now talking to \(ref)\n")
                 } catch {
-                    out.write("\(describe(error))\n")
+                    out.say("\(describe(error))\n")
                 }
                 continue
             }
             messages.append(.user(input))
-            let request = ChatRequest(model: ref.model, system: system, messages: messages)
+            let request = ChatRequest(model: ref.model, system: system, messages: messages, temperature: engine.config.temperature)
             var sanitizer = TerminalSanitizer()
             var reply = ReplyAccumulator()
+            var answeredBy = ref
+            var cached = false
             do {
-                for try await event in engine.stream(request, endpoint: endpoint) {
-                    reply.add(event)
-                    if case let .textDelta(delta) = event { out.write(sanitizer.sanitize(delta)) }
+                for try await event in engine.turn(request, model: ref.description) {
+                    switch event {
+                    case let .chat(event):
+                        reply.add(event)
+                        if case let .textDelta(delta) = event { out.write(sanitizer.sanitize(delta)) }
+                        if case let .retrying(attempt, of, delay, reason) = event {
+                            Terminal.standardError.say("parley: \(answeredBy.provider): \(reason); retrying in \(String(format: "%.1f", delay)) s (retry \(attempt) of \(of))\n")
+                        }
+                    case let .fallingBack(from, to, reason):
+                        Terminal.standardError.say("parley: \(reason)\nparley: falling back from \(from) to \(to)\n")
+                        answeredBy = to
+                    case .sending:
+                        reply = ReplyAccumulator()
+                    case .cacheHit:
+                        cached = true
+                    case .cost:
+                        break
+                    }
                 }
                 messages.append(.assistant(reply.text))
                 let rate = reply.tokensPerSecond().map { String(format: " · %.0f tok/s", $0) } ?? ""
                 let ttft = reply.timeToFirstToken.map { String(format: " · first token %.0f ms", $0.milliseconds) } ?? ""
-                out.write("\n[\(ref)\(ttft)\(rate)]\n")
+                out.say("\n[\(answeredBy)\(cached ? " · cached" : ttft + rate)]\n")
             } catch {
                 if !reply.text.isEmpty { messages.append(.assistant(reply.text)) }
-                out.write("\n\(describe(error))\n")
+                out.say("\n\(describe(error))\n")
             }
+            for problem in engine.stores.takeProblems() { Terminal.standardError.say("parley: \(problem)\n") }
         }
     }
 }

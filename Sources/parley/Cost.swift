@@ -44,19 +44,19 @@ struct Cost: ParsableCommand {
                                "session": engine.config.budget.session.map { .number($0) } ?? .null],
                     "by_day": lines(byDay), "by_model": lines(byModel), "by_provider": lines(byProvider),
                 ]
-                print(report.serialized())
+                Terminal.standardOutput.line(report.serialized())
                 return
             }
             func limit(_ value: Double?) -> String { value.map { " of \(formatDollars($0))" } ?? "" }
-            print("today \(today): \(money(todaySpend))\(limit(engine.config.budget.daily)) · this month: \(money(month))\(limit(engine.config.budget.monthly))")
-            print("ledger: \(ledger.path)")
+            Terminal.standardOutput.line("today \(today): \(money(todaySpend))\(limit(engine.config.budget.daily)) · this month: \(money(month))\(limit(engine.config.budget.monthly))")
+            Terminal.standardOutput.line("ledger: \(ledger.path)")
             if byDay.isEmpty {
-                print("\nno requests in the last \(days) days")
+                Terminal.standardOutput.line("\nno requests in the last \(days) days")
                 return
             }
             for (title, lines) in [("day", byDay), ("model", byModel), ("provider", byProvider)] {
-                print("")
-                print(table(title: title, lines))
+                Terminal.standardOutput.line("")
+                Terminal.standardOutput.line(table(title: title, lines))
             }
         } catch let error as ValidationError {
             throw error
@@ -96,7 +96,7 @@ struct Stats: ParsableCommand {
             let speeds = try ledger.speeds(since: Ledger.day(of: Date().addingTimeInterval(-Double(max(days, 1) - 1) * 86_400)))
             func number(_ value: Double?) -> JSONValue { value.map { .number(($0 * 10).rounded() / 10) } ?? .null }
             if json {
-                print(JSONValue.array(speeds.map { line in
+                Terminal.standardOutput.line(JSONValue.array(speeds.map { line in
                     ["model": .string(line.model), "requests": .number(Double(line.requests)),
                      "ttft_ms_p50": number(line.ttftP50), "ttft_ms_p95": number(line.ttftP95),
                      "tokens_per_second_p50": number(line.tokensPerSecondP50), "tokens_per_second_p95": number(line.tokensPerSecondP95)]
@@ -104,12 +104,12 @@ struct Stats: ParsableCommand {
                 return
             }
             if speeds.isEmpty {
-                print("no answered requests in the last \(days) days (ledger: \(ledger.path))")
+                Terminal.standardOutput.line("no answered requests in the last \(days) days (ledger: \(ledger.path))")
                 return
             }
             func ms(_ value: Double?) -> String { value.map { String(format: "%.0f ms", $0) } ?? "-" }
             func rate(_ value: Double?) -> String { value.map { String(format: "%.1f", $0) } ?? "-" }
-            print(formatTable(["model", "requests", "ttft p50", "ttft p95", "tok/s p50", "tok/s p95"], speeds.map {
+            Terminal.standardOutput.line(formatTable(["model", "requests", "ttft p50", "ttft p95", "tok/s p50", "tok/s p95"], speeds.map {
                 [$0.model, "\($0.requests)", ms($0.ttftP50), ms($0.ttftP95), rate($0.tokensPerSecondP50), rate($0.tokensPerSecondP95)]
             }))
         } catch {
@@ -135,11 +135,11 @@ struct CacheStats: ParsableCommand {
             let cache = try engine.stores.cache()
             let stats = try cache.stats()
             let settings = engine.config.cache
-            print("response cache: \(cache.path)")
-            print("  \(settings.enabled ? "on" : "off (turn it on with [cache] enabled = true, /cache on, or ask --cache)")"
+            Terminal.standardOutput.line("response cache: \(cache.path)")
+            Terminal.standardOutput.line("  \(settings.enabled ? "on" : "off (turn it on with [cache] enabled = true, /cache on, or ask --cache)")"
                 + (settings.onlyDeterministic ? ", temperature-0 requests only" : ", every request"))
-            print("  \(stats.entries) replies, \(String(format: "%.1f", Double(stats.bytes) / 1_000_000)) MB of \(settings.maxMegabytes) MB, \(stats.hits) hits")
-            print("  replies expire after \(settings.ttlSeconds / 3600) hours")
+            Terminal.standardOutput.line("  \(stats.entries) replies, \(String(format: "%.1f", Double(stats.bytes) / 1_000_000)) MB of \(settings.maxMegabytes) MB, \(stats.hits) hits")
+            Terminal.standardOutput.line("  replies expire after \(settings.ttlSeconds / 3600) hours")
         } catch {
             throw fail(error)
         }
@@ -153,7 +153,7 @@ struct CacheClear: ParsableCommand {
         do {
             let engine = try ChatEngine.fromEnvironment()
             let removed = try engine.stores.cache().clear()
-            print("removed \(removed) cached replies")
+            Terminal.standardOutput.line("removed \(removed) cached replies")
         } catch {
             throw fail(error)
         }

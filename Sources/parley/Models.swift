@@ -13,25 +13,25 @@ struct Models: AsyncParsableCommand {
 
     func run() async throws {
         if catalog {
-            print(PricingCatalog.bundledJSON)
+            Terminal.standardOutput.line(PricingCatalog.bundledJSON)
             return
         }
         do {
             let engine = try ChatEngine.fromEnvironment()
             let config = engine.config
-            print("default model: \(engine.defaultModelName)" + (config.source.map { "  (config: \($0))" } ?? "  (no config file)"))
+            Terminal.standardOutput.line("default model: \(engine.defaultModelName)" + (config.source.map { "  (config: \($0))" } ?? "  (no config file)"))
             for name in config.providerOrder {
                 guard let provider = config.providers[name] else { continue }
-                print("")
+                Terminal.standardOutput.line("")
                 let status = await status(of: provider, engine: engine)
-                print("\(name)  [\(provider.format.rawValue)]  \(status)")
+                Terminal.standardOutput.line("\(name)  [\(provider.format.rawValue)]  \(status)")
                 let models = provider.models.isEmpty ? ["(any model name: \(name):MODEL)"] : provider.models.map { "\(name):\($0)" }
-                for model in models { print("  " + describe(model, config: config)) }
+                for model in models { Terminal.standardOutput.line("  " + describe(model, config: config)) }
             }
-            print("\nprices: US dollars per million tokens (input / cached input / cache write / output), bundled catalog of \(PricingCatalog.bundled.asOf); override under [models.\"provider:model\"]")
+            Terminal.standardOutput.line("\nprices: US dollars per million tokens (input / cached input / cache write / output), bundled catalog of \(PricingCatalog.bundled.asOf); override under [models.\"provider:model\"]")
             if !config.aliases.isEmpty {
-                print("\naliases:")
-                for (alias, target) in config.aliases.sorted(by: { $0.key < $1.key }) { print("  \(alias) → \(target)") }
+                Terminal.standardOutput.line("\naliases:")
+                for (alias, target) in config.aliases.sorted(by: { $0.key < $1.key }) { Terminal.standardOutput.line("  \(alias) → \(target)") }
             }
         } catch {
             throw fail(error)

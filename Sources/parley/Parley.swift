@@ -18,7 +18,7 @@ struct Parley: AsyncParsableCommand {
 
 /// Prints a user-facing error as one line on stderr and exits non-zero.
 func fail(_ error: any Error) -> ExitCode {
-    Terminal.standardError.write("parley: \(describe(error))\n")
+    Terminal.standardError.say("parley: \(describe(error))\n")
     return ExitCode(1)
 }
 

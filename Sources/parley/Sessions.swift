@@ -22,18 +22,11 @@ struct Sessions: AsyncParsableCommand {
     }
 
     /// Text from a file goes through the sanitizer before it reaches a terminal.
-    static func output(_ text: String) {
-        if isatty(STDOUT_FILENO) == 1 {
-            var sanitizer = TerminalSanitizer()
-            Terminal.standardOutput.write(sanitizer.sanitize(text))
-        } else {
-            Terminal.standardOutput.write(text)
-        }
-    }
+    static func output(_ text: String) { Terminal.standardOutput.say(text) }
 
     /// Files that could not be read are named on stderr; the rest still list.
     static func report(_ problems: [SessionFileError]) {
-        for problem in problems { Terminal.standardError.write("parley: \(problem.userMessage)\n") }
+        for problem in problems { Terminal.standardError.say("parley: \(problem.userMessage)\n") }
     }
 
     static func cost(_ session: Session) -> String {
@@ -51,7 +44,7 @@ struct Sessions: AsyncParsableCommand {
         func run() throws {
             let (sessions, problems) = location.store().list()
             Sessions.report(problems)
-            if sessions.isEmpty, problems.isEmpty { print("no sessions yet in \(location.store().directory.path)") }
+            if sessions.isEmpty, problems.isEmpty { Terminal.standardOutput.line("no sessions yet in \(location.store().directory.path)") }
             for session in sessions {
                 Sessions.output("\(session.id)  \(Session.displayTime(session.updatedAt))  \(String(format: "%4d", session.messages.count)) msgs  \(Sessions.cost(session))  \(session.model)  \(session.title)\n")
             }
@@ -104,7 +97,7 @@ struct Sessions: AsyncParsableCommand {
             do {
                 let found = try location.store().find(session)
                 if format == "json" {
-                    Terminal.standardOutput.write(String(decoding: try found.encoded(), as: UTF8.self) + "\n")
+                    Terminal.standardOutput.say(String(decoding: try found.encoded(), as: UTF8.self) + "\n")
                 } else {
                     Sessions.output(found.markdown())
                 }
@@ -125,14 +118,14 @@ struct Sessions: AsyncParsableCommand {
                 let store = location.store()
                 let found = try store.find(session)
                 if !yes {
-                    Terminal.standardError.write("delete “\(found.title)” (\(found.id), \(found.messages.count) messages)? [y/N] ")
+                    Terminal.standardError.say("delete “\(found.title)” (\(found.id), \(found.messages.count) messages)? [y/N] ")
                     guard let answer = readLine(), ["y", "yes"].contains(answer.lowercased()) else {
-                        Terminal.standardError.write("kept\n")
+                        Terminal.standardError.say("kept\n")
                         return
                     }
                 }
                 try store.remove(found.id)
-                print("deleted \(found.id)")
+                Terminal.standardOutput.line("deleted \(found.id)")
             } catch {
                 throw fail(error)
             }

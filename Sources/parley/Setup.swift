@@ -26,7 +26,7 @@ struct Setup: AsyncParsableCommand {
                 _ = try runtime.setup(python: python) { line in err.write(line + "\n") }
             }
             err.write("starting llama-server... ")
-            let (port, reused) = try await runtime.ensureServer(executable: engine.executablePath)
+            let (port, _, reused) = try await runtime.ensureServer(executable: engine.executablePath)
             err.write("\(reused ? "already running" : "started") on 127.0.0.1:\(port)\n")
             err.write("ready: try `parley ask \"hello\"` or `parley`\n")
         } catch {
@@ -53,12 +53,12 @@ struct LocalServer: AsyncParsableCommand {
             let engine = try ChatEngine.fromEnvironment()
             let runtime = engine.localRuntime
             if stop {
-                print(runtime.stopServer() ? "stopped the local server" : "no local server was running")
+                Terminal.standardOutput.line(runtime.stopServer() ? "stopped the local server" : "no local server was running")
             } else if status {
                 if let state = runtime.readState() {
-                    print("llama-server pid \(state.serverPID) on 127.0.0.1:\(state.port), model \(state.model)")
+                    Terminal.standardOutput.line("llama-server pid \(state.serverPID) on 127.0.0.1:\(state.port), model \(state.model)")
                 } else {
-                    print("no local server is running")
+                    Terminal.standardOutput.line("no local server is running")
                 }
             } else {
                 try LocalServerWatchdog(runtime: runtime).run()

@@ -1,4 +1,5 @@
 import Foundation
+import ParleyCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -11,6 +12,18 @@ struct Terminal: Sendable {
     static let standardError = Terminal(fd: STDERR_FILENO)
 
     var isTerminal: Bool { isatty(fd) == 1 }
+
+    /// Text that holds anything from outside the process (a provider's message, a session title, a
+    /// model name from a file or the ledger): sanitized when this stream is a terminal, as is.
+    /// Everything on stderr goes through here.
+    func say(_ text: String) {
+        guard isTerminal else { return write(text) }
+        var sanitizer = TerminalSanitizer()
+        write(sanitizer.sanitize(text))
+    }
+
+    /// `say` with a line end, for what `print` would have written.
+    func line(_ text: String) { say(text + "\n") }
 
     func write(_ text: String) {
         var text = text

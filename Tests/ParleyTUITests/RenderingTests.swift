@@ -78,6 +78,8 @@ import ParleyKit
                     return (start..<(start + needle.count)).map { grid[row, $0].role }
                 }
             }
+            // Missing text fails the test: an empty list would make every allSatisfy below pass.
+            Issue.record("'\(needle)' is not on the screen")
             return []
         }
         #expect(roles(of: "Title").allSatisfy { $0 == .heading })

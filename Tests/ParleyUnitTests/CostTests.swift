@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import ParleyCore
-import ParleyKit
+@testable import ParleyKit
 import ParleyProviders
 import ParleyTestSupport
 
@@ -274,7 +274,7 @@ import ParleyTestSupport
         await server.shutdown()
 
         let cache = try rig.engine.stores.cache()
-        let key = ResponseCache.key(for: request, ref: ModelRef(provider: "faulty", model: "m"))
+        let key = try #require(rig.engine.cacheKey(for: request, ref: ModelRef(provider: "faulty", model: "m"), options: TurnOptions(cache: true)))
         #expect(cache.lookup(key)?.text == FaultServer.replyText)
         #expect(cache.lookup(key, now: Date().addingTimeInterval(3601)) == nil)
         #expect(cache.lookup(key) == nil)
@@ -299,17 +299,43 @@ import ParleyTestSupport
 
     @Test func theKeyCoversWhatChangesTheAnswer() {
         let ref = ModelRef(provider: "openai", model: "gpt-4o-mini")
+        let origin = "https://api.openai.com/v1"
         let base = ChatRequest(model: "gpt-4o-mini", system: "Be brief.", messages: [.user("hi")], temperature: 0)
-        let key = ResponseCache.key(for: base, ref: ref)
-        #expect(key.count == 64)
-        #expect(key == ResponseCache.key(for: base, ref: ref))
+        func key(_ request: ChatRequest, _ ref: ModelRef = ref, origin: String = origin, maxTokens: Int? = 100) -> String {
+            ResponseCache.key(for: request, ref: ref, origin: origin, maxTokens: maxTokens)
+        }
+        let original = key(base)
+        #expect(original.count == 64)
+        #expect(original == key(base))
         var changed = base
         changed.system = "Be long."
-        #expect(ResponseCache.key(for: changed, ref: ref) != key)
-        #expect(ResponseCache.key(for: base, ref: ModelRef(provider: "openrouter", model: "gpt-4o-mini")) != key)
+        #expect(key(changed) != original)
+        #expect(key(base, ModelRef(provider: "openrouter", model: "gpt-4o-mini")) != original)
+        #expect(key(base, origin: "http://127.0.0.1:9999/v1") != original)
+        #expect(key(base, maxTokens: 101) != original)
+        #expect(key(base, maxTokens: nil) != original)
         changed = base
         changed.messages.append(.assistant("hello"))
-        #expect(ResponseCache.key(for: changed, ref: ref) != key)
+        #expect(key(changed) != original)
+    }
+
+    /// Issue 11, row 8: the same provider:model at two base URLs must not share cached replies, and the
+    /// config's max_tokens (the limit actually sent) is part of the key.
+    @Test func theEngineKeyNamesTheEndpointAndTheEffectiveLimit() throws {
+        func engine(_ config: String) throws -> ChatEngine {
+            let parsed = try ParleyConfig.parse(config, file: "config.toml")
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("parley-key-\(UUID().uuidString)")
+            return ChatEngine(config: parsed, paths: ParleyPaths(configDirectory: directory, dataDirectory: directory, runtimeDirectory: directory), environment: [:])
+        }
+        let request = ChatRequest(model: "m", messages: [.user("hi")], temperature: 0)
+        let ref = ModelRef(provider: "box", model: "m")
+        let options = TurnOptions(cache: true)
+        let first = try engine("[providers.box]\nbase_url = \"http://127.0.0.1:1111/v1\"\nmodels = [\"m\"]\n").cacheKey(for: request, ref: ref, options: options)
+        let second = try engine("[providers.box]\nbase_url = \"http://127.0.0.1:2222/v1\"\nmodels = [\"m\"]\n").cacheKey(for: request, ref: ref, options: options)
+        let limited = try engine("[providers.box]\nbase_url = \"http://127.0.0.1:1111/v1\"\nmodels = [\"m\"]\nmax_tokens = 50\n").cacheKey(for: request, ref: ref, options: options)
+        #expect(first != nil && second != nil && limited != nil)
+        #expect(first != second)
+        #expect(first != limited)
     }
 }
 

@@ -1,5 +1,5 @@
 import Testing
-@testable import ParleyKit
+@testable import ParleyCore
 
 @Suite struct SanitizerTests {
     /// Hostile input and what must be left of it.

@@ -3,7 +3,10 @@ import Foundation
 /// Removes everything from model output that a terminal would act on rather than show: CSI, OSC (titles,
 /// OSC 8 links, OSC 52 clipboard writes), DCS/SOS/PM/APC strings, C1 controls (as raw bytes and as code
 /// points), lone ESC, other C0 controls and DEL. Keeps `\n` and `\t`. Stateful, so a sequence split across
-/// chunks is still removed whole.
+/// chunks is still removed whole. Bidirectional overrides and isolates, and invisible characters that can
+/// hide text (zero-width space, word joiner, BOM, ...) are shown as `<U+202E>` rather than acted on, so
+/// text cannot be made to read differently from what it is ("Trojan Source"). Zero-width joiner and
+/// non-joiner stay: emoji sequences and several scripts need them, and they reorder nothing.
 public struct TerminalSanitizer: Sendable {
     enum State: Sendable {
         case ground
@@ -115,8 +118,29 @@ public struct TerminalSanitizer: Sendable {
         case 0x9B: state = .csi
         case 0x9D, 0x90, 0x98, 0x9E, 0x9F: startString()
         case 0x00...0x1F, 0x7F, 0x80...0x9F: break  // other C0, DEL and C1 controls
+        case 0x061C, 0x200E, 0x200F, 0x202A...0x202E, 0x2066...0x2069,  // bidi marks, embeddings, overrides, isolates
+             0x200B, 0x2060...0x2064, 0xFEFF, 0x180E, 0x115F, 0x1160, 0x3164, 0xFFA0:  // invisible or blank-looking
+            out.append(contentsOf: Self.visible(scalar).unicodeScalars)
         default: out.append(scalar)
         }
+    }
+
+    /// How an invisible or reordering character is shown: `<U+202E>`.
+    static func visible(_ scalar: Unicode.Scalar) -> String {
+        let hex = String(scalar.value, radix: 16, uppercase: true)
+        return "<U+" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex + ">"
+    }
+
+    /// One line of text from outside (a provider's error message, a name from a file) made safe to show
+    /// anywhere: sanitized, line breaks and tabs turned into spaces, at most `limit` characters.
+    public static func line(_ text: String, limit: Int = 1000) -> String {
+        var sanitizer = TerminalSanitizer()
+        var out = ""
+        for character in sanitizer.sanitize(text) {
+            if out.count >= limit { out += "…"; break }
+            out.append(character == "\n" || character == "\t" ? " " : character)
+        }
+        return out
     }
 
     private mutating func startString() {

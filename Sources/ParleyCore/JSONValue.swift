@@ -384,6 +384,8 @@ struct JSONByteParser {
         if isInteger { return Double(negative ? -intValue : intValue) }
         let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
         guard let value = Double(text) else { throw error("bad number") }
+        // 1e999 is valid JSON syntax but no number Parley can use or write back (found by fuzzing).
+        guard value.isFinite else { throw error("number out of range") }
         return value
     }
 }

@@ -180,7 +180,7 @@ public final class Ledger: Sendable {
                 try Row.fetchAll(db, sql: """
                     SELECT \(key) AS key, COUNT(*) FILTER (WHERE outcome != 'refused') AS requests,
                            SUM(prompt_tokens) AS prompt, SUM(completion_tokens) AS completion, SUM(cached_tokens) AS cached,
-                           COALESCE(SUM(cost), 0) AS dollars,
+                           COALESCE(SUM(MAX(cost, 0)), 0) AS dollars,
                            COUNT(*) FILTER (WHERE cost IS NULL AND outcome != 'refused') AS unpriced,
                            COUNT(*) FILTER (WHERE outcome = 'error') AS errors,
                            COUNT(*) FILTER (WHERE cache_hit) AS hits

@@ -8,7 +8,7 @@ import Glibc
 public struct SessionFileError: UserFacingError, Sendable {
     public var path: String
     public var problem: String
-    public var userMessage: String { "\(path): \(problem); the file is left as it is" }
+    public var userMessage: String { "\(TerminalSanitizer.line(path, limit: 300)): \(problem); the file is left as it is" }
 }
 
 /// A session name that matches more than one session: nothing is opened or deleted.
@@ -130,6 +130,15 @@ public struct SessionStore: Sendable {
         do { data = try PrivateFile.read(path, limit: Self.maxFileBytes) } catch {
             throw SessionFileError(path: path, problem: "cannot be read (\(error.reason))")
         }
+        var session = try Self.decode(data, path: path, name: url.deletingPathExtension().lastPathComponent)
+        applyJournal(to: &session)
+        return session
+    }
+
+    /// A session file's bytes as a session, or a `SessionFileError` saying what is wrong with them. The
+    /// id must be safe and equal to `name` (the file name without `.json`): it names the session's lock
+    /// and journal, so a crafted file can never make Parley write or delete anything but its own files.
+    public static func decode(_ data: Data, path: String, name: String) throws -> Session {
         if data.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
             throw SessionFileError(path: path, problem: "is empty")
         }
@@ -141,34 +150,29 @@ public struct SessionStore: Sendable {
         guard format <= Session.currentFormat else {
             throw SessionFileError(path: path, problem: "was written by a newer Parley (format \(format)); this one reads format \(Session.currentFormat)")
         }
+        let session: Session
         do {
-            var session = try Session.decoder.decode(Session.self, from: data)
-            // The id names the session's lock and journal files: it must be safe and be this file's name,
-            // so a crafted file can never make Parley write or delete anything but its own files.
-            let name = url.deletingPathExtension().lastPathComponent
-            guard SessionID.isValid(session.id), session.id == name else {
-                let shown = String(session.id.unicodeScalars.prefix(80).map { $0.properties.generalCategory == .control ? "?" : Character($0) })
-                throw SessionFileError(path: path, problem: SessionID.isValid(session.id)
-                    ? "has the id \"\(shown)\", which is not its file name; rename the file to \(shown).json"
-                    : "has the id \"\(shown)\", which is not a session id (letters, digits, '-' and '_'); it is not opened")
-            }
-            applyJournal(to: &session)
-            return session
-        } catch let error as SessionFileError {
-            throw error
+            session = try Session.decoder.decode(Session.self, from: data)
         } catch let DecodingError.keyNotFound(key, context) {
-            throw SessionFileError(path: path, problem: "is missing \"\(key.stringValue)\"\(Self.at(context))")
+            throw SessionFileError(path: path, problem: "is missing \"\(TerminalSanitizer.line(key.stringValue, limit: 80))\"\(Self.at(context))")
         } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
             throw SessionFileError(path: path, problem: "has a wrong value\(Self.at(context))")
         } catch let DecodingError.dataCorrupted(context) {
-            throw SessionFileError(path: path, problem: "\(context.debugDescription)\(Self.at(context))")
+            throw SessionFileError(path: path, problem: "\(TerminalSanitizer.line(context.debugDescription, limit: 200))\(Self.at(context))")
         } catch {
-            throw SessionFileError(path: path, problem: "cannot be decoded: \(error)")
+            throw SessionFileError(path: path, problem: "cannot be decoded: \(TerminalSanitizer.line("\(error)", limit: 200))")
         }
+        guard SessionID.isValid(session.id), session.id == name else {
+            let shown = TerminalSanitizer.line(session.id, limit: 80)
+            throw SessionFileError(path: path, problem: SessionID.isValid(session.id)
+                ? "has the id \"\(shown)\", which is not its file name; rename the file to \(shown).json"
+                : "has the id \"\(shown)\", which is not a session id (letters, digits, '-' and '_'); it is not opened")
+        }
+        return session
     }
 
     static func at(_ context: DecodingError.Context) -> String {
-        let path = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+        let path = TerminalSanitizer.line(context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined(), limit: 200)
         return path.isEmpty ? "" : " at \(path.hasPrefix(".") ? String(path.dropFirst()) : path)"
     }
 

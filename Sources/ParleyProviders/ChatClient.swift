@@ -142,17 +142,24 @@ public struct ChatClient: ChatProvider {
                 throw StreamLimitExceeded(what: .reply, limit: endpoint.limits.maxReplyBytes).providerError(provider: endpoint.name)
             }
             var pendingText = ""
-            try chunk.withUnsafeReadableBytes { raw in
-                try decoder.feed(raw) { event in
-                    if case let .textDelta(text) = event {
-                        pendingText += text
-                    } else {
-                        if !pendingText.isEmpty { batch.append(.textDelta(pendingText)); pendingText = "" }
-                        batch.append(event)
+            // A bad event ends the reply, but what came before it in the same read is passed on first.
+            var failure: (any Error)?
+            do {
+                try chunk.withUnsafeReadableBytes { raw in
+                    try decoder.feed(raw) { event in
+                        if case let .textDelta(text) = event {
+                            pendingText += text
+                        } else {
+                            if !pendingText.isEmpty { batch.append(.textDelta(pendingText)); pendingText = "" }
+                            batch.append(event)
+                        }
                     }
                 }
+            } catch {
+                failure = error
             }
             if !pendingText.isEmpty { batch.append(.textDelta(pendingText)) }
+            if let failure { batch.append(.error(ChatClient.classify(failure, endpoint: endpoint))) }
             for event in batch {
                 if case let .error(error) = event { throw error }
                 continuation.yield(event)

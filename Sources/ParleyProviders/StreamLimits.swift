@@ -74,7 +74,7 @@ struct TokenCounts {
             guard let value, !value.isNull else { return nil }
             if let count = value.int, count >= 0, count <= Self.max { return count }
             let name = ([field].filter { !$0.isEmpty } + path).joined(separator: ".")
-            let shown = value.double.map { $0 == $0.rounded() && abs($0) < 1e18 ? String(Int64($0)) : String($0) } ?? value.serialized()
+            let shown = value.double.map { $0 == $0.rounded() && abs($0) < 1e30 ? String(format: "%.0f", $0) : String($0) } ?? value.serialized()
             throw ProviderError(kind: .malformed, provider: provider,
                                 message: "sent \(name) = \(String(shown.prefix(40))), which is not a token count (a whole number from 0 to \(Self.max))",
                                 hint: "this is a provider or proxy fault; the reply's usage is not trusted")

@@ -32,6 +32,18 @@ public final class FaultServer: Sendable {
         case noTerminator
         /// A reply of about this many bytes of stream.
         case huge(bytes: Int)
+
+        // Hostile answers (issue 11): each tries to crash Parley, cheat the ledger, escape the terminal,
+        // take the key elsewhere or exhaust memory.
+
+        /// A normal reply whose usage holds these JSON numbers as written (`9223372036854775807`, `-100000000`).
+        case usage(prompt: String, completion: String)
+        /// A normal reply with these extra response headers (rate-limit fields, say).
+        case headers([(String, String)])
+        /// `307 Temporary Redirect` to `location`.
+        case redirect(location: String)
+        /// The start of an event, then this many megabytes without a line end, then nothing more.
+        case endlessLine(megabytes: Int)
     }
 
     public let server: ScriptedHTTPServer
@@ -141,6 +153,24 @@ public final class FaultServer: Sendable {
             let count = max(1, total / chunk.count)
             return [sseHead, .write(bytes(stream.open))] + Array(repeating: .write(chunk), count: count)
                 + [.write(bytes(stream.close + [stream.end])), .end]
+        case let .usage(prompt, completion):
+            let close: [String]
+            switch format {
+            case .openAI:
+                close = [#"data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"# + "\n\n",
+                         #"data: {"choices":[],"usage":{"prompt_tokens":\#(prompt),"completion_tokens":\#(completion)}}"# + "\n\n"]
+            case .anthropic:
+                close = ["event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"input_tokens\":\(prompt),\"output_tokens\":\(completion)}}\n\n"]
+            }
+            return [sseHead, .write(bytes(stream.open + stream.words + close + [stream.end])), .end]
+        case let .headers(extra):
+            return [.head(status: 200, headers: [("Content-Type", "text/event-stream")] + extra), .write(bytes(firstHalf + secondHalf)), .end]
+        case let .redirect(location):
+            return [.head(status: 307, headers: [("Location", location), ("Content-Length", "0")]), .end]
+        case let .endlessLine(megabytes):
+            let start = format == .openAI ? #"data: {"choices":[{"index":0,"delta":{"content":""# : "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\""
+            let megabyte = [UInt8](repeating: UInt8(ascii: "a"), count: 1 << 20)
+            return [sseHead, .write(bytes(firstHalf)), .write(Array(start.utf8))] + Array(repeating: .write(megabyte), count: megabytes) + [.end]
         }
     }
 }

@@ -157,8 +157,18 @@ final class ScriptHandler: ChannelInboundHandler, @unchecked Sendable {
                 let responseHead = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: fields)
                 context.writeAndFlush(wrapOutboundOut(.head(responseHead)), promise: nil)
             case let .write(bytes):
+                // The next step waits until this write has reached the socket: a client that reads
+                // slowly (or stops) holds the script back, so a long script never piles up in memory.
                 let buffer = context.channel.allocator.buffer(bytes: bytes)
-                context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+                let written = context.eventLoop.makePromise(of: Void.self)
+                context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: written)
+                let rest = steps
+                let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                written.futureResult.whenComplete { _ in
+                    let (handler, context) = bound.value
+                    handler.run(rest, context: context)
+                }
+                return
             case let .pause(duration):
                 let rest = steps
                 let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)

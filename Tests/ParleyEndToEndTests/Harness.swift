@@ -56,12 +56,17 @@ struct ParleyHarness {
     /// Runs `parley ARGS` with `input` on stdin; stdout and stderr are files (never a terminal). Files,
     /// not pipes: a pipe's reader waits for every holder of its write end, and a detached child (the
     /// local server's watchdog) could be one. Killed after `limit` seconds, so a hang is a failure.
-    func run(_ arguments: [String], input: String = "", extraEnvironment: [String: String] = [:], limit: Double = 180) throws -> Result {
+    /// With `measuringMemory`, the run's peak resident memory (kB) is appended to stderr as `maxrss_kb=N`
+    /// (a python wrapper reads it from getrusage after the binary exits).
+    func run(_ arguments: [String], input: String = "", extraEnvironment: [String: String] = [:], limit: Double = 180,
+             measuringMemory: Bool = false) throws -> Result {
         let base = home.appendingPathComponent("run-\(UInt32.random(in: 0...UInt32.max))")
         let paths = (input: base.path + ".in", out: base.path + ".out", err: base.path + ".err")
         try Data(input.utf8).write(to: URL(fileURLWithPath: paths.input))
         defer { for path in [paths.input, paths.out, paths.err] { try? FileManager.default.removeItem(atPath: path) } }
-        let command = ([Self.binary] + arguments).map(ChildProcess.shellQuote).joined(separator: " ")
+        let wrapper = measuringMemory ? ["python3", "-c", "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
+            + "print('maxrss_kb=%d' % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(r.returncode)"] : []
+        let command = (wrapper + [Self.binary] + arguments).map(ChildProcess.shellQuote).joined(separator: " ")
         let child = try ChildProcess.spawn(["/bin/sh", "-c", "exec \(command) < \(ChildProcess.shellQuote(paths.input)) > \(ChildProcess.shellQuote(paths.out)) 2> \(ChildProcess.shellQuote(paths.err))"],
                                            environment: environment.merging(extraEnvironment) { $1 })
         let deadline = Date().addingTimeInterval(limit)

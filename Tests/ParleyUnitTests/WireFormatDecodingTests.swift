@@ -105,8 +105,8 @@ import ParleyCore
         bytes.removeLast("data: [DONE]\n\n".utf8.count)
         var decoder = OpenAIChatFormat.Decoder(provider: "openai")
         _ = try decoder.decode(bytes)
-        #expect(throws: ProviderError.self) { try decoder.finish(provider: "openai") }
-        do { try decoder.finish(provider: "openai") } catch let error as ProviderError {
+        #expect(throws: ProviderError.self) { try decoder.finish { _ in } }
+        do { try decoder.finish { _ in } } catch let error as ProviderError {
             #expect(error.kind == .cutOff)
             #expect(error.userMessage.contains("cut off"))
         }
@@ -132,7 +132,7 @@ import ParleyCore
     @Test(arguments: ["openai-tools-usage.sse", "groq-xgroq.sse", "ollama-openai-parallel.sse", "llamacpp-openai.sse", "openai-instream-error.sse"])
     func fastPathMatchesTheTree(_ fixture: String) throws {
         var sse = SSEDecoder()
-        let events = sse.feed(try Fixture.bytes(fixture)) + [
+        let events = try sse.feed(try Fixture.bytes(fixture)) + [
             SSEEvent(data: #"{"choices":[{"index":0,"delta":{"content":"a\"b\\u00e9\n"},"finish_reason":null}]}"#),
             SSEEvent(data: #"{"choices":[{"index":0,"delta":{"content":null},"finish_reason":"length"}],"usage":null}"#),
             SSEEvent(data: #"{"choices":[{"delta":{"content":"x"}},{"delta":{"content":"y"}}]}"#),

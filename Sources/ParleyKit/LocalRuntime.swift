@@ -208,7 +208,9 @@ public struct LocalRuntime: Sendable {
     /// free when the watchdog chose it, but another local user could have bound it before llama-server
     /// did; this makes sure Parley talks to its own server (and sends it the key) and to nothing else.
     public static func ownsListeningPort(_ pid: Int32, port: Int) -> Bool {
-        guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return false }
+        // Read to the end: procfs reports a size of 0, which makes whole-file readers return nothing.
+        guard let data = try? PrivateFile.read("/proc/net/tcp", limit: 64 << 20) else { return false }
+        let table = String(decoding: data, as: UTF8.self)
         let local = String(format: "0100007F:%04X", port)
         var inodes: Set<String> = []
         for line in table.split(separator: "\n").dropFirst() {

@@ -141,6 +141,6 @@ public func formatDollars(_ amount: Double?) -> String {
     if amount >= 0.01 { return String(format: "$%.3f", amount) }
     if amount >= 0.0001 { return String(format: "$%.4f", amount) }
     // Below a hundredth of a cent: two significant digits, so a tiny limit never prints as $0.0000.
-    let decimals = min(12, Int(-log10(amount).rounded(.down)) + 2)
-    return String(format: "$%.*f", decimals, amount)
+    let decimals = min(12, Int((-log10(amount)).rounded(.up)) + 1)
+    return String(format: "$%.\(decimals)f", amount)
 }

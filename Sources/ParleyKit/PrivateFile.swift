@@ -32,6 +32,10 @@ public enum PrivateFile {
         guard info.st_uid == geteuid() else {
             throw AtomicFile.WriteError(path: path, reason: "it belongs to another user (uid \(info.st_uid)); Parley uses only its own files")
         }
+        // Writable by others: someone else may have changed it already, so it is refused, not repaired.
+        guard info.st_mode & 0o022 == 0 else {
+            throw AtomicFile.WriteError(path: path, reason: "other users can write to it; check it, then chmod 600 it or remove it")
+        }
         if info.st_mode & 0o077 != 0 { fchmod(fd, 0o600) }
     }
 

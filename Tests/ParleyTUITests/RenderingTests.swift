@@ -301,3 +301,21 @@ import ParleyKit
         #expect(ChatApp.spendEvent(engine, session: "s2", turnCost: nil) == .spend(turn: "?", session: "$0.300+?", today: "$0.800+?/$1.00", warn: true))
     }
 }
+
+@Suite struct ThemeNameTests {
+    /// `/theme ../../x` and `PARLEY_THEME=/etc/x` must not read a file outside the theme directories.
+    @Test func aThemeNameIsNeverAPath() throws {
+        #expect(ThemeStore.isValidName("high-contrast"))
+        for name in ["../../x", "/etc/passwd", "a/b", "", ".hidden", "x.toml"] {
+            #expect(!ThemeStore.isValidName(name), "\(name)")
+        }
+        // A theme-like file one level above the theme directory is not reachable by name.
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("themes-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: root.appendingPathComponent("themes"), withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        try Data("[text]\nfg = 1\n".utf8).write(to: root.appendingPathComponent("secret.toml"))
+        var store = ThemeStore(configDirectory: root, environment: [:], executable: "/nonexistent/parley")
+        store.directories = [root.appendingPathComponent("themes")]
+        #expect { _ = try store.load("../secret") } throws: { "\($0)".contains("not a theme name") || ($0 as? ConfigError)?.message.contains("not a theme name") == true }
+    }
+}

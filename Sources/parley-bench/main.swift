@@ -18,6 +18,7 @@ import Glibc
 ///     parley-bench cancel [RUNS]     stop → the provider sees the connection closed
 ///     parley-bench cache [RUNS]      a cache hit replaying a 2,000-token reply
 ///     parley-bench estimate          the prompt-token estimate against the local model's own count
+///     parley-bench hostile           peak memory of the real binary against streams that never end or are huge
 
 let binDirectory = URL(fileURLWithPath: ChatEngine.currentExecutable()).deletingLastPathComponent()
 let parley = ProcessInfo.processInfo.environment["PARLEY_BIN"] ?? binDirectory.appendingPathComponent("parley").path
@@ -176,7 +177,8 @@ case "sessions": try await sessionBenchmark()
 case "cancel": try await cancelBenchmark(runs: count ?? 50)
 case "cache": try await cacheBenchmark(runs: count ?? 50)
 case "estimate": try await estimateBenchmark()
+case "hostile": try await hostileBenchmark()
 default:
-    print("usage: parley-bench decode [CHUNKS] | decoder [CHUNKS] | startup [RUNS] | ttft [RUNS] | screen [MESSAGES] | tui [TOKENS] | sessions | cancel [RUNS] | cache [RUNS] | estimate")
+    print("usage: parley-bench decode [CHUNKS] | decoder [CHUNKS] | startup [RUNS] | ttft [RUNS] | screen [MESSAGES] | tui [TOKENS] | sessions | cancel [RUNS] | cache [RUNS] | estimate | hostile")
     exit(2)
 }

@@ -86,4 +86,37 @@ import ParleyProviders
         #expect(state.port == first.port)
         #expect(LocalRuntime.isServerProcess(state.serverPID))
     }
+
+    /// Issue 11: the local server answers only with its key, and neither it nor the watchdog sees the
+    /// API keys of the Parley process that started them.
+    @Test func theServerWantsItsKeyAndItsProcessesGetNoSecrets() async throws {
+        try runtimeInstalled()
+        let harness = try ParleyHarness()
+        defer { harness.cleanUp() }
+        _ = try harness.run(["local-server", "--stop"])
+        let secret = "sk-must-not-reach-children-42"
+        let started = try harness.run(["ask", "--max-tokens", "4", "hi"], extraEnvironment: ["OPENAI_API_KEY": secret, "MY_SERVICE_TOKEN": secret])
+        #expect(started.status == 0, "\(started.stderr)")
+        let runtime = LocalRuntime(paths: harness.paths, settings: LocalSettings())
+        let state = try #require(runtime.readState())
+        let key = try #require(state.apiKey)
+        #expect(LocalRuntime.ownsListeningPort(state.serverPID, port: state.port))
+        for pid in [state.serverPID, state.watchdogPID] {
+            let environ = try Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/environ"))
+            #expect(!String(decoding: environ, as: UTF8.self).contains(secret), "pid \(pid) was given a secret")
+            let cmdline = try Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))
+            #expect(!String(decoding: cmdline, as: UTF8.self).contains(key), "the key is not on a command line others can read")
+        }
+        func status(_ headers: [(String, String)], path: String = "/v1/chat/completions") async throws -> Int {
+            let body = #"{"model":"smollm2","messages":[{"role":"user","content":"hi"}],"max_tokens":1}"#
+            let spec = HTTPRequestSpec(url: "http://127.0.0.1:\(state.port)\(path)", headers: [("Content-Type", "application/json")] + headers, body: Array(body.utf8))
+            let response = try await AsyncHTTPTransport.shared.send(spec, timeouts: TransportTimeouts())
+            for try await _ in response.body {}
+            return response.status
+        }
+        #expect(try await status([]) == 401, "another local user without the key is refused")
+        #expect(try await status([("Authorization", "Bearer wrong")]) == 401)
+        #expect(try await status([("Authorization", "Bearer \(key)")]) == 200)
+        #expect(try await status([("x-api-key", key)], path: "/v1/messages") == 200, "the Anthropic format's header works too")
+    }
 }

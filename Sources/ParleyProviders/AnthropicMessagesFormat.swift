@@ -94,12 +94,17 @@ public enum AnthropicMessagesFormat {
             if !sawTerminator { throw ProviderError.cutOff(provider: provider) }
         }
 
+        /// Nothing after `message_stop` is read. Events completed before an over-long one in the same
+        /// chunk are handled first, so where the network split the body never changes what is emitted.
         public mutating func feed(_ bytes: UnsafeRawBufferPointer, emit: (ChatEvent) -> Void) throws {
+            guard !sawTerminator else { return }
             var events: [SSEEvent] = []
-            do { try sse.feed(bytes) { events.append($0) } } catch let error as StreamLimitExceeded { throw error.providerError(provider: provider) }
+            var overLimit: StreamLimitExceeded?
+            do { try sse.feed(bytes) { events.append($0) } } catch let error as StreamLimitExceeded { overLimit = error }
             for event in events where !sawTerminator {
                 try handle(event, emit: emit)
             }
+            if let overLimit, !sawTerminator { throw overLimit.providerError(provider: provider) }
         }
 
         private mutating func handle(_ event: SSEEvent, emit: (ChatEvent) -> Void) throws {

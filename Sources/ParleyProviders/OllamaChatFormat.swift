@@ -48,17 +48,21 @@ public enum OllamaChatFormat {
             lines = NDJSONDecoder(maxLineBytes: limits.maxEventBytes)
         }
 
+        /// Nothing after the `done` line is read; lines completed before an over-long one are handled first.
         public mutating func feed(_ bytes: UnsafeRawBufferPointer, emit: (ChatEvent) -> Void) throws {
-            let complete: [[UInt8]]
-            do { complete = try lines.feed(bytes) } catch let error as StreamLimitExceeded { throw error.providerError(provider: provider) }
+            guard !sawTerminator else { return }
+            var complete: [[UInt8]] = []
+            var overLimit: StreamLimitExceeded?
+            do { try lines.feed(bytes, into: &complete) } catch let error as StreamLimitExceeded { overLimit = error }
             for line in complete where !sawTerminator {
                 try handle(line, emit: emit)
             }
+            if let overLimit, !sawTerminator { throw overLimit.providerError(provider: provider) }
         }
 
         /// The last line may come without its newline: it is handled, not taken for a cut-off stream.
         public mutating func finish(emit: (ChatEvent) -> Void) throws {
-            for line in lines.finish() where !sawTerminator { try handle(line, emit: emit) }
+            if !sawTerminator { for line in lines.finish() where !sawTerminator { try handle(line, emit: emit) } }
             if !sawTerminator { throw ProviderError.cutOff(provider: provider) }
         }
 

@@ -89,7 +89,9 @@ public enum OpenAIChatFormat {
             if !sawTerminator { throw ProviderError.cutOff(provider: provider) }
         }
 
+        /// Nothing after `[DONE]` is read, not even to check its length.
         public mutating func feed(_ bytes: UnsafeRawBufferPointer, emit: (ChatEvent) -> Void) throws {
+            guard !sawTerminator else { return }
             var failure: (any Error)?
             let provider = self.provider
             var done = sawTerminator
@@ -102,7 +104,9 @@ public enum OpenAIChatFormat {
                 } catch {
                     failure = error
                 }
-            } } catch let error as StreamLimitExceeded { throw error.providerError(provider: provider) }
+            } } catch let error as StreamLimitExceeded {
+                if failure == nil, !done { throw error.providerError(provider: provider) }
+            }
             if let failure { throw failure }
         }
 

@@ -158,6 +158,12 @@ public struct NDJSONDecoder: Sendable {
 
     public mutating func feed<Bytes: Sequence>(_ chunk: Bytes) throws -> [[UInt8]] where Bytes.Element == UInt8 {
         var lines: [[UInt8]] = []
+        try feed(chunk, into: &lines)
+        return lines
+    }
+
+    /// Appends each completed line to `lines`; the lines before an over-long one are there when it throws.
+    public mutating func feed<Bytes: Sequence>(_ chunk: Bytes, into lines: inout [[UInt8]]) throws where Bytes.Element == UInt8 {
         for byte in chunk {
             if byte == 0x0A {
                 appendLine(to: &lines)
@@ -166,7 +172,6 @@ public struct NDJSONDecoder: Sendable {
                 buffer.append(byte)
             }
         }
-        return lines
     }
 
     /// At end of stream: the last line if it had no newline after it.

@@ -124,7 +124,7 @@ public struct ChatClient: ChatProvider {
             if (300..<400).contains(response.status) {
                 // Redirects are not followed (the transport is set so): a redirect to another origin would
                 // take the key and the configured headers with it. Say where it pointed.
-                let location = response.header("location").map { " to \(String($0.prefix(200)))" } ?? ""
+                let location = response.header("location").map { " to " + TerminalSanitizer.line(String($0.prefix(300)), limit: 200) } ?? ""
                 error.message = "answered with a redirect\(location)"
             }
             error.retryAfter = RetryPolicy.retryAfter(response.headers)

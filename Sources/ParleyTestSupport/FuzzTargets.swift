@@ -61,22 +61,25 @@ public enum FuzzTargets {
 
     /// A wire format's events must not depend on where the network split the body.
     static func wireFormat<D: ChatStreamDecoder>(_ data: [UInt8], _ make: () -> D) {
-        func decode(_ chunks: [ArraySlice<UInt8>]) -> String {
-            var decoder = make()
-            var events: [ChatEvent] = []
-            do {
-                for chunk in chunks { try Array(chunk).withUnsafeBytes { raw in try decoder.feed(raw) { events.append($0) } } }
-                try decoder.finish { events.append($0) }
-            } catch let error as ProviderError {
-                return "\(events) then \(error.kind)"
-            } catch {
-                return "\(events) then \(error)"
-            }
-            return "\(events)"
-        }
         let cut = split(data)
-        let whole = decode([data[...]])
-        precondition(whole == decode([data[..<cut], data[cut...]]), "events depend on how the body was split")
+        let whole = outcome(make(), [data[...]])
+        precondition(whole == outcome(make(), [data[..<cut], data[cut...]]), "events depend on how the body was split")
+    }
+
+    /// What a decoder makes of a body fed in these chunks: its events, then the kind of error it ended
+    /// with, as text that two runs can be compared by.
+    public static func outcome<D: ChatStreamDecoder>(_ decoder: D, _ chunks: [ArraySlice<UInt8>]) -> String {
+        var decoder = decoder
+        var events: [ChatEvent] = []
+        do {
+            for chunk in chunks { try Array(chunk).withUnsafeBytes { raw in try decoder.feed(raw) { events.append($0) } } }
+            try decoder.finish { events.append($0) }
+        } catch let error as ProviderError {
+            return "\(events) then \(error.kind)"
+        } catch {
+            return "\(events) then \(error)"
+        }
+        return "\(events)"
     }
 
     static func json(_ data: [UInt8]) {

@@ -20,15 +20,15 @@ struct Setup: AsyncParsableCommand {
             let runtime = engine.localRuntime
             let err = Terminal.standardError
             if !force, let installation = runtime.installation() {
-                err.write("the local runtime is installed: \(installation.server)\n")
+                err.say("the local runtime is installed: \(installation.server)\n")
             } else {
-                err.write("setting up the local model runtime in \(engine.paths.runtimeDirectory.path)\n")
-                _ = try runtime.setup(python: python) { line in err.write(line + "\n") }
+                err.say("setting up the local model runtime in \(engine.paths.runtimeDirectory.path)\n")
+                _ = try runtime.setup(python: python) { line in err.say(line + "\n") }
             }
-            err.write("starting llama-server... ")
+            err.say("starting llama-server... ")
             let (port, _, reused) = try await runtime.ensureServer(executable: engine.executablePath)
-            err.write("\(reused ? "already running" : "started") on 127.0.0.1:\(port)\n")
-            err.write("ready: try `parley ask \"hello\"` or `parley`\n")
+            err.say("\(reused ? "already running" : "started") on 127.0.0.1:\(port)\n")
+            err.say("ready: try `parley ask \"hello\"` or `parley`\n")
         } catch {
             throw fail(error)
         }

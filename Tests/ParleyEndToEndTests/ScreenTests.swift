@@ -162,6 +162,13 @@ import ParleyTestSupport
         #expect(screen.contains("▌ local:smollm2"))
         #expect(screen.contains("· stopped"))
         #expect(screen.contains("Write a very long essay"))
+        // The status bar shows the resumed conversation's size at once, not the empty "ctx 0/8k".
+        var status = screen
+        for _ in 0..<100 where status.contains("ctx 0/") {
+            usleep(20_000)
+            status = tmux.screen()
+        }
+        #expect(!status.contains("ctx 0/") && status.contains("ctx "), "\(status)")
         // Resuming settles the cut-off reply as stopped, in the file too.
         var settled: Session?
         for _ in 0..<100 where settled?.messages.last?.status != .stopped {

@@ -370,3 +370,16 @@ import ParleyKit
         #expect(ThemeColor.terminalDefault.reduced(to: 8) == .terminalDefault)
     }
 }
+
+@Suite struct ResumedContextTests {
+    /// After --resume or /load the status bar shows the conversation's estimated size, before any reply.
+    @Test func anEstimatedSizeFillsTheContextField() {
+        var state = ChatState(width: 140, height: 20, model: "local:smollm2")
+        _ = reduce(&state, .resize(width: 140, height: 20))
+        state.status.contextWindow = 8192
+        #expect(Renderer.render(state).grid.lines.last?.contains("ctx 0/8k") == true)
+        _ = reduce(&state, .contextEstimated(tokens: 4096))
+        #expect(Renderer.render(state).grid.lines.last?.hasSuffix("ctx 50%") == true, "\(Renderer.render(state).grid.lines.last ?? "")")
+    }
+}
+

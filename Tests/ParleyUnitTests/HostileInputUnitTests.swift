@@ -89,6 +89,18 @@ import Glibc
         #expect(stat(path, &info) == 0 && info.st_mode & 0o777 == 0o600, "the ledger is 0600")
     }
 
+    /// A model name is text, never a format string: `%@` or `%n` in it once went to String(format:).
+    @Test func aBudgetRefusalNamesAModelWithPercentSignsAsItIs() throws {
+        let config = try ParleyConfig.parse("[budget]\ndaily = 0.000001\n[providers.box]\nbase_url = \"http://127.0.0.1:9/v1\"\nmodels = [\"50%off-%@-%n-%s\"]\n"
+                                            + "[models.\"box:50%off-%@-%n-%s\"]\ninput_price = 5\noutput_price = 15\n", file: "c.toml")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("parley-pct-\(UUID().uuidString)")
+        let engine = ChatEngine(config: config, paths: ParleyPaths(configDirectory: directory, dataDirectory: directory, runtimeDirectory: directory), environment: [:])
+        let ref = ModelRef(provider: "box", model: "50%off-%@-%n-%s")
+        #expect { try engine.checkBudget(ChatRequest(model: ref.model, messages: [.user("hi")]), ref: ref, pricing: config.pricing(for: ref), options: TurnOptions()) } throws: {
+            ($0 as? BudgetRefusal)?.fix.contains("set a lower max_tokens for box:50%off-%@-%n-%s") == true
+        }
+    }
+
     @Test func datedAnthropicIDsFindTheirAliasPrice() {
         let catalog = PricingCatalog.bundled
         #expect(catalog.entry(for: ModelRef(provider: "anthropic", model: "claude-sonnet-4-20250514")) != nil)
@@ -163,17 +175,7 @@ import Glibc
             if fixture.hasSuffix(".ndjson") { return OllamaChatFormat.Decoder(provider: "p") }
             return fixture.contains("anthropic") ? AnthropicMessagesFormat.Decoder(provider: "p") : OpenAIChatFormat.Decoder(provider: "p")
         }
-        func run(_ chunks: [ArraySlice<UInt8>]) -> String {
-            var decoder = decoder()
-            var events: [ChatEvent] = []
-            do {
-                for chunk in chunks { try Array(chunk).withUnsafeBytes { raw in try decoder.feed(raw) { events.append($0) } } }
-                try decoder.finish { events.append($0) }
-            } catch {
-                return "\(events) then \((error as? ProviderError)?.kind.rawValue ?? "\(error)")"
-            }
-            return "\(events)"
-        }
+        func run(_ chunks: [ArraySlice<UInt8>]) -> String { FuzzTargets.outcome(decoder(), chunks) }
         let whole = run([bytes[...]])
         var generator = SeededGenerator(seed: 0x5EED)
         for _ in 0..<200 {

@@ -9,6 +9,8 @@
 #include <locale.h>
 #include <wchar.h>
 #include <ncursesw/curses.h>
+#include <ncursesw/term.h>
+#include <langinfo.h>
 
 static inline int parley_lines(void) { return LINES; }
 static inline int parley_cols(void) { return COLS; }
@@ -34,5 +36,21 @@ static inline int parley_put_cell(int y, int x, const wchar_t *text, attr_t attr
     if (setcchar(&cell, text, attrs, 0, &pair) != OK) return ERR;
     return mvadd_wch(y, x, &cell);
 }
+
+/// Whether terminfo knows `name` and it can draw a full screen: 1 yes, 0 unknown name, 2 known but it
+/// cannot address the cursor or clear the screen (dumb, a printing terminal). Probes without
+/// initscr, which would print an error and exit on an unknown name.
+static inline int parley_term_check(const char *name) {
+    int err = 0;
+    if (setupterm((char *)name, 1, &err) != OK) return 0;
+    const char *cup = tigetstr("cup");
+    const char *clear = tigetstr("clear");
+    int usable = cup && cup != (char *)-1 && clear && clear != (char *)-1;
+    del_curterm(cur_term);
+    return usable ? 1 : 2;
+}
+
+/// The character set of the current LC_CTYPE ("UTF-8", "ANSI_X3.4-1968", ...).
+static inline const char *parley_codeset(void) { return nl_langinfo(CODESET); }
 
 #endif

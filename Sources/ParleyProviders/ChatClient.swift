@@ -81,7 +81,11 @@ public struct ChatClient: ChatProvider {
         let timeouts = endpoint.timeouts
         while true {
             let (started, lastChunk) = progress.state
-            var deadline = started ? lastChunk + timeouts.idle : progress.start + timeouts.firstToken
+            // Time the process spent stopped (Ctrl-Z) is not the server's silence: count from the resume.
+            let resumed = SuspendTracker.lastResume
+            let idleFrom = resumed.map { max($0, lastChunk) } ?? lastChunk
+            let waitFrom = resumed.map { max($0, progress.start) } ?? progress.start
+            var deadline = started ? idleFrom + timeouts.idle : waitFrom + timeouts.firstToken
             if let total = timeouts.total { deadline = min(deadline, progress.start + total) }
             if ContinuousClock.now >= deadline {
                 if let total = timeouts.total, ContinuousClock.now >= progress.start + total {
@@ -228,6 +232,15 @@ public struct ChatClient: ChatProvider {
         let seconds = duration.seconds
         return seconds == seconds.rounded() ? "\(Int(seconds)) s" : String(format: "%.1f s", seconds)
     }
+}
+
+/// When the process was last continued after a stop (Ctrl-Z, SIGSTOP), so timeouts do not count the
+/// time it could not read. Set by the screen; read by every request's watchdog.
+public enum SuspendTracker {
+    private static let box = NIOLockedValueBoxLite<ContinuousClock.Instant?>(nil)
+
+    public static func noteResumed() { box.withLock { $0 = .now } }
+    public static var lastResume: ContinuousClock.Instant? { box.withLock { $0 } }
 }
 
 /// What one attempt has received so far, shared between the request task and its watchdog.

@@ -47,16 +47,20 @@ final class ActionQueue: @unchecked Sendable {
     }
 }
 
-/// Signal handlers only write a byte to the self-pipe: W for a resize, T for a request to end.
+/// Signal handlers only write a byte to the self-pipe: W for a resize, T for a request to end, Z for a
+/// stop request (SIGTSTP from outside), C after the process was continued (SIGCONT).
 enum SignalPipe {
     nonisolated(unsafe) static var fd: Int32 = -1
 
     static func install(_ queue: ActionQueue) {
         fd = queue.writeFD
-        for (signalNumber, byte) in [(SIGWINCH, UInt8(ascii: "W")), (SIGTERM, UInt8(ascii: "T")), (SIGINT, UInt8(ascii: "T")), (SIGHUP, UInt8(ascii: "T"))] {
+        // SIGTSTP is caught so the terminal is given back before the process stops (TerminalScreen.suspendToShell).
+        for signalNumber in [SIGWINCH, SIGTERM, SIGINT, SIGHUP, SIGCONT, SIGTSTP] {
             var action = sigaction()
-            switch byte {
-            case UInt8(ascii: "W"): action.__sigaction_handler.sa_handler = { _ in var b = UInt8(ascii: "W"); _ = write(SignalPipe.fd, &b, 1) }
+            switch signalNumber {
+            case SIGWINCH: action.__sigaction_handler.sa_handler = { _ in var b = UInt8(ascii: "W"); _ = write(SignalPipe.fd, &b, 1) }
+            case SIGCONT: action.__sigaction_handler.sa_handler = { _ in var b = UInt8(ascii: "C"); _ = write(SignalPipe.fd, &b, 1) }
+            case SIGTSTP: action.__sigaction_handler.sa_handler = { _ in var b = UInt8(ascii: "Z"); _ = write(SignalPipe.fd, &b, 1) }
             default: action.__sigaction_handler.sa_handler = { _ in var b = UInt8(ascii: "T"); _ = write(SignalPipe.fd, &b, 1) }
             }
             action.sa_flags = Int32(SA_RESTART)
@@ -87,6 +91,8 @@ public final class ChatApp: @unchecked Sendable {
     let sessions: SessionStore
     /// The session being written; created with the first message, replaced by /new.
     var recorder: SessionRecorder?
+    /// Lines shown when the screen opens: what `TerminalCheck` adjusted (locale, TERM).
+    public var startupNotes: [String] = []
     static let frameInterval = Duration.milliseconds(16)
     static let escapeWait: Int32 = 30
 
@@ -123,6 +129,7 @@ public final class ChatApp: @unchecked Sendable {
         state.themeName = theme.name
         let size = screen.size
         _ = reduce(&state, .resize(width: size.width, height: size.height))
+        for note in startupNotes { _ = reduce(&state, .showNote(note)) }
         if let themeError { _ = reduce(&state, .showError(themeError)) }
         warmUp()
         loadSessionChoices()
@@ -190,6 +197,14 @@ public final class ChatApp: @unchecked Sendable {
                     for b in bytes[0..<n] {
                         if b == UInt8(ascii: "W") { resize = true }
                         if b == UInt8(ascii: "T") { running = false }
+                        if b == UInt8(ascii: "Z") { suspendToShell(); resize = true }
+                        if b == UInt8(ascii: "C") {
+                            // Continued after a stop Parley did not see coming (SIGSTOP): the shell has
+                            // drawn over the screen; take the terminal again and redraw it all.
+                            SuspendTracker.noteResumed()
+                            screen?.resume()
+                            resize = true
+                        }
                     }
                 }
                 if resize, let screen {
@@ -263,7 +278,23 @@ public final class ChatApp: @unchecked Sendable {
         case let .openEditor(draft): openEditor(draft)
         case let .appendHistory(text): appendHistory(text)
         case .redraw: screen?.invalidate()
+        case .suspend:
+            suspendToShell()
+            if let screen {
+                let size = screen.refreshSize()
+                dispatch([.resize(width: size.width, height: size.height)])
+            }
         }
+    }
+
+    /// Ctrl-Z: back to the shell until `fg`. A reply that is streaming is not stopped: its bytes wait in
+    /// the socket while the process is stopped and are read, shown and saved after `fg`; its idle and
+    /// first-token limits count from the moment it was continued.
+    func suspendToShell() {
+        guard let screen else { return }
+        screen.suspendToShell()
+        SuspendTracker.noteResumed()
+        dirty = true
     }
 
     // MARK: sessions

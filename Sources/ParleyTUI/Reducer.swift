@@ -65,6 +65,8 @@ public enum Effect: Equatable, Sendable {
     case setCache(Bool?)
     case appendHistory(String)
     case redraw
+    /// Ctrl-Z: give the terminal back to the shell and stop until `fg`.
+    case suspend
 }
 
 public enum Commands {
@@ -275,6 +277,7 @@ private func handleKey(_ state: inout ChatState, _ key: Key) -> [Effect] {
     case .control("y"): state.input.yank()
     case .control("x"): state.ctrlXPending = true
     case .control("l"): return [.redraw]
+    case .control("z"): return [.suspend]
     case .alt("b"): state.input.wordLeft()
     case .alt("f"): state.input.wordRight()
     case .alt("d"): state.input.killWordForward()

@@ -18,9 +18,9 @@ public final class TerminalScreen {
     static let enableModes = "\u{1B}[?2004h\u{1B}[?1000h\u{1B}[?1006h"
     static let disableModes = "\u{1B}[?2004l\u{1B}[?1000l\u{1B}[?1006l"
 
+    /// Call after `TerminalCheck.prepare` chose the full screen (it set the locale and TERM).
     public init(theme: Theme, noColor: Bool) {
         self.theme = theme
-        setlocale(LC_ALL, "")
         TerminalGuard.saveTerminalState()
         initscr()
         raw()
@@ -37,9 +37,16 @@ public final class TerminalScreen {
             colorLimit = 0
         }
         active = true
+        programMode = termios()
+        tcgetattr(STDIN_FILENO, &programMode)
         TerminalGuard.install()
         TerminalGuard.writeRaw(Self.enableModes)
     }
+
+    /// The terminal settings the screen runs in, put back exactly on resume: after `fg` the shell
+    /// restores the settings it saw when the job stopped (the cooked ones endwin left), and ncurses'
+    /// own restore does not bring back everything (Enter arrived as a newline, not a send).
+    private var programMode = termios()
 
     public var size: (width: Int, height: Int) { (Int(parley_cols()), Int(parley_lines())) }
 
@@ -140,8 +147,20 @@ public final class TerminalScreen {
 
     public func resume() {
         refresh()
+        tcsetattr(STDIN_FILENO, TCSADRAIN, &programMode)
         TerminalGuard.writeRaw(Self.enableModes)
         invalidate()
+    }
+
+    /// Ctrl-Z or SIGTSTP: the terminal goes back to the shell's state and the process stops, as the
+    /// shell expects of a job; it returns after `fg` (SIGCONT), with the screen taken again.
+    /// SIGSTOP, not SIGTSTP: SIGTSTP is caught (to get here), and putting its default back for a moment
+    /// races with its delivery to another thread; SIGSTOP stops every thread before `kill` returns.
+    public func suspendToShell() {
+        suspend()
+        kill(getpid(), SIGSTOP)
+        // Stopped here until SIGCONT.
+        resume()
     }
 
     /// Leaves the alternate screen and restores the terminal as it was. Safe to call twice.
@@ -151,6 +170,68 @@ public final class TerminalScreen {
         TerminalGuard.writeRaw(Self.disableModes)
         endwin()
         TerminalGuard.uninstall()
+    }
+}
+
+/// Decides, before ncurses starts, whether this terminal gets the full screen: a UTF-8 locale for the
+/// screen's text, and a terminfo entry that can move the cursor. Otherwise the line chat, with the reason.
+public enum TerminalCheck {
+    public enum Decision: Equatable, Sendable {
+        /// The screen; `notes` say what was adjusted (a locale, a TERM fallback).
+        case screen(notes: [String])
+        /// The line chat; `reason` is one line for stderr.
+        case lineChat(reason: String)
+    }
+
+    /// Sets the process's locale (and TERM when it falls back) for the screen; changes nothing else.
+    public static func prepare(environment: [String: String]) -> Decision {
+        var notes: [String] = []
+        setlocale(LC_ALL, "")
+        if !isUTF8() {
+            let shown = ["LC_ALL", "LC_CTYPE", "LANG"].compactMap { name in environment[name].flatMap { $0.isEmpty ? nil : "\(name)=\($0)" } }.first ?? "no LANG"
+            let candidates: [String] = ["C.UTF-8", "C.utf8", "en_US.UTF-8", "en_US.utf8"]
+            guard let chosen = candidates.first(where: { name in setlocale(LC_CTYPE, name) != nil && isUTF8() }) else {
+                return .lineChat(reason: "the locale (\(shown)) is not UTF-8 and no UTF-8 locale is installed, so the screen could not show or read non-ASCII text; using the line chat (install one, e.g. apt-get install locales, and set LANG=C.UTF-8)")
+            }
+            notes.append("the locale (\(shown)) is not UTF-8; the screen uses \(chosen) so no text is lost")
+        }
+        let term = environment["TERM"] ?? ""
+        guard !term.isEmpty else { return .lineChat(reason: "TERM is not set, so the screen cannot be drawn; using the line chat (set TERM, e.g. TERM=xterm-256color)") }
+        switch parley_term_check(term) {
+        case 1:
+            return .screen(notes: notes)
+        case 2:
+            return .lineChat(reason: "TERM=\(term) cannot move the cursor, so the full screen cannot be drawn; using the line chat")
+        default:
+            for candidate in fallbacks(for: term) where parley_term_check(candidate) == 1 {
+                setenv("TERM", candidate, 1)
+                notes.append("TERM=\(term) has no terminfo entry here; drawing as \(candidate)")
+                return .screen(notes: notes)
+            }
+            return .lineChat(reason: "TERM=\(term) has no terminfo entry here; using the line chat (for the full screen set TERM to one `toe -a` lists, e.g. TERM=xterm-256color)")
+        }
+    }
+
+    static func isUTF8() -> Bool {
+        guard let codeset = parley_codeset() else { return false }
+        let name = String(cString: codeset).lowercased()
+        return name == "utf-8" || name == "utf8"
+    }
+
+    /// Close known entries for an unknown name, as other terminal programs guess: the family
+    /// (`xterm-kitty` → `xterm-256color`, `screen.xterm-new` → `screen`), then the common defaults for
+    /// names that say they have 256 colours.
+    static func fallbacks(for term: String) -> [String] {
+        var candidates: [String] = []
+        let wide = term.contains("256") || term.contains("direct") || term.contains("truecolor")
+        for family in ["xterm", "screen", "tmux", "rxvt", "linux", "vt220", "vt100"] where term.hasPrefix(family) {
+            if wide { candidates.append(family + "-256color") }
+            candidates.append(family)
+        }
+        let stem = term.split(whereSeparator: { $0 == "-" || $0 == "." }).first.map(String.init) ?? term
+        if stem != term { candidates.append(stem) }
+        if wide { candidates += ["xterm-256color", "screen-256color"] }
+        return candidates
     }
 }
 

@@ -33,8 +33,14 @@ struct Chat: AsyncParsableCommand {
             let engine = try ChatEngine.fromEnvironment()
             let store = SessionStore(directory: SessionStore.directory(paths: engine.paths, environment: engine.environment, override: sessionsDir))
             let resumed = resume ? try store.find(session) : nil
+            var decision = TerminalCheck.Decision.lineChat(reason: "")
             if isatty(STDIN_FILENO) == 1, isatty(STDOUT_FILENO) == 1 {
+                decision = TerminalCheck.prepare(environment: engine.environment)
+                if case let .lineChat(reason) = decision { Terminal.standardError.say("parley: \(reason)\n") }
+            }
+            if case let .screen(notes) = decision {
                 let app = try ChatApp(engine: engine, model: model, system: system, sessions: store, resume: resumed)
+                app.startupNotes = notes
                 // The screen gets a thread of its own: its loop blocks in poll(), and must not hold
                 // one of the few threads that run network tasks.
                 try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in

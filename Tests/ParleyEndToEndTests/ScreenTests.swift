@@ -16,7 +16,7 @@ import ParleyTestSupport
         func run(_ arguments: [String]) -> String {
             // ChildProcess, not Foundation's Process: waitUntilExit never returned for the tmux client
             // that `new-session -d` leaves behind once it has started the server.
-            (try? ChildProcess.capture(["tmux", "-S", socket] + arguments))?.output ?? ""
+            (try? ChildProcess.capture(["tmux", "-u", "-S", socket] + arguments))?.output ?? ""
         }
 
         /// The environment a fresh terminal gets: only the harness's directories and PATH/HOME.

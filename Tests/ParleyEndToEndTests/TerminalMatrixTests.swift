@@ -58,6 +58,17 @@ import Glibc
                 tmux.keys("Enter")
                 let replied = tmux.wait(for: FaultServer.replyText, seconds: 10)
                 if !replied.contains(FaultServer.replyText) { failures.append("\(label): no reply:\n\(replied)") }
+                if !lineChat {
+                    // Colours as the terminal offers them: 256 where it has 256, the basic 8 on xterm and
+                    // linux, none on vt100.
+                    let styled = tmux.run(["capture-pane", "-e", "-p", "-t", tmux.session])
+                    let has256 = styled.contains("38;5;") || styled.contains("48;5;")
+                    let hasBasic = styled.range(of: "\u{1B}\\[([0-9;]*;)?[34][0-7](;[0-9;]*)?m", options: .regularExpression) != nil
+                    let expected: (Bool, Bool) = term.contains("256color") ? (true, true) : term == "vt100" ? (false, false) : (false, true)
+                    if has256 != expected.0 || (hasBasic || has256) != expected.1 {
+                        failures.append("\(label): colours 256=\(has256) basic=\(hasBasic), expected \(expected)")
+                    }
+                }
                 if server.requestCount == requests + 1, let body = server.requests.last?.bodyText {
                     if !body.contains("héllo 日本") { failures.append("\(label): sent \(body)") }
                 } else {

@@ -138,7 +138,14 @@ import ParleyTestSupport
         tmux.type("Write a very long essay about the history of the Roman Empire.")
         tmux.keys("Enter")
         try #require(tmux.wait(for: "streaming", seconds: 60).contains("streaming"))
-        usleep(1_600_000)  // past the first once-a-second flush
+        // Past the first once-a-second flush: the journal has text (however slowly a loaded machine streams).
+        let sessionsDirectory = harness.home.appendingPathComponent("data/parley/sessions")
+        for _ in 0..<600 {
+            let journals = ((try? FileManager.default.contentsOfDirectory(atPath: sessionsDirectory.path)) ?? []).filter { $0.hasSuffix(".journal") }
+            if let journal = journals.first,
+               ((try? FileManager.default.attributesOfItem(atPath: sessionsDirectory.appendingPathComponent(journal).path))?[.size] as? Int ?? 0) > 0 { break }
+            usleep(50_000)
+        }
         let shell = tmux.run(["list-panes", "-t", tmux.session, "-F", "#{pane_pid}"]).trimmingCharacters(in: .whitespacesAndNewlines)
         let children = try String(contentsOfFile: "/proc/\(shell)/task/\(shell)/children", encoding: .utf8).split(separator: " ").compactMap { Int32($0) }
         try #require(children.count == 1)

@@ -123,8 +123,9 @@ import ParleyTestSupport
     }
 
     @Test func aStoppedReplyIsRecordedWithAnEstimatedCost() async throws {
-        let server = try await FaultServer(format: .openAI, script: [.stallMidStream(.seconds(5))])
-        let rig = try Rig(config: Rig.provider("faulty", server) + "[models.\"faulty:m\"]\ninput_price = 1\noutput_price = 1\nidle_timeout = 30\n")
+        // The stall outlasts any scheduling delay of a loaded machine: the stop always comes first.
+        let server = try await FaultServer(format: .openAI, script: [.stallMidStream(.seconds(120))])
+        let rig = try Rig(config: Rig.provider("faulty", server) + "[models.\"faulty:m\"]\ninput_price = 1\noutput_price = 1\nidle_timeout = 300\n")
         let (firstText, signal) = AsyncStream.makeStream(of: Void.self)
         let engine = rig.engine
         let task = Task {

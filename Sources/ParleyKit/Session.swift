@@ -1,9 +1,10 @@
 import Foundation
 import ParleyCore
 
-/// One conversation as it is kept on disk: `sessions/ID.json`, format 1 (see sessions/README.md).
+/// One conversation as it is kept on disk: `sessions/ID.json`, format 2 (see sessions/README.md).
+/// Format 1 (the same but for camelCase usage keys) is read, and written as 2 on the next save.
 public struct Session: Codable, Sendable, Equatable {
-    public static let currentFormat = 1
+    public static let currentFormat = 2
 
     public var format: Int
     public var id: String
@@ -177,7 +178,12 @@ extension Session {
         return decoder
     }()
 
-    public func encoded() throws -> Data { try Self.encoder.encode(self) }
+    /// Always the current format, whatever format the session was read from.
+    public func encoded() throws -> Data {
+        var current = self
+        current.format = Self.currentFormat
+        return try Self.encoder.encode(current)
+    }
 }
 
 extension Session {

@@ -55,7 +55,7 @@ import ParleyKit
     }
 
     @Test func theValidatorRejectsWhatTheSchemaForbids() throws {
-        let bad = try JSONValue.parse(#"{"format": 2, "id": "x", "title": "t", "created_at": "yesterday", "updated_at": "2026-11-25T12:00:00.000Z", "model": "m", "messages": [{"id": "a", "role": "robot", "content": "", "created_at": "2026-11-25T12:00:00Z", "status": "complete", "colour": 1}]}"#)
+        let bad = try JSONValue.parse(#"{"format": 3, "id": "x", "title": "t", "created_at": "yesterday", "updated_at": "2026-11-25T12:00:00.000Z", "model": "m", "messages": [{"id": "a", "role": "robot", "content": "", "created_at": "2026-11-25T12:00:00Z", "status": "complete", "colour": 1}]}"#)
         let problems = validate(bad, against: schema)
         #expect(problems.contains { $0.hasPrefix("$.format") })
         #expect(problems.contains { $0.hasPrefix("$.created_at") })

@@ -40,7 +40,7 @@ import Glibc
         #expect(loaded == session)
         // Readable keys, the format number first among equals, dates in RFC 3339 with milliseconds.
         let text = try String(contentsOf: store.url(for: session.id), encoding: .utf8)
-        #expect(text.contains("\"format\" : 1"))
+        #expect(text.contains("\"format\" : 2"))
         #expect(text.contains("\"created_at\" : \"2025-11-24T16:00:00.123Z\""))
         #expect(text.contains("\"parent_id\""))
         #expect(text.contains("\"tool_call_id\" : \"call_1\""))
@@ -64,7 +64,7 @@ import Glibc
         let bad: [(String, Data, String)] = [
             ("truncated.json", full.prefix(full.count / 2), "is not valid JSON (truncated or corrupt)"),
             ("empty.json", Data(), "is empty"),
-            ("newer.json", Data("{\"format\": 2, \"id\": \"n\"}".utf8), "was written by a newer Parley (format 2); this one reads format 1"),
+            ("newer.json", Data("{\"format\": 3, \"id\": \"n\"}".utf8), "was written by a newer Parley (format 3); this one reads format 2"),
             ("other.json", Data("{\"hello\": 1}".utf8), "has no \"format\" field"),
             ("wrong.json", Data("{\"format\": 1, \"id\": \"w\", \"title\": 5}".utf8), "at title"),
         ]
@@ -206,5 +206,41 @@ import Glibc
         #expect(turns[2]["tool_calls"]?[0]?["id"]?.string == "call_1")
         #expect(turns[3]["role"]?.string == "tool")
         #expect(turns[3]["tool_call_id"]?.string == "call_1")
+    }
+}
+
+/// Issue 12: session format 2 is snake_case throughout; format 1 files are read and migrated on save.
+@Suite struct SessionFormatTests {
+    static let formatOne = #"""
+    {"format":1,"id":"old-one","title":"t","created_at":"2026-11-20T10:00:00.000Z","updated_at":"2026-11-20T10:00:01.000Z",
+     "model":"openai:gpt-4o-mini","messages":[
+      {"id":"u","role":"user","content":"hi","created_at":"2026-11-20T10:00:00.000Z","status":"complete"},
+      {"id":"a","parent_id":"u","role":"assistant","content":"hello","created_at":"2026-11-20T10:00:01.000Z","status":"complete",
+       "usage":{"promptTokens":12,"completionTokens":3,"cachedTokens":4,"cacheWriteTokens":0,"accounting":"cachedInsidePrompt"}}]}
+    """#
+
+    @Test func aFormatOneFileIsReadAndWrittenBackAsFormatTwo() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("parley-format-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let store = SessionStore(directory: directory)
+        try Data(Self.formatOne.utf8).write(to: store.url(for: "old-one"))
+        let session = try store.load(store.url(for: "old-one"))
+        #expect(session.messages.last?.usage == Usage(promptTokens: 12, completionTokens: 3, cachedTokens: 4, accounting: .cachedInsidePrompt))
+        try store.save(session)
+        let text = try String(contentsOf: store.url(for: "old-one"), encoding: .utf8)
+        #expect(text.contains("\"format\" : 2"))
+        #expect(text.contains("\"prompt_tokens\" : 12") && text.contains("\"cached_inside_prompt\""))
+        #expect(!text.contains("promptTokens") && !text.contains("cachedInsidePrompt"))
+        let again = try store.load(store.url(for: "old-one"))
+        #expect(again.messages == session.messages, "nothing is lost in the migration")
+        #expect(again.format == 2)
+    }
+
+    @Test func usageWrittenBeforeFormatTwoStillDecodes() throws {
+        let old = try JSONDecoder().decode(Usage.self, from: Data(#"{"promptTokens":5,"completionTokens":2,"cachedTokens":0,"cacheWriteTokens":1,"accounting":"cachedOutsidePrompt"}"#.utf8))
+        #expect(old == Usage(promptTokens: 5, completionTokens: 2, cacheWriteTokens: 1, accounting: .cachedOutsidePrompt))
+        let written = String(decoding: try JSONEncoder().encode(old), as: UTF8.self)
+        #expect(written.contains("\"cache_write_tokens\":1") && written.contains("cached_outside_prompt"))
+        #expect(try JSONDecoder().decode(Usage.self, from: Data(written.utf8)) == old)
     }
 }

@@ -393,14 +393,14 @@ struct JSONByteParser {
 // MARK: - Writing
 
 extension JSONValue {
-    /// Compact JSON text. With `sortedKeys`, object members are ordered by key (for canonical hashing).
-    public func serialized(sortedKeys: Bool = false) -> String {
+    /// Compact JSON text, members in document order.
+    public func serialized() -> String {
         var out = ""
-        write(to: &out, sortedKeys: sortedKeys)
+        write(to: &out)
         return out
     }
 
-    public func write(to out: inout String, sortedKeys: Bool) {
+    public func write(to out: inout String) {
         switch self {
         case .null: out += "null"
         case let .bool(b): out += b ? "true" : "false"
@@ -413,17 +413,16 @@ extension JSONValue {
             out += "["
             for (i, item) in items.enumerated() {
                 if i > 0 { out += "," }
-                item.write(to: &out, sortedKeys: sortedKeys)
+                item.write(to: &out)
             }
             out += "]"
         case let .object(members):
             out += "{"
-            let ordered = sortedKeys ? members.sorted { $0.0 < $1.0 } : members
-            for (i, (key, value)) in ordered.enumerated() {
+            for (i, (key, value)) in members.enumerated() {
                 if i > 0 { out += "," }
                 JSONValue.writeString(key, to: &out)
                 out += ":"
-                value.write(to: &out, sortedKeys: sortedKeys)
+                value.write(to: &out)
             }
             out += "}"
         }

@@ -5,6 +5,13 @@ public protocol UserFacingError: Error {
     var userMessage: String { get }
 }
 
+/// The one line any error is shown as, on the command line and on the screen alike.
+public func describe(_ error: any Error) -> String {
+    if let error = error as? any UserFacingError { return error.userMessage }
+    if error is CancellationError { return "stopped" }
+    return TerminalSanitizer.line(String(describing: error))
+}
+
 /// Everything that can go wrong talking to a provider, typed so that retry and fallback can reason about it.
 public struct ProviderError: UserFacingError, Sendable, Equatable {
     public enum Kind: String, Sendable, Codable {

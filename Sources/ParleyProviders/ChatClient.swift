@@ -237,7 +237,7 @@ public struct ChatClient: ChatProvider {
 /// When the process was last continued after a stop (Ctrl-Z, SIGSTOP), so timeouts do not count the
 /// time it could not read. Set by the screen; read by every request's watchdog.
 public enum SuspendTracker {
-    private static let box = NIOLockedValueBoxLite<ContinuousClock.Instant?>(nil)
+    private static let box = LockedBox<ContinuousClock.Instant?>(nil)
 
     public static func noteResumed() { box.withLock { $0 = .now } }
     public static var lastResume: ContinuousClock.Instant? { box.withLock { $0 } }

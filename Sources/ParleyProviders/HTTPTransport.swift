@@ -31,7 +31,7 @@ public protocol HTTPTransport: Sendable {
 public final class AsyncHTTPTransport: HTTPTransport {
     public static let shared = AsyncHTTPTransport()
 
-    private let clients = NIOLockedValueBoxLite<[TransportTimeouts: HTTPClient]>([:])
+    private let clients = LockedBox<[TransportTimeouts: HTTPClient]>([:])
 
     public init() {}
 
@@ -71,19 +71,5 @@ public final class AsyncHTTPTransport: HTTPTransport {
             headers: response.headers.map { ($0.name, $0.value) },
             body: response.body
         )
-    }
-}
-
-/// A tiny lock-protected box, so this file needs no NIOConcurrencyHelpers import.
-final class NIOLockedValueBoxLite<Value>: @unchecked Sendable {
-    private var value: Value
-    private let lock = NSLock()
-
-    init(_ value: Value) { self.value = value }
-
-    func withLock<T>(_ body: (inout Value) throws -> T) rethrows -> T {
-        lock.lock()
-        defer { lock.unlock() }
-        return try body(&value)
     }
 }

@@ -553,8 +553,3 @@ public final class ChatApp: @unchecked Sendable {
     }
 }
 
-/// One line for an error, as the command line prints it.
-func describe(_ error: any Error) -> String {
-    if let error = error as? any UserFacingError { return error.userMessage }
-    return String(describing: error)
-}

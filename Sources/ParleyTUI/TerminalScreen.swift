@@ -50,8 +50,6 @@ public final class TerminalScreen {
 
     public var size: (width: Int, height: Int) { (Int(parley_cols()), Int(parley_lines())) }
 
-    public var colorCount: Int { colorLimit }
-
     /// Reads the real size after SIGWINCH and tells ncurses.
     public func refreshSize() -> (width: Int, height: Int) {
         var window = winsize()

@@ -22,8 +22,3 @@ func fail(_ error: any Error) -> ExitCode {
     return ExitCode(1)
 }
 
-func describe(_ error: any Error) -> String {
-    if let error = error as? any UserFacingError { return error.userMessage }
-    if error is CancellationError { return "stopped" }
-    return String(describing: error)
-}

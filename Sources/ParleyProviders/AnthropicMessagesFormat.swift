@@ -35,7 +35,7 @@ public enum AnthropicMessagesFormat {
         if let apiKey, !apiKey.isEmpty { headers.append(("x-api-key", apiKey)) }
         headers += extraHeaders
         return HTTPRequestSpec(
-            url: joinURL(baseURL, "v1/messages"), headers: headers,
+            url: joinURL(baseURL, "v1/messages"), headers: HeaderFields(headers),
             body: Array(JSONValue.object(members).serialized().utf8)
         )
     }

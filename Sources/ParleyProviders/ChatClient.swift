@@ -1,6 +1,4 @@
-import AsyncHTTPClient
 import Foundation
-import NIOCore
 import ParleyCore
 
 /// Streams a chat reply from any provider as `ChatEvent`s, whatever its wire format.
@@ -121,14 +119,14 @@ public struct ChatClient: ChatProvider {
             let maxErrorBody = endpoint.limits.maxErrorBytes
             var body: [UInt8] = []
             for try await chunk in response.body {
-                body += chunk.readableBytesView.prefix(maxErrorBody - body.count)
+                body += chunk.prefix(maxErrorBody - body.count)
                 if body.count >= maxErrorBody { break }
             }
             var error = endpoint.httpError(status: response.status, body: body)
             if (300..<400).contains(response.status) {
                 // Redirects are not followed (the transport is set so): a redirect to another origin would
                 // take the key and the configured headers with it. Say where it pointed.
-                let location = response.header("location").map { " to " + TerminalSanitizer.line(String($0.prefix(300)), limit: 200) } ?? ""
+                let location = response.headers["location"].map { " to " + TerminalSanitizer.line(String($0.prefix(300)), limit: 200) } ?? ""
                 error.message = "answered with a redirect\(location)"
             }
             error.retryAfter = RetryPolicy.retryAfter(response.headers)
@@ -141,7 +139,7 @@ public struct ChatClient: ChatProvider {
         for try await chunk in response.body {
             try Task.checkCancellation()
             progress.chunkArrived()
-            bodyBytes += chunk.readableBytes
+            bodyBytes += chunk.count
             if bodyBytes > endpoint.limits.maxReplyBytes {
                 throw StreamLimitExceeded(what: .reply, limit: endpoint.limits.maxReplyBytes).providerError(provider: endpoint.name)
             }
@@ -149,7 +147,7 @@ public struct ChatClient: ChatProvider {
             // A bad event ends the reply, but what came before it in the same read is passed on first.
             var failure: (any Error)?
             do {
-                try chunk.withUnsafeReadableBytes { raw in
+                try chunk.withUnsafeBytes { raw in
                     try decoder.feed(raw) { event in
                         if case let .textDelta(text) = event {
                             pendingText += text
@@ -189,43 +187,38 @@ public struct ChatClient: ChatProvider {
         if error is CancellationError {
             return ProviderError(kind: .cancelled, provider: endpoint.name, message: "stopped")
         }
-        if let error = error as? HTTPClientError {
-            switch error {
-            case .connectTimeout:
-                return ProviderError(kind: .connectTimeout, provider: endpoint.name,
-                                     message: "could not connect to \(endpoint.baseURL) within \(format(endpoint.timeouts.connect))",
-                                     hint: "check the network or the base URL")
-            case .readTimeout:
-                return ProviderError(kind: .idleTimeout, provider: endpoint.name,
-                                     message: "the reply stalled: nothing arrived for \(format(endpoint.timeouts.idle))",
-                                     hint: "the partial text is kept")
-            case .deadlineExceeded:
-                return ProviderError(kind: .firstTokenTimeout, provider: endpoint.name,
-                                     message: "no response within \(format(endpoint.timeouts.firstToken))",
-                                     hint: "the server may be overloaded; try again, or raise first_token_timeout for this provider or model")
-            case .cancelled:
-                return ProviderError(kind: .cancelled, provider: endpoint.name, message: "stopped")
-            case .remoteConnectionClosed:
-                return ProviderError(kind: .connection, provider: endpoint.name,
-                                     message: "the server closed the connection before the reply was complete",
-                                     hint: "try again")
-            default:
-                break
-            }
-        }
-        let description = String(describing: error)
-        if description.contains("connectionRefused") || description.contains("Connection refused") {
+        let transport = error as? TransportError ?? .other(String(describing: error))
+        switch transport {
+        case .connectTimeout:
+            return ProviderError(kind: .connectTimeout, provider: endpoint.name,
+                                 message: "could not connect to \(endpoint.baseURL) within \(format(endpoint.timeouts.connect))",
+                                 hint: "check the network or the base URL")
+        case .readTimeout:
+            return ProviderError(kind: .idleTimeout, provider: endpoint.name,
+                                 message: "the reply stalled: nothing arrived for \(format(endpoint.timeouts.idle))",
+                                 hint: "the partial text is kept")
+        case .deadlineExceeded:
+            return ProviderError(kind: .firstTokenTimeout, provider: endpoint.name,
+                                 message: "no response within \(format(endpoint.timeouts.firstToken))",
+                                 hint: "the server may be overloaded; try again, or raise first_token_timeout for this provider or model")
+        case .cancelled:
+            return ProviderError(kind: .cancelled, provider: endpoint.name, message: "stopped")
+        case .closedEarly:
+            return ProviderError(kind: .connection, provider: endpoint.name,
+                                 message: "the server closed the connection before the reply was complete",
+                                 hint: "try again")
+        case .connectionRefused:
             return ProviderError(kind: .connection, provider: endpoint.name,
                                  message: "nothing is listening at \(endpoint.baseURL)",
                                  hint: "start the server, or pick another model with --model or /model")
-        }
-        if description.contains("NIOConnectionError") || description.contains("connectTimeout") {
+        case .cannotConnect:
             return ProviderError(kind: .connection, provider: endpoint.name,
                                  message: "could not connect to \(endpoint.baseURL)",
                                  hint: "check the network, the base URL, or pick another model")
+        case let .other(description):
+            return ProviderError(kind: .connection, provider: endpoint.name,
+                                 message: "the connection to \(endpoint.baseURL) failed (\(TerminalSanitizer.line(description, limit: 200)))", hint: "try again")
         }
-        return ProviderError(kind: .connection, provider: endpoint.name,
-                             message: "the connection to \(endpoint.baseURL) failed (\(description))", hint: "try again")
     }
 
     static func format(_ duration: Duration) -> String {

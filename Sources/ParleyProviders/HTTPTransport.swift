@@ -2,22 +2,87 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import ParleyCore
 
 /// A streamed HTTP response: status and headers first, then the body as it arrives.
 public struct HTTPStreamingResponse: Sendable {
     public var status: Int
-    public var headers: [(String, String)]
-    public var body: any AsyncSequence<ByteBuffer, any Error> & Sendable
+    public var headers: HeaderFields
+    public var body: ResponseBody
+}
 
-    public init(status: Int, headers: [(String, String)], body: any AsyncSequence<ByteBuffer, any Error> & Sendable) {
-        self.status = status
-        self.headers = headers
-        self.body = body
+/// A response body as Parley reads it: chunks of bytes, with the transport's errors already turned
+/// into `TransportError`. Nothing of async-http-client or NIO shows outside this file.
+public struct ResponseBody: AsyncSequence, Sendable {
+    public typealias Element = BodyChunk
+    let base: HTTPClientResponse.Body
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var base: HTTPClientResponse.Body.AsyncIterator
+
+        public mutating func next() async throws -> BodyChunk? {
+            do { return try await base.next().map(BodyChunk.init) } catch { throw TransportError(error) }
+        }
     }
 
-    public func header(_ name: String) -> String? {
-        headers.first { $0.0.lowercased() == name.lowercased() }?.1
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: base.makeAsyncIterator()) }
+}
+
+/// Bytes of a response body, read in place (no copy on the hot path).
+public struct BodyChunk: Sendable {
+    let buffer: ByteBuffer
+
+    public var count: Int { buffer.readableBytes }
+    public var bytes: [UInt8] { Array(buffer.readableBytesView) }
+    public func prefix(_ length: Int) -> ArraySlice<UInt8> { ArraySlice(buffer.readableBytesView.prefix(max(0, length))) }
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try buffer.withUnsafeReadableBytes(body)
+    }
+}
+
+/// What can go wrong in the transport, typed here where the library's errors are known, so the rest of
+/// Parley reasons about kinds (retry, fall back, what to tell the user) and never about error text.
+public enum TransportError: Error, Sendable, Equatable {
+    case connectTimeout
+    /// No byte arrived within the read timeout (a backstop; ChatClient's watchdog usually fires first).
+    case readTimeout
+    /// The response head did not come within the request's deadline.
+    case deadlineExceeded
+    case cancelled
+    /// The server closed the connection before the response was complete.
+    case closedEarly
+    /// Nothing is listening at the address.
+    case connectionRefused
+    /// The connection could not be made (DNS, routing, TLS): the library's description.
+    case cannotConnect(String)
+    /// Anything else, described.
+    case other(String)
+
+    init(_ error: any Error) {
+        if let error = error as? TransportError { self = error; return }
+        if error is CancellationError { self = .cancelled; return }
+        if let error = error as? HTTPClientError {
+            switch error {
+            case .connectTimeout: self = .connectTimeout; return
+            case .readTimeout: self = .readTimeout; return
+            case .deadlineExceeded: self = .deadlineExceeded; return
+            case .cancelled: self = .cancelled; return
+            case .remoteConnectionClosed: self = .closedEarly; return
+            default: break
+            }
+        }
+        if let error = error as? IOError, error.errnoCode == ECONNREFUSED { self = .connectionRefused; return }
+        if let error = error as? NIOConnectionError {
+            if error.connectionErrors.contains(where: { ($0.error as? IOError)?.errnoCode == ECONNREFUSED }) {
+                self = .connectionRefused
+            } else {
+                self = .cannotConnect(String(describing: error))
+            }
+            return
+        }
+        if error is ChannelError { self = .closedEarly; return }
+        self = .other(String(describing: error))
     }
 }
 
@@ -58,18 +123,22 @@ public final class AsyncHTTPTransport: HTTPTransport {
         }
     }
 
+    /// Sends the request; every failure is a `TransportError`.
     public func send(_ spec: HTTPRequestSpec, timeouts: TransportTimeouts) async throws -> HTTPStreamingResponse {
         var request = HTTPClientRequest(url: spec.url)
         request.method = HTTPMethod(rawValue: spec.method)
         for (name, value) in spec.headers { request.headers.add(name: name, value: value) }
         if !spec.body.isEmpty { request.body = .bytes(spec.body) }
-        let response = try await client(for: timeouts).execute(
-            request, deadline: .now() + .nanoseconds(timeouts.firstToken.nanoseconds)
-        )
+        let response: HTTPClientResponse
+        do {
+            response = try await client(for: timeouts).execute(request, deadline: .now() + .nanoseconds(timeouts.firstToken.nanoseconds))
+        } catch {
+            throw TransportError(error)
+        }
         return HTTPStreamingResponse(
             status: Int(response.status.code),
-            headers: response.headers.map { ($0.name, $0.value) },
-            body: response.body
+            headers: HeaderFields(response.headers.map { ($0.name, $0.value) }),
+            body: ResponseBody(base: response.body)
         )
     }
 }

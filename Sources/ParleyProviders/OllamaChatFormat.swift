@@ -32,7 +32,7 @@ public enum OllamaChatFormat {
         }
         return HTTPRequestSpec(
             url: joinURL(baseURL, "api/chat"),
-            headers: [("Content-Type", "application/json"), ("Accept", "application/x-ndjson")] + extraHeaders,
+            headers: HeaderFields([("Content-Type", "application/json"), ("Accept", "application/x-ndjson")] + extraHeaders),
             body: Array(JSONValue.object(members).serialized().utf8)
         )
     }

@@ -51,7 +51,7 @@ public enum OpenAIChatFormat {
         if let apiKey, !apiKey.isEmpty { headers.append(("Authorization", "Bearer \(apiKey)")) }
         headers += extraHeaders
         return HTTPRequestSpec(
-            url: joinURL(baseURL, "chat/completions"), headers: headers,
+            url: joinURL(baseURL, "chat/completions"), headers: HeaderFields(headers),
             body: Array(JSONValue.object(members).serialized().utf8)
         )
     }

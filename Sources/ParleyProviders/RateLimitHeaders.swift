@@ -5,7 +5,7 @@ import ParleyCore
 /// with resets as Go durations (`6m0s`, `1.5s`, `20ms`); Anthropic sends
 /// `anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}` with resets as RFC 3339 times.
 public enum RateLimitHeaders {
-    public static func parse(_ headers: [(String, String)], now: Date = Date()) -> RateLimitStatus? {
+    public static func parse(_ headers: HeaderFields, now: Date = Date()) -> RateLimitStatus? {
         var values: [String: String] = [:]
         for (name, value) in headers { values[name.lowercased()] = value.trimmingCharacters(in: .whitespaces) }
         // Counts are whole numbers from 0; anything else from the network is ignored, never trusted.

@@ -53,8 +53,8 @@ public struct RetryPolicy: Sendable, Equatable {
     }
 
     /// The server's requested wait: `retry-after-ms`, else `retry-after` as seconds or an HTTP date.
-    public static func retryAfter(_ headers: [(String, String)], now: Date = Date()) -> Double? {
-        func header(_ name: String) -> String? { headers.first { $0.0.lowercased() == name }?.1.trimmingCharacters(in: .whitespaces) }
+    public static func retryAfter(_ headers: HeaderFields, now: Date = Date()) -> Double? {
+        func header(_ name: String) -> String? { headers[name] }
         if let ms = header("retry-after-ms").flatMap(Double.init), ms.isFinite { return ms / 1000 }
         guard let value = header("retry-after") else { return nil }
         if let seconds = Double(value), seconds.isFinite { return seconds }
@@ -66,8 +66,8 @@ public struct RetryPolicy: Sendable, Equatable {
     }
 
     /// `x-should-retry: true|false`, when the server says.
-    public static func shouldRetryHeader(_ headers: [(String, String)]) -> Bool? {
-        switch headers.first(where: { $0.0.lowercased() == "x-should-retry" })?.1.lowercased() {
+    public static func shouldRetryHeader(_ headers: HeaderFields) -> Bool? {
+        switch headers["x-should-retry"]?.lowercased() {
         case "true": return true
         case "false": return false
         default: return nil

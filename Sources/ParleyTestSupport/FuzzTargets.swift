@@ -103,7 +103,7 @@ public enum FuzzTargets {
             let parts = line.split(separator: ":", maxSplits: 1)
             return (String(parts.first ?? ""), parts.count > 1 ? String(parts[1]) : "")
         }
-        if let status = RateLimitHeaders.parse(headers) { _ = status.summary; _ = status.isLow }
+        if let status = RateLimitHeaders.parse(HeaderFields(headers)) { _ = status.summary; _ = status.isLow }
         _ = RateLimitHeaders.goDuration(text)
     }
 

@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import ParleyProviders
 
 /// A loopback HTTP/1.1 server that answers each request with a script: status and headers, body writes,
 /// pauses, and an abrupt close. It plays providers in tests and benchmarks, including their faults.
@@ -10,10 +11,9 @@ public final class ScriptedHTTPServer: Sendable {
     public struct Request: Sendable {
         public var method: String
         public var uri: String
-        public var headers: [(String, String)]
+        public var headers: HeaderFields
         public var body: [UInt8]
 
-        public func header(_ name: String) -> String? { headers.first { $0.0.lowercased() == name.lowercased() }?.1 }
         public var bodyText: String { String(decoding: body, as: UTF8.self) }
     }
 
@@ -125,7 +125,7 @@ final class ScriptHandler: ChannelInboundHandler, @unchecked Sendable {
         case .end:
             guard let head else { return }
             let request = ScriptedHTTPServer.Request(
-                method: head.method.rawValue, uri: head.uri, headers: head.headers.map { ($0.name, $0.value) }, body: body
+                method: head.method.rawValue, uri: head.uri, headers: HeaderFields(head.headers.map { ($0.name, $0.value) }), body: body
             )
             state.withLock { $0.requests.append(request) }
             let steps = handler(request)

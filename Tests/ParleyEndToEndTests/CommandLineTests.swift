@@ -134,7 +134,7 @@ import ParleyTestSupport
         #expect(result.status == 1)
         #expect(result.stderr == "parley: anthropic: HTTP 401: invalid x-api-key; check the key in ANTHROPIC_API_KEY, or pick another model with --model or /model\n")
         #expect(server.requests.first?.uri == "/v1/messages")
-        #expect(server.requests.first?.header("x-api-key") == "sk-ant-wrong")
+        #expect(server.requests.first?.headers["x-api-key"] == "sk-ant-wrong")
     }
 
     @Test func cutOffReplyKeepsTextAndFails() async throws {

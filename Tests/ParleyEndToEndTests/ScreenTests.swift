@@ -224,7 +224,7 @@ import ParleyTestSupport
         usleep(300_000)
         await server.shutdown()
         // The key did go out, so finding it nowhere means something.
-        #expect(server.requests.first?.header("Authorization") == "Bearer \(sentinel)")
+        #expect(server.requests.first?.headers["Authorization"] == "Bearer \(sentinel)")
         var files = 0
         let walker = FileManager.default.enumerator(at: harness.home, includingPropertiesForKeys: nil)
         while let url = walker?.nextObject() as? URL {

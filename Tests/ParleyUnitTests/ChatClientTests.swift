@@ -37,7 +37,7 @@ import ParleyTestSupport
         #expect(events.lastUsage?.cachedTokens == 1024)
         let sent = try #require(server.requests.first)
         #expect(sent.uri == "/v1/chat/completions")
-        #expect(sent.header("authorization") == "Bearer sk-test")
+        #expect(sent.headers["authorization"] == "Bearer sk-test")
     }
 
     @Test func dripOneByteAtATime() async throws {
@@ -50,7 +50,7 @@ import ParleyTestSupport
         #expect(error == nil)
         #expect(events.text == "Let me check 日本の天気.")
         #expect(server.requests.first?.uri == "/v1/messages")
-        #expect(server.requests.first?.header("x-api-key") == "sk-test")
+        #expect(server.requests.first?.headers["x-api-key"] == "sk-test")
     }
 
     @Test func nonSuccessStatusCarriesTheProvidersMessage() async throws {

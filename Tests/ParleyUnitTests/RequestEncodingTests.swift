@@ -21,7 +21,7 @@ import ParleyCore
     @Test func openAIBodyAndHeaders() throws {
         let spec = OpenAIChatFormat.makeRequest(conversation, baseURL: "https://api.openai.com/v1/", apiKey: "sk-test", dialect: .openAI)
         #expect(spec.url == "https://api.openai.com/v1/chat/completions")
-        #expect(spec.header("authorization") == "Bearer sk-test")
+        #expect(spec.headers["authorization"] == "Bearer sk-test")
         let json = try body(spec)
         #expect(json["stream"] == true)
         #expect(json["stream_options"]?["include_usage"] == true)
@@ -45,9 +45,9 @@ import ParleyCore
     @Test func anthropicSystemTopLevelAndToolBlocks() throws {
         let spec = AnthropicMessagesFormat.makeRequest(conversation, baseURL: "https://api.anthropic.com", apiKey: "sk-ant")
         #expect(spec.url == "https://api.anthropic.com/v1/messages")
-        #expect(spec.header("x-api-key") == "sk-ant")
-        #expect(spec.header("anthropic-version") == "2023-06-01")
-        #expect(spec.header("authorization") == nil)
+        #expect(spec.headers["x-api-key"] == "sk-ant")
+        #expect(spec.headers["anthropic-version"] == "2023-06-01")
+        #expect(spec.headers["authorization"] == nil)
         let json = try body(spec)
         #expect(json["system"]?.string == "Be terse.")
         #expect(json["max_tokens"]?.int == 100)
@@ -64,7 +64,7 @@ import ParleyCore
     @Test func anthropicDefaultsMaxTokens() throws {
         let spec = AnthropicMessagesFormat.makeRequest(ChatRequest(model: "m", messages: [.user("hi")]), baseURL: "http://x", apiKey: nil)
         #expect(try body(spec)["max_tokens"]?.int == AnthropicMessagesFormat.defaultMaxTokens)
-        #expect(spec.header("x-api-key") == nil)
+        #expect(spec.headers["x-api-key"] == nil)
     }
 
     @Test func ollamaNativeOptions() throws {

@@ -83,8 +83,7 @@ public struct ProviderError: UserFacingError, Sendable, Equatable {
     public static func cutOff(provider: String) -> ProviderError {
         ProviderError(
             kind: .cutOff, provider: provider,
-            message: "the reply was cut off (the stream ended without its end marker)",
-            hint: "the partial text is kept"
+            message: "the reply was cut off (the stream ended without its end marker)"
         )
     }
 }

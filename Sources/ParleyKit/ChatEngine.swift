@@ -46,13 +46,17 @@ public struct ChatEngine: Sendable {
 
     /// Resolves the name and makes its endpoint ready (for `local`, a healthy server).
     public func prepare(model name: String?) async throws -> (ModelRef, ProviderEndpoint) {
-        let ref = try config.resolve(name ?? defaultModelName)
+        try await prepare(try config.resolve(name ?? defaultModelName))
+    }
+
+    /// Makes the model's endpoint ready: for `local`, a healthy server; for the rest, a key if it needs one.
+    public func prepare(_ ref: ModelRef) async throws -> (ModelRef, ProviderEndpoint) {
         if ref.provider == "local" {
             let (port, key, _) = try await localRuntime.ensureServer(executable: executablePath)
             return (ref, config.endpoint(for: ref, environment: environment, local: (port, key)))
         }
         let endpoint = config.endpoint(for: ref, environment: environment)
-        if endpoint.requiresKey, endpoint.apiKey == nil { throw endpoint.missingKeyError() }
+        try endpoint.requireKey()
         return (ref, endpoint)
     }
 

@@ -62,20 +62,15 @@ public struct UnpricedModelRefusal: UserFacingError, Sendable, Equatable {
 extension ChatEngine {
     /// One turn: the response cache, the budget check, the request with its retries, and the fallback
     /// chain, each model tried recorded in the ledger. `ask` and the screen both go through here.
-    public func turn(_ request: ChatRequest, model name: String, options: TurnOptions = TurnOptions()) -> AsyncThrowingStream<TurnEvent, any Error> {
+    public func turn(_ request: ChatRequest, model: ModelRef, options: TurnOptions = TurnOptions()) -> AsyncThrowingStream<TurnEvent, any Error> {
         AsyncThrowingStream { continuation in
-            let task = Task { await runTurn(request, model: name, options: options, continuation: continuation) }
+            let task = Task { await runTurn(request, model: model, options: options, continuation: continuation) }
             continuation.onTermination = { _ in task.cancel() }
         }
     }
 
-    func runTurn(_ request: ChatRequest, model name: String, options: TurnOptions,
+    func runTurn(_ request: ChatRequest, model primary: ModelRef, options: TurnOptions,
                  continuation: AsyncThrowingStream<TurnEvent, any Error>.Continuation) async {
-        let primary: ModelRef
-        do { primary = try config.resolve(name) } catch {
-            continuation.finish(throwing: error)
-            return
-        }
         let chain = [primary] + (options.fallback ? config.fallbackChain(after: primary) : [])
         // Each key is a hash of the whole conversation: made once per model, used to look up and to store.
         let cacheKeys = chain.map { cacheKey(for: request, ref: $0, options: options) }
@@ -123,7 +118,7 @@ extension ChatEngine {
                                     fallbackFrom: fallbackFrom, outcome: outcome, error: error)
             }
             do {
-                let (_, endpoint) = try await prepare(model: ref.description)
+                let (_, endpoint) = try await prepare(ref)
                 reply = ReplyAccumulator()
                 continuation.yield(.sending(ref))
                 for try await event in stream(request, endpoint: endpoint) {

@@ -16,19 +16,18 @@ public enum RecordedTurn {
     /// `userText` nil sends the last user message again (/retry). `onEvent` sees every event with the
     /// reply as it stands after it. With `retryHint`, an error after output says how to ask again.
     public static func run(
-        engine: ChatEngine, recorder: SessionRecorder, userText: String?, request: ChatRequest, model: String,
+        engine: ChatEngine, recorder: SessionRecorder, userText: String?, request: ChatRequest, model ref: ModelRef,
         options: TurnOptions = TurnOptions(), retryHint: Bool = true,
         onEvent: (TurnEvent, ReplyAccumulator) -> Void = { _, _ in }
     ) async -> Outcome {
         var reply = ReplyAccumulator()
         var turnCost: Double?
         var fromCache = false
-        let ref = (try? engine.config.resolve(model)) ?? ModelRef(provider: "", model: model)
         let replyID = recorder.startTurn(userText: userText, model: ref, system: request.system)
         var options = options
         options.session = options.session ?? recorder.snapshot.id
         do {
-            for try await event in engine.turn(request, model: model, options: options) {
+            for try await event in engine.turn(request, model: ref, options: options) {
                 switch event {
                 case let .chat(chat):
                     reply.add(chat)
@@ -52,12 +51,12 @@ public enum RecordedTurn {
                 recorder.finishReply(replyID, status: .stopped, reply: reply, cost: turnCost)
                 return .stopped
             }
-            var line = (error as? any UserFacingError)?.userMessage ?? String(describing: error)
-            // On the screen the line says how to ask again, where asking again can help: not for a refusal,
-            // a missing or refused key, or a request the provider rejected as such.
-            if retryHint, Self.askingAgainCanHelp(error), !line.contains("/retry") {
-                let kept = reply.text.isEmpty || line.contains("partial text is kept")
-                line += kept ? " — /retry asks again" : " — the partial reply is kept; /retry asks again"
+            var line = describe(error)
+            // On the screen the line says what became of the text that arrived, and how to ask again where
+            // that can help: not for a refusal, a missing or refused key, or a request rejected as such.
+            // Decided from the error's kind and the reply, never from the wording of the line.
+            if retryHint, Self.askingAgainCanHelp(error) {
+                line += reply.text.isEmpty ? " — /retry asks again" : " — the partial reply is kept; /retry asks again"
             }
             recorder.finishReply(replyID, status: .error, reply: reply, error: line, cost: turnCost)
             return .failed(line)

@@ -88,12 +88,11 @@ public struct ChatClient: ChatProvider {
             if ContinuousClock.now >= deadline {
                 if let total = timeouts.total, ContinuousClock.now >= progress.start + total {
                     throw ProviderError(kind: .totalTimeout, provider: endpoint.name, message: "the reply took longer than \(format(total))",
-                                        hint: "the partial text is kept; raise total_timeout for \(endpoint.name) if such replies are expected")
+                                        hint: "raise total_timeout for \(endpoint.name) if such replies are expected")
                 }
                 if started {
                     throw ProviderError(kind: .idleTimeout, provider: endpoint.name,
-                                        message: "the reply stalled: nothing arrived for \(format(timeouts.idle))",
-                                        hint: "the partial text is kept")
+                                        message: "the reply stalled: nothing arrived for \(format(timeouts.idle))")
                 }
                 throw ProviderError(kind: .firstTokenTimeout, provider: endpoint.name,
                                     message: "no reply began within \(format(timeouts.firstToken))",
@@ -110,7 +109,7 @@ public struct ChatClient: ChatProvider {
         _ request: ChatRequest, endpoint: ProviderEndpoint, transport: any HTTPTransport,
         continuation: AsyncThrowingStream<ChatEvent, any Error>.Continuation, progress: AttemptProgress
     ) async throws {
-        if endpoint.requiresKey, endpoint.apiKey?.isEmpty ?? true { throw endpoint.missingKeyError() }
+        try endpoint.requireKey()
         let spec = endpoint.makeRequest(request)
         let response = try await transport.send(spec, timeouts: endpoint.timeouts)
         progress.chunkArrived()
@@ -195,8 +194,7 @@ public struct ChatClient: ChatProvider {
                                  hint: "check the network or the base URL")
         case .readTimeout:
             return ProviderError(kind: .idleTimeout, provider: endpoint.name,
-                                 message: "the reply stalled: nothing arrived for \(format(endpoint.timeouts.idle))",
-                                 hint: "the partial text is kept")
+                                 message: "the reply stalled: nothing arrived for \(format(endpoint.timeouts.idle))")
         case .deadlineExceeded:
             return ProviderError(kind: .firstTokenTimeout, provider: endpoint.name,
                                  message: "no response within \(format(endpoint.timeouts.firstToken))",

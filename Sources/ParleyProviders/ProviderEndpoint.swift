@@ -89,6 +89,14 @@ public struct ProviderEndpoint: Sendable {
         }
     }
 
+    /// The one rule for a missing key: the provider needs one and the variable is unset or empty.
+    public var isMissingKey: Bool { requiresKey && (apiKey ?? "").isEmpty }
+
+    /// Throws the missing-key error (naming the variable and the fix) when `isMissingKey`.
+    public func requireKey() throws(ProviderError) {
+        if isMissingKey { throw missingKeyError() }
+    }
+
     public func missingKeyError() -> ProviderError {
         let variable = apiKeyVariable ?? "the API key variable"
         return ProviderError(

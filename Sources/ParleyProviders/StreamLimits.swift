@@ -42,7 +42,7 @@ public struct StreamLimitExceeded: Error, Sendable, Equatable {
         case .reply:
             return ProviderError(kind: .malformed, provider: provider,
                                  message: "sent more than \(Self.size(limit)) of stream for one reply (max_reply_mb); the reply was stopped",
-                                 hint: "the partial text is kept; raise max_reply_mb for this provider if such replies are expected")
+                                 hint: "raise max_reply_mb for this provider if such replies are expected")
         }
     }
 

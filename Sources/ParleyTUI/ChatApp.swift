@@ -79,7 +79,8 @@ public final class ChatApp: @unchecked Sendable {
     var screen: TerminalScreen?
     let queue = ActionQueue()
     var decoder = InputDecoder()
-    var modelName: String
+    /// The model the next message goes to: resolved once, when it is chosen.
+    var modelRef: ModelRef
     var replyTask: Task<Void, Never>?
     var turn = 0
     /// /cache on|off for this chat; nil follows the config.
@@ -100,10 +101,10 @@ public final class ChatApp: @unchecked Sendable {
         self.engine = engine
         self.sessions = sessions
         let ref = try engine.config.resolve(model ?? resume?.model ?? engine.defaultModelName)
-        modelName = ref.description
+        modelRef = ref
         themes = ThemeStore(configDirectory: engine.paths.configDirectory, environment: engine.environment, executable: engine.executablePath)
         historyFile = engine.paths.dataDirectory.appendingPathComponent("history.jsonl")
-        state = ChatState(width: 80, height: 24, model: modelName)
+        state = ChatState(width: 80, height: 24, model: ref.description)
         state.systemPrompt = system
         state.modelChoices = Self.modelChoices(engine)
         state.themeNames = themes.names
@@ -149,12 +150,12 @@ public final class ChatApp: @unchecked Sendable {
 
     /// Starts the local server (or checks the endpoint) in the background so the first reply is quick.
     func warmUp() {
-        let engine = self.engine, model = modelName, queue = self.queue
+        let engine = self.engine, model = modelRef, queue = self.queue
         let session = recorder?.snapshot.id, turn = self.turn
         // Before any reply the turn costs $0.00 where the price is known, "?" where it is not.
-        let priced = (try? engine.config.resolve(model)).flatMap { engine.config.pricing(for: $0) } != nil
+        let priced = engine.config.pricing(for: model) != nil
         Task.detached {
-            do { _ = try await engine.prepare(model: model) } catch { queue.post(.showError(describe(error))) }
+            do { _ = try await engine.prepare(model) } catch { queue.post(.showError(describe(error))) }
             // After the endpoint check, so opening the ledger does not compete with the first paint.
             queue.post(.engine(Self.spendEvent(engine, session: session, turnCost: priced ? 0 : nil)), turn: turn)
         }
@@ -337,8 +338,8 @@ public final class ChatApp: @unchecked Sendable {
         let recorder = SessionRecorder(store: sessions, session: session)
         recorder.settleInterrupted()
         self.recorder = recorder
-        if takeModel, let ref = try? engine.config.resolve(session.model), ref.description != modelName {
-            modelName = ref.description
+        if takeModel, let ref = try? engine.config.resolve(session.model), ref != modelRef {
+            modelRef = ref
             applyModelFacts(ref)
         }
         if let problem = recorder.takeError() { dispatch([.showError(problem)]) }
@@ -383,7 +384,7 @@ public final class ChatApp: @unchecked Sendable {
             return copy
         }
         if let recorder { return recorder }
-        let recorder = SessionRecorder(store: sessions, session: Session(model: modelName, systemPrompt: state.systemPrompt))
+        let recorder = SessionRecorder(store: sessions, session: Session(model: modelRef.description, systemPrompt: state.systemPrompt))
         self.recorder = recorder
         return recorder
     }
@@ -392,11 +393,11 @@ public final class ChatApp: @unchecked Sendable {
         turn += 1
         let recorder = currentRecorder()
         let userText = retry ? nil : messages.last(where: { $0.role == .user })?.content
-        let turn = self.turn, engine = self.engine, model = modelName, queue = self.queue, cache = cacheChoice
+        let turn = self.turn, engine = self.engine, model = modelRef, queue = self.queue, cache = cacheChoice
         replyTask = Task.detached {
             var sanitizer = TerminalSanitizer()
             let session = recorder.snapshot.id
-            let request = ChatRequest(model: model, system: system, messages: messages, temperature: engine.config.temperature)
+            let request = ChatRequest(model: model.model, system: system, messages: messages, temperature: engine.config.temperature)
             queue.post(.engine(.waiting), turn: turn)
             var sawFirst = false
             var last = ReplyAccumulator()
@@ -464,13 +465,13 @@ public final class ChatApp: @unchecked Sendable {
         let ref: ModelRef
         do { ref = try engine.config.resolve(name) } catch { dispatch([.showError(error.userMessage)]); return }
         let endpoint = engine.config.endpoint(for: ref, environment: engine.environment)
-        if ref.provider != "local", endpoint.requiresKey, endpoint.apiKey == nil {
-            dispatch([.showError(endpoint.missingKeyError().userMessage)])
+        do { try endpoint.requireKey() } catch {
+            dispatch([.showError(error.userMessage)])
             return
         }
-        modelName = ref.description
+        modelRef = ref
         applyModelFacts(ref)
-        dispatch([.modelChanged(name: modelName, contextWindow: state.status.contextWindow, turnCostText: state.status.turnCost)])
+        dispatch([.modelChanged(name: ref.description, contextWindow: state.status.contextWindow, turnCostText: state.status.turnCost)])
         warmUp()
     }
 
@@ -503,7 +504,7 @@ public final class ChatApp: @unchecked Sendable {
     func modelList() -> String {
         var lines = ["models (use /model NAME; any provider:model works):"]
         for choice in state.modelChoices {
-            lines.append("  \(choice.name == modelName ? "●" : " ") \(choice.name)  — \(choice.keyStatus)")
+            lines.append("  \(choice.name == modelRef.description ? "●" : " ") \(choice.name)  — \(choice.keyStatus)")
         }
         return lines.joined(separator: "\n")
     }

@@ -22,7 +22,7 @@ func cancelBenchmark(runs: Int) async throws {
         let before = server.clientClosures.count
         let (firstText, signal) = AsyncStream.makeStream(of: Void.self)
         let task = Task {
-            for try await event in engine.turn(ChatRequest(model: "m", messages: [.user("hi")]), model: "f:m") {
+            for try await event in engine.turn(ChatRequest(model: "m", messages: [.user("hi")]), model: ModelRef(provider: "f", model: "m")) {
                 if case .chat(.textDelta) = event { signal.yield() }
             }
         }
@@ -52,7 +52,7 @@ func cacheBenchmark(runs: Int) async throws {
         let start = ContinuousClock.now
         var hit = false
         var text = 0
-        for try await event in engine.turn(request, model: "f:m") {
+        for try await event in engine.turn(request, model: ModelRef(provider: "f", model: "m")) {
             if case .cacheHit = event { hit = true }
             if case let .chat(.textDelta(t)) = event { text += t.utf8.count }
         }

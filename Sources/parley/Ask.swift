@@ -94,7 +94,7 @@ struct Ask: AsyncParsableCommand {
         let options = TurnOptions(cache: cache, requestLimit: budget, fallback: fallback)
         do {
             let showRetries = stats || isatty(STDERR_FILENO) == 1
-            for try await event in engine.turn(request, model: ref.description, options: options) {
+            for try await event in engine.turn(request, model: ref, options: options) {
                 switch event {
                 case let .chat(event):
                     reply.add(event)

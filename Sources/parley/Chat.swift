@@ -90,7 +90,7 @@ struct Chat: AsyncParsableCommand {
             var answeredBy = ref
             var cached = false
             do {
-                for try await event in engine.turn(request, model: ref.description) {
+                for try await event in engine.turn(request, model: ref) {
                     switch event {
                     case let .chat(event):
                         reply.add(event)

@@ -38,7 +38,16 @@ import Glibc
                 let label = "TERM=\(term) \(locale.map { "LANG=\($0)" } ?? "no locale")"
                 let env = "env -u LANG -u LC_ALL -u LC_CTYPE TERM=\(term)" + (locale.map { " LANG=\($0)" } ?? "")
                 let requests = server.requestCount
-                tmux.type("clear; stty -g > \(scratch)/before; \(env) \(ParleyHarness.binary); stty -g > \(scratch)/after; echo EXITED-$?")
+                // A terminal without an alternate screen (vt100) leaves the last run's screen behind: clear
+                // it first, so the waits below see only this run.
+                tmux.type("clear")
+                tmux.keys("Enter")
+                for _ in 0..<100 {
+                    let screen = tmux.screen()
+                    if !screen.contains("type a message"), !screen.contains("/quit to leave"), !screen.contains("EXITED-") { break }
+                    usleep(20_000)
+                }
+                tmux.type("stty -g > \(scratch)/before; \(env) \(ParleyHarness.binary); stty -g > \(scratch)/after; echo EXIT\"\"ED-$?")  // the marker is not on the command line
                 tmux.keys("Enter")
                 let lineChat = term == "dumb" || term == "unknown-term"
                 let first = tmux.wait(for: lineChat ? "/quit to leave" : "type a message", seconds: 10)

@@ -129,7 +129,7 @@ import ParleyTestSupport
         let (firstText, signal) = AsyncStream.makeStream(of: Void.self)
         let engine = rig.engine
         let task = Task {
-            for try await event in engine.turn(ChatRequest(model: "m", messages: [.user("hello")]), model: "faulty:m") {
+            for try await event in engine.turn(ChatRequest(model: "m", messages: [.user("hello")]), model: ModelRef(provider: "faulty", model: "m")) {
                 if case .chat(.textDelta) = event { signal.yield() }
             }
         }

@@ -74,7 +74,7 @@ final class Rig: Sendable {
         let recorder = SessionRecorder(store: store, session: Session(model: model))
         var events: [TurnEvent] = []
         let outcome = await RecordedTurn.run(engine: engine, recorder: recorder, userText: prompt,
-                                             request: request ?? ChatRequest(model: "m", messages: [.user(prompt)]), model: model,
+                                             request: request ?? ChatRequest(model: "m", messages: [.user(prompt)]), model: try engine.config.resolve(model),
                                              options: options) { event, _ in events.append(event) }
         recorder.waitForWrites()
         let id = recorder.snapshot.id
@@ -218,7 +218,7 @@ extension RecordedTurn.Outcome {
     // machine cannot turn a stall into a pass or an answer into a timeout.
     @Test(arguments: formats) func aStallBeforeTheFirstByteTimesOutAndIsRetried(format: FaultServer.Format) async throws {
         let (server, rig) = try await rig([.stallBeforeFirstByte(.seconds(60)), .stallBeforeFirstByte(.seconds(60)), .ok], format: format,
-                                          extra: "[models.\"faulty:m\"]\nfirst_token_timeout = 2")
+                                          extra: "[models.\"faulty:m\"]\nfirst_token_timeout = 4")
         let run = try await rig.ask()
         await server.shutdown()
         #expect(server.requestCount == 3)

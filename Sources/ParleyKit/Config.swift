@@ -32,12 +32,57 @@ public struct ProviderConfig: Sendable {
     public var timeouts: TransportTimeouts
     public var headers: [(String, String)]
     public var isPreset: Bool
-    /// Config `max_tokens`: the reply length limit when a request sets none.
+    /// `[providers.NAME]`'s timeouts, limits and retries, laid over the preset's `timeouts`.
+    public var settings = RequestSettings()
+}
+
+/// The settings a provider (`[providers.NAME]`) or a model (`[models."provider:model"]`) can give
+/// every request: parsed by one function, applied to an endpoint by one function, provider first,
+/// model over it.
+public struct RequestSettings: Sendable, Equatable {
+    public var connectTimeout: Duration?
+    public var firstTokenTimeout: Duration?
+    public var idleTimeout: Duration?
+    public var totalTimeout: Duration?
+    /// The reply length limit when a request sets none.
     public var maxTokens: Int?
-    /// Config `max_retries`: attempts after the first, before any output (default 2).
+    /// Attempts after the first, before any output (default 2).
     public var maxRetries: Int?
-    /// Config `max_event_kb`, `max_reply_mb`, `max_error_kb`.
-    public var limits = StreamLimits.standard
+    public var maxEventBytes: Int?
+    public var maxReplyBytes: Int?
+    public var maxErrorBytes: Int?
+
+    public init() {}
+
+    static let keys = ["connect_timeout", "first_token_timeout", "idle_timeout", "total_timeout", "max_tokens", "max_retries",
+                       "max_event_kb", "max_reply_mb", "max_error_kb"]
+
+    static func parse(_ table: TOMLTable, key: String, reader: ConfigReader) throws(ConfigError) -> RequestSettings {
+        var settings = RequestSettings()
+        if let v = table["connect_timeout"] { settings.connectTimeout = try reader.seconds(v, "\(key).connect_timeout") }
+        if let v = table["first_token_timeout"] { settings.firstTokenTimeout = try reader.seconds(v, "\(key).first_token_timeout") }
+        if let v = table["idle_timeout"] { settings.idleTimeout = try reader.seconds(v, "\(key).idle_timeout") }
+        if let v = table["total_timeout"] { settings.totalTimeout = try reader.seconds(v, "\(key).total_timeout") }
+        if let v = table["max_tokens"] { settings.maxTokens = try reader.integer(v, "\(key).max_tokens", min: 1) }
+        if let v = table["max_retries"] { settings.maxRetries = try reader.integer(v, "\(key).max_retries", min: 0, max: 20) }
+        if let v = table["max_event_kb"] { settings.maxEventBytes = try reader.integer(v, "\(key).max_event_kb", min: 1, max: 1 << 20) << 10 }
+        if let v = table["max_reply_mb"] { settings.maxReplyBytes = try reader.integer(v, "\(key).max_reply_mb", min: 1, max: 1 << 20) << 20 }
+        if let v = table["max_error_kb"] { settings.maxErrorBytes = try reader.integer(v, "\(key).max_error_kb", min: 1, max: 1 << 20) << 10 }
+        return settings
+    }
+
+    /// Lays these settings over the endpoint's: only what is set changes.
+    public func apply(to endpoint: inout ProviderEndpoint) {
+        if let v = connectTimeout { endpoint.timeouts.connect = v }
+        if let v = firstTokenTimeout { endpoint.timeouts.firstToken = v }
+        if let v = idleTimeout { endpoint.timeouts.idle = v }
+        if let v = totalTimeout { endpoint.timeouts.total = v }
+        if let v = maxTokens { endpoint.defaultMaxTokens = v }
+        if let v = maxRetries { endpoint.retryPolicy.maxRetries = v }
+        if let v = maxEventBytes { endpoint.limits.maxEventBytes = v }
+        if let v = maxReplyBytes { endpoint.limits.maxReplyBytes = v }
+        if let v = maxErrorBytes { endpoint.limits.maxErrorBytes = v }
+    }
 }
 
 /// Settings for the bundled local model server.
@@ -54,12 +99,7 @@ public struct LocalSettings: Sendable, Equatable {
 
 /// Settings for one model (`[models."provider:model"]`), laid over its provider's.
 public struct ModelSettings: Sendable {
-    public var connectTimeout: Duration?
-    public var firstTokenTimeout: Duration?
-    public var idleTimeout: Duration?
-    public var totalTimeout: Duration?
-    public var maxTokens: Int?
-    public var maxRetries: Int?
+    public var request = RequestSettings()
     /// Models to try, in order, when this one fails for a reason that is not the request's own.
     public var fallback: [String]?
     /// Price and limits that replace or add to the bundled catalog's entry.
@@ -176,11 +216,8 @@ public struct ParleyConfig: Sendable {
             for (name, body) in providers.entries {
                 let key = "providers.\(name)"
                 let settings = try reader.table(body, key)
-                try reader.allowOnly(settings, [
-                    "base_url", "api_key_env", "format", "models", "stream_options", "max_tokens_field",
-                    "connect_timeout", "first_token_timeout", "idle_timeout", "total_timeout", "headers", "max_tokens", "max_retries",
-                    "max_event_kb", "max_reply_mb", "max_error_kb",
-                ], context: "[\(key)]")
+                try reader.allowOnly(settings, ["base_url", "api_key_env", "format", "models", "stream_options", "max_tokens_field", "headers"]
+                                     + RequestSettings.keys, context: "[\(key)]")
                 var provider = config.providers[name] ?? ProviderConfig(
                     name: name, format: .openAIChat, baseURL: "", apiKeyVariable: nil, dialect: .standard, models: [],
                     timeouts: ProviderPreset.hostedTimeouts, headers: [], isPreset: false
@@ -206,15 +243,7 @@ public struct ParleyConfig: Sendable {
                 if let v = settings["models"] { provider.models = try reader.strings(v, "\(key).models") }
                 if let v = settings["stream_options"] { provider.dialect.sendsStreamOptions = try reader.bool(v, "\(key).stream_options") }
                 if let v = settings["max_tokens_field"] { provider.dialect.maxTokensField = try reader.string(v, "\(key).max_tokens_field") }
-                if let v = settings["max_retries"] { provider.maxRetries = try reader.integer(v, "\(key).max_retries", min: 0, max: 20) }
-                if let v = settings["max_event_kb"] { provider.limits.maxEventBytes = try reader.integer(v, "\(key).max_event_kb", min: 1, max: 1 << 20) << 10 }
-                if let v = settings["max_reply_mb"] { provider.limits.maxReplyBytes = try reader.integer(v, "\(key).max_reply_mb", min: 1, max: 1 << 20) << 20 }
-                if let v = settings["max_error_kb"] { provider.limits.maxErrorBytes = try reader.integer(v, "\(key).max_error_kb", min: 1, max: 1 << 20) << 10 }
-                if let v = settings["max_tokens"] { provider.maxTokens = try reader.integer(v, "\(key).max_tokens", min: 1) }
-                if let v = settings["connect_timeout"] { provider.timeouts.connect = try reader.seconds(v, "\(key).connect_timeout") }
-                if let v = settings["first_token_timeout"] { provider.timeouts.firstToken = try reader.seconds(v, "\(key).first_token_timeout") }
-                if let v = settings["idle_timeout"] { provider.timeouts.idle = try reader.seconds(v, "\(key).idle_timeout") }
-                if let v = settings["total_timeout"] { provider.timeouts.total = try reader.seconds(v, "\(key).total_timeout") }
+                provider.settings = try RequestSettings.parse(settings, key: key, reader: reader)
                 if let v = settings["headers"] {
                     let headers = try reader.table(v, "\(key).headers")
                     provider.headers = try headers.entries.map { (name, value) throws(ConfigError) in
@@ -281,17 +310,10 @@ public struct ParleyConfig: Sendable {
                 throw ConfigError(file: reader.file, line: body.line, message: "[\(key)]: \(error.message)")
             }
             let table = try reader.table(body, key)
-            try reader.allowOnly(table, [
-                "connect_timeout", "first_token_timeout", "idle_timeout", "total_timeout", "max_tokens", "max_retries", "fallback",
-                "input_price", "output_price", "cached_input_price", "cache_write_price", "context_window", "max_output",
-            ], context: "[\(key)]")
+            try reader.allowOnly(table, ["fallback", "input_price", "output_price", "cached_input_price", "cache_write_price", "context_window", "max_output"]
+                                 + RequestSettings.keys, context: "[\(key)]")
             var settings = ModelSettings()
-            if let v = table["connect_timeout"] { settings.connectTimeout = try reader.seconds(v, "\(key).connect_timeout") }
-            if let v = table["first_token_timeout"] { settings.firstTokenTimeout = try reader.seconds(v, "\(key).first_token_timeout") }
-            if let v = table["idle_timeout"] { settings.idleTimeout = try reader.seconds(v, "\(key).idle_timeout") }
-            if let v = table["total_timeout"] { settings.totalTimeout = try reader.seconds(v, "\(key).total_timeout") }
-            if let v = table["max_tokens"] { settings.maxTokens = try reader.integer(v, "\(key).max_tokens", min: 1) }
-            if let v = table["max_retries"] { settings.maxRetries = try reader.integer(v, "\(key).max_retries", min: 0, max: 20) }
+            settings.request = try RequestSettings.parse(table, key: key, reader: reader)
             if let v = table["fallback"] { settings.fallback = try chain(v, "\(key).fallback") }
             if let v = table["input_price"] { settings.pricing.input = try reader.dollars(v, "\(key).input_price") }
             if let v = table["output_price"] { settings.pricing.output = try reader.dollars(v, "\(key).output_price") }

@@ -87,17 +87,8 @@ extension ParleyConfig {
             requiresKey: provider.apiKeyVariable != nil && provider.isPreset,
             dialect: provider.dialect, extraHeaders: provider.headers, timeouts: provider.timeouts
         )
-        endpoint.defaultMaxTokens = provider.maxTokens
-        if let retries = provider.maxRetries { endpoint.retryPolicy.maxRetries = retries }
-        endpoint.limits = provider.limits
-        if let settings = models[ref] {
-            if let v = settings.connectTimeout { endpoint.timeouts.connect = v }
-            if let v = settings.firstTokenTimeout { endpoint.timeouts.firstToken = v }
-            if let v = settings.idleTimeout { endpoint.timeouts.idle = v }
-            if let v = settings.totalTimeout { endpoint.timeouts.total = v }
-            if let v = settings.maxTokens { endpoint.defaultMaxTokens = v }
-            if let v = settings.maxRetries { endpoint.retryPolicy.maxRetries = v }
-        }
+        provider.settings.apply(to: &endpoint)
+        models[ref]?.request.apply(to: &endpoint)
         return endpoint
     }
 }

@@ -1,0 +1,97 @@
+import Foundation
+
+/// Walks JSON bytes in place, for hot paths that read a few fields of a known shape without building
+/// a tree. Every method checks syntax; on anything unexpected it returns nil/false and the caller
+/// falls back to `JSONValue.parse`.
+public struct JSONCursor {
+    private var parser: JSONByteParser
+
+    public init(_ bytes: UnsafeBufferPointer<UInt8>) {
+        parser = JSONByteParser(bytes: bytes)
+        parser.skipWhitespace()
+    }
+
+    /// Consumes `{`; true if an object starts here.
+    public mutating func enterObject() -> Bool { enter(UInt8(ascii: "{")) }
+
+    /// Consumes `[`; true if an array starts here.
+    public mutating func enterArray() -> Bool { enter(UInt8(ascii: "[")) }
+
+    private mutating func enter(_ open: UInt8) -> Bool {
+        parser.skipWhitespace()
+        guard parser.index < parser.bytes.count, parser.bytes[parser.index] == open else { return false }
+        parser.index += 1
+        first = true
+        return true
+    }
+
+    private var first = true
+
+    /// Moves to the next member of the object just entered; returns its raw key (escapes not decoded),
+    /// positioned at the value, or nil at `}` (consumed) or on bad syntax (`failed` is set).
+    public mutating func nextKey() -> UnsafeBufferPointer<UInt8>? {
+        guard moveToNextItem(close: UInt8(ascii: "}")) else { return nil }
+        guard parser.index < parser.bytes.count, parser.bytes[parser.index] == UInt8(ascii: "\"") else { failed = true; return nil }
+        let start = parser.index
+        do { try parser.skipString() } catch { failed = true; return nil }
+        let key = UnsafeBufferPointer(rebasing: parser.bytes[(start + 1)..<(parser.index - 1)])
+        parser.skipWhitespace()
+        guard parser.index < parser.bytes.count, parser.bytes[parser.index] == UInt8(ascii: ":") else { failed = true; return nil }
+        parser.index += 1
+        parser.skipWhitespace()
+        return key
+    }
+
+    /// Moves to the next element of the array just entered; false at `]` (consumed) or on bad syntax.
+    public mutating func nextElement() -> Bool { moveToNextItem(close: UInt8(ascii: "]")) }
+
+    /// Set when the walk met bad syntax.
+    public private(set) var failed = false
+
+    private mutating func moveToNextItem(close: UInt8) -> Bool {
+        parser.skipWhitespace()
+        guard parser.index < parser.bytes.count else { failed = true; return false }
+        if parser.bytes[parser.index] == close { parser.index += 1; first = false; return false }
+        if !first {
+            guard parser.bytes[parser.index] == UInt8(ascii: ",") else { failed = true; return false }
+            parser.index += 1
+            parser.skipWhitespace()
+        }
+        first = false
+        return true
+    }
+
+    /// After a nested `enterObject`/`enterArray` finished, the enclosing container continues after a comma.
+    public mutating func resumeContainer() { first = false }
+
+    public mutating func skipValue() -> Bool {
+        do { try parser.skipValue(depth: 1); return true } catch { failed = true; return false }
+    }
+
+    /// Reads a string value (decoding escapes); nil if the value is not a string.
+    public mutating func readString() -> String? {
+        guard parser.index < parser.bytes.count, parser.bytes[parser.index] == UInt8(ascii: "\"") else { return nil }
+        do { return try parser.parseString() } catch { failed = true; return nil }
+    }
+
+    /// Consumes `null`; false if the value is something else (nothing consumed).
+    public mutating func readNull() -> Bool {
+        guard parser.index < parser.bytes.count, parser.bytes[parser.index] == UInt8(ascii: "n") else { return false }
+        do { try parser.expectLiteral("null"); return true } catch { failed = true; return false }
+    }
+
+    /// True when only whitespace is left.
+    public mutating func atEnd() -> Bool {
+        parser.skipWhitespace()
+        return parser.index == parser.bytes.count
+    }
+}
+
+extension UnsafeBufferPointer where Element == UInt8 {
+    /// Byte equality with an ASCII key, without making a String.
+    @inline(__always)
+    public func equals(_ key: StaticString) -> Bool {
+        guard count == key.utf8CodeUnitCount, let base = baseAddress else { return count == 0 && key.utf8CodeUnitCount == 0 }
+        return memcmp(base, key.utf8Start, count) == 0
+    }
+}

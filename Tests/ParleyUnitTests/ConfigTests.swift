@@ -44,7 +44,7 @@ import ParleyProviders
         #expect(try config.resolve("llama-3-8b") == ModelRef(provider: "box", model: "llama-3-8b"))
         #expect(config.local.contextSize == 4096)
         let openai = try #require(config.providers["openai"])
-        #expect(openai.timeouts.idle == .milliseconds(30_500))
+        #expect(config.endpoint(for: ModelRef(provider: "openai", model: "gpt-4o-mini"), environment: [:]).timeouts.idle == .milliseconds(30_500))
         #expect(openai.headers.first?.0 == "OpenAI-Organization")
         let box = try #require(config.providers["box"])
         #expect(!box.dialect.sendsStreamOptions)

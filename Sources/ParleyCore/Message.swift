@@ -29,6 +29,24 @@ public struct ToolDefinition: Codable, Sendable, Equatable {
         self.description = description
         self.parametersJSON = parametersJSON
     }
+
+    /// The parameters' JSON Schema, which must be a JSON object. Checked here, once for every wire
+    /// format: a bad schema is an error that names the tool, never quietly replaced by `{"type":"object"}`.
+    public func parameters() throws(InvalidToolSchema) -> JSONValue {
+        let value: JSONValue
+        do { value = try JSONValue.parse(parametersJSON) } catch {
+            throw InvalidToolSchema(tool: name, problem: error.description)
+        }
+        guard value.members != nil else { throw InvalidToolSchema(tool: name, problem: "it is not a JSON object") }
+        return value
+    }
+}
+
+/// A tool whose parameter schema cannot be sent.
+public struct InvalidToolSchema: UserFacingError, Sendable, Equatable {
+    public var tool: String
+    public var problem: String
+    public var userMessage: String { "tool \(tool): its parameters schema is not usable (\(problem)); nothing was sent" }
 }
 
 /// One message of a conversation, in a form every wire format can be built from.

@@ -9,7 +9,7 @@ public enum AnthropicMessagesFormat {
 
     public static func makeRequest(
         _ request: ChatRequest, baseURL: String, apiKey: String?, extraHeaders: [(String, String)] = []
-    ) -> HTTPRequestSpec {
+    ) throws -> HTTPRequestSpec {
         var members: [(String, JSONValue)] = [
             ("model", .string(request.model)),
             ("max_tokens", .number(Double(request.maxTokens ?? defaultMaxTokens))),
@@ -19,11 +19,11 @@ public enum AnthropicMessagesFormat {
         members.append(("stream", true))
         if let temperature = request.temperature { members.append(("temperature", .number(temperature))) }
         if !request.tools.isEmpty {
-            members.append(("tools", .array(request.tools.map { tool in
+            members.append(("tools", .array(try request.tools.map { tool in
                 [
                     "name": .string(tool.name),
                     "description": .string(tool.description),
-                    "input_schema": (try? JSONValue.parse(tool.parametersJSON)) ?? ["type": "object"],
+                    "input_schema": try tool.parameters(),
                 ]
             })))
         }
@@ -143,9 +143,7 @@ public enum AnthropicMessagesFormat {
             case "message_stop":
                 sawTerminator = true
             case "error":
-                let parsed = ProviderErrorBody.parse(json) ?? ("the provider reported an error in the stream", nil)
-                emit(.error(ProviderError(kind: .inStream, provider: provider, message: parsed.message, type: parsed.type,
-                                          hint: parsed.type == "overloaded_error" ? "the service is overloaded; try again shortly" : nil)))
+                emit(.error(.inStream(json, provider: provider)))
             default:
                 break  // ping, content_block_stop and unknown events
             }

@@ -110,7 +110,7 @@ public struct ChatClient: ChatProvider {
         continuation: AsyncThrowingStream<ChatEvent, any Error>.Continuation, progress: AttemptProgress
     ) async throws {
         try endpoint.requireKey()
-        let spec = endpoint.makeRequest(request)
+        let spec = try endpoint.makeRequest(request)
         let response = try await transport.send(spec, timeouts: endpoint.timeouts)
         progress.chunkArrived()
         if let limits = RateLimitHeaders.parse(response.headers) { continuation.yield(.rateLimit(limits)) }

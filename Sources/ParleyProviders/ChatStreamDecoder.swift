@@ -29,6 +29,13 @@ extension ChatStreamDecoder {
 }
 
 extension ProviderError {
+    /// An error object inside a stream that began with 200, the same for all three formats.
+    static func inStream(_ json: JSONValue, provider: String) -> ProviderError {
+        let parsed = ProviderErrorBody.parse(json) ?? ("the provider reported an error in the stream", nil)
+        return ProviderError(kind: .inStream, provider: provider, message: parsed.message, type: parsed.type,
+                             hint: parsed.type == "overloaded_error" ? "the service is overloaded; try again shortly" : nil)
+    }
+
     static func malformed(provider: String, data: String) -> ProviderError {
         let sample = TerminalSanitizer.line(String(data.prefix(2000)), limit: 120)
         return ProviderError(

@@ -3,7 +3,7 @@ import ParleyCore
 
 /// Ollama's native `/api/chat`: newline-delimited JSON, ending with an object whose `done` is true.
 public enum OllamaChatFormat {
-    public static func makeRequest(_ request: ChatRequest, baseURL: String, extraHeaders: [(String, String)] = []) -> HTTPRequestSpec {
+    public static func makeRequest(_ request: ChatRequest, baseURL: String, extraHeaders: [(String, String)] = []) throws -> HTTPRequestSpec {
         var messages: [JSONValue] = []
         if let system = request.combinedSystemPrompt { messages.append(["role": "system", "content": .string(system)]) }
         for message in request.messages where message.role != .system {
@@ -23,10 +23,10 @@ public enum OllamaChatFormat {
         ]
         if !options.isEmpty { members.append(("options", .object(options))) }
         if !request.tools.isEmpty {
-            members.append(("tools", .array(request.tools.map { tool in
+            members.append(("tools", .array(try request.tools.map { tool in
                 ["type": "function", "function": [
                     "name": .string(tool.name), "description": .string(tool.description),
-                    "parameters": (try? JSONValue.parse(tool.parametersJSON)) ?? ["type": "object"],
+                    "parameters": try tool.parameters(),
                 ]]
             })))
         }
@@ -71,8 +71,7 @@ public enum OllamaChatFormat {
                 throw ProviderError.malformed(provider: provider, data: String(decoding: line, as: UTF8.self))
             }
             if let error = json["error"], !error.isNull {
-                let parsed = ProviderErrorBody.parse(json) ?? ("the provider reported an error in the stream", nil)
-                emit(.error(ProviderError(kind: .inStream, provider: provider, message: parsed.message, type: parsed.type)))
+                emit(.error(.inStream(json, provider: provider)))
                 return
             }
             if let message = json["message"] {

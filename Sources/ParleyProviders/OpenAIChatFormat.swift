@@ -23,7 +23,7 @@ public struct OpenAIDialect: Sendable, Equatable, Hashable {
 public enum OpenAIChatFormat {
     public static func makeRequest(
         _ request: ChatRequest, baseURL: String, apiKey: String?, dialect: OpenAIDialect, extraHeaders: [(String, String)] = []
-    ) -> HTTPRequestSpec {
+    ) throws -> HTTPRequestSpec {
         var members: [(String, JSONValue)] = [("model", .string(request.model))]
         var messages: [JSONValue] = []
         if let system = request.combinedSystemPrompt { messages.append(["role": "system", "content": .string(system)]) }
@@ -36,13 +36,13 @@ public enum OpenAIChatFormat {
         if let temperature = request.temperature { members.append(("temperature", .number(temperature))) }
         if let maxTokens = request.maxTokens { members.append((dialect.maxTokensField, .number(Double(maxTokens)))) }
         if !request.tools.isEmpty {
-            members.append(("tools", .array(request.tools.map { tool in
+            members.append(("tools", .array(try request.tools.map { tool in
                 [
                     "type": "function",
                     "function": [
                         "name": .string(tool.name),
                         "description": .string(tool.description),
-                        "parameters": (try? JSONValue.parse(tool.parametersJSON)) ?? ["type": "object"],
+                        "parameters": try tool.parameters(),
                     ],
                 ]
             })))
@@ -187,8 +187,7 @@ public enum OpenAIChatFormat {
                 throw ProviderError.malformed(provider: provider, data: String(decoding: data, as: UTF8.self))
             }
             if let error = json["error"], !error.isNull {
-                let parsed = ProviderErrorBody.parse(json) ?? ("the provider reported an error in the stream", nil)
-                emit(.error(ProviderError(kind: .inStream, provider: provider, message: parsed.message, type: parsed.type)))
+                emit(.error(.inStream(json, provider: provider)))
                 return
             }
             if let choices = json["choices"]?.array {

@@ -44,14 +44,15 @@ public struct ProviderEndpoint: Sendable {
         self.timeouts = timeouts
     }
 
-    public func makeRequest(_ request: ChatRequest) -> HTTPRequestSpec {
+    /// The request in this endpoint's wire format; throws `InvalidToolSchema` for a tool whose schema cannot be sent.
+    public func makeRequest(_ request: ChatRequest) throws -> HTTPRequestSpec {
         switch format {
         case .openAIChat:
-            return OpenAIChatFormat.makeRequest(request, baseURL: baseURL, apiKey: apiKey, dialect: dialect, extraHeaders: extraHeaders)
+            return try OpenAIChatFormat.makeRequest(request, baseURL: baseURL, apiKey: apiKey, dialect: dialect, extraHeaders: extraHeaders)
         case .anthropicMessages:
-            return AnthropicMessagesFormat.makeRequest(request, baseURL: baseURL, apiKey: apiKey, extraHeaders: extraHeaders)
+            return try AnthropicMessagesFormat.makeRequest(request, baseURL: baseURL, apiKey: apiKey, extraHeaders: extraHeaders)
         case .ollamaChat:
-            return OllamaChatFormat.makeRequest(request, baseURL: baseURL, extraHeaders: extraHeaders)
+            return try OllamaChatFormat.makeRequest(request, baseURL: baseURL, extraHeaders: extraHeaders)
         }
     }
 

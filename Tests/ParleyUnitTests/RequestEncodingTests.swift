@@ -19,7 +19,7 @@ import ParleyCore
     func body(_ spec: HTTPRequestSpec) throws -> JSONValue { try JSONValue.parse(spec.body) }
 
     @Test func openAIBodyAndHeaders() throws {
-        let spec = OpenAIChatFormat.makeRequest(conversation, baseURL: "https://api.openai.com/v1/", apiKey: "sk-test", dialect: .openAI)
+        let spec = try OpenAIChatFormat.makeRequest(conversation, baseURL: "https://api.openai.com/v1/", apiKey: "sk-test", dialect: .openAI)
         #expect(spec.url == "https://api.openai.com/v1/chat/completions")
         #expect(spec.headers["authorization"] == "Bearer sk-test")
         let json = try body(spec)
@@ -35,7 +35,7 @@ import ParleyCore
     }
 
     @Test func mistralGetsNoStreamOptions() throws {
-        let spec = OpenAIChatFormat.makeRequest(conversation, baseURL: "https://api.mistral.ai/v1", apiKey: "k", dialect: .mistral)
+        let spec = try OpenAIChatFormat.makeRequest(conversation, baseURL: "https://api.mistral.ai/v1", apiKey: "k", dialect: .mistral)
         let json = try body(spec)
         #expect(json["stream_options"] == nil)
         #expect(json["max_tokens"]?.int == 100)
@@ -43,7 +43,7 @@ import ParleyCore
     }
 
     @Test func anthropicSystemTopLevelAndToolBlocks() throws {
-        let spec = AnthropicMessagesFormat.makeRequest(conversation, baseURL: "https://api.anthropic.com", apiKey: "sk-ant")
+        let spec = try AnthropicMessagesFormat.makeRequest(conversation, baseURL: "https://api.anthropic.com", apiKey: "sk-ant")
         #expect(spec.url == "https://api.anthropic.com/v1/messages")
         #expect(spec.headers["x-api-key"] == "sk-ant")
         #expect(spec.headers["anthropic-version"] == "2023-06-01")
@@ -62,13 +62,13 @@ import ParleyCore
     }
 
     @Test func anthropicDefaultsMaxTokens() throws {
-        let spec = AnthropicMessagesFormat.makeRequest(ChatRequest(model: "m", messages: [.user("hi")]), baseURL: "http://x", apiKey: nil)
+        let spec = try AnthropicMessagesFormat.makeRequest(ChatRequest(model: "m", messages: [.user("hi")]), baseURL: "http://x", apiKey: nil)
         #expect(try body(spec)["max_tokens"]?.int == AnthropicMessagesFormat.defaultMaxTokens)
         #expect(spec.headers["x-api-key"] == nil)
     }
 
     @Test func ollamaNativeOptions() throws {
-        let spec = OllamaChatFormat.makeRequest(conversation, baseURL: "http://127.0.0.1:11434")
+        let spec = try OllamaChatFormat.makeRequest(conversation, baseURL: "http://127.0.0.1:11434")
         #expect(spec.url == "http://127.0.0.1:11434/api/chat")
         let json = try body(spec)
         #expect(json["options"]?["num_predict"]?.int == 100)
@@ -91,4 +91,17 @@ import ParleyCore
         #expect(ollama.message == "model 'llama9' not found")
         #expect(ollama.userMessage.contains("parley models"))
     }
+
+    /// A tool schema that is not a JSON object is an error naming the tool, in every format; it is
+    /// never sent as a made-up `{"type":"object"}`.
+    @Test(arguments: [WireFormat.openAIChat, .anthropicMessages, .ollamaChat])
+    func aBadToolSchemaIsAnErrorNotAGuess(_ format: WireFormat) {
+        let request = ChatRequest(model: "m", messages: [.user("hi")], tools: [ToolDefinition(name: "lookup", description: "d", parametersJSON: "{not json")])
+        let endpoint = ProviderEndpoint(name: "p", format: format, baseURL: "http://127.0.0.1:9")
+        #expect { _ = try endpoint.makeRequest(request) } throws: { ($0 as? InvalidToolSchema)?.tool == "lookup" }
+        var array = request
+        array.tools = [ToolDefinition(name: "list", description: "d", parametersJSON: "[1, 2]")]
+        #expect { _ = try endpoint.makeRequest(array) } throws: { ($0 as? InvalidToolSchema)?.userMessage.contains("not a JSON object") == true }
+    }
 }
+

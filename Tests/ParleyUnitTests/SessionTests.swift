@@ -192,7 +192,7 @@ import Glibc
         let session = try SessionStore(directory: example.deletingLastPathComponent()).load(example)
         let request = ChatRequest(model: "claude-haiku-4-5", system: session.systemPrompt, messages: session.chatMessages)
 
-        let anthropic = try JSONValue.parse(AnthropicMessagesFormat.makeRequest(request, baseURL: "https://api.anthropic.com", apiKey: "k").body)
+        let anthropic = try JSONValue.parse(try AnthropicMessagesFormat.makeRequest(request, baseURL: "https://api.anthropic.com", apiKey: "k").body)
         #expect(anthropic["system"]?.string == "Answer in one sentence.")
         let messages = try #require(anthropic["messages"]?.array)
         #expect(messages.map { $0["role"]?.string ?? "" } == ["user", "assistant", "user", "assistant", "user", "assistant"])
@@ -200,7 +200,7 @@ import Glibc
         #expect(messages[1]["content"]?[0]?["input"]?["city"]?.string == "Lyon")
         #expect(messages[2]["content"]?[0]?["tool_use_id"]?.string == "call_1")
 
-        let openAI = try JSONValue.parse(OpenAIChatFormat.makeRequest(request, baseURL: "https://api.openai.com/v1", apiKey: "k", dialect: .openAI).body)
+        let openAI = try JSONValue.parse(try OpenAIChatFormat.makeRequest(request, baseURL: "https://api.openai.com/v1", apiKey: "k", dialect: .openAI).body)
         let turns = try #require(openAI["messages"]?.array)
         #expect(turns.first?["role"]?.string == "system")
         #expect(turns[2]["tool_calls"]?[0]?["id"]?.string == "call_1")

@@ -51,7 +51,7 @@ public enum ChatEvent: Sendable, Equatable {
 
 /// Builds complete tool calls from fragments, by index; a new id at an occupied index opens a new call
 /// (Ollama sends index 0 for every parallel call).
-public struct ToolCallAssembler: Sendable {
+public struct ToolCallAssembler: Sendable, Equatable {
     public private(set) var calls: [ToolCall] = []
     private var slotForIndex: [Int: Int] = [:]
 

@@ -13,42 +13,37 @@ public enum RecordedTurn {
         case failed(String)
     }
 
-    /// `userText` nil sends the last user message again (/retry). `onEvent` sees every event with the
-    /// reply as it stands after it. With `retryHint`, an error after output says how to ask again.
+    /// `userText` nil sends the last user message again (/retry). `onEvent` sees every event of the turn.
+    /// With `retryHint`, an error line says how to ask again. The session gets the turn's own fold of
+    /// the reply (`.finished`), so its figures are the ledger's.
     public static func run(
         engine: ChatEngine, recorder: SessionRecorder, userText: String?, request: ChatRequest, model ref: ModelRef,
         options: TurnOptions = TurnOptions(), retryHint: Bool = true,
-        onEvent: (TurnEvent, ReplyAccumulator) -> Void = { _, _ in }
+        onEvent: (TurnEvent) -> Void = { _ in }
     ) async -> Outcome {
-        var reply = ReplyAccumulator()
-        var turnCost: Double?
-        var fromCache = false
+        var result: TurnResult?
         let replyID = recorder.startTurn(userText: userText, model: ref, system: request.system)
         var options = options
         options.session = options.session ?? recorder.snapshot.id
         do {
             for try await event in engine.turn(request, model: ref, options: options) {
                 switch event {
-                case let .chat(chat):
-                    reply.add(chat)
-                    if case let .textDelta(text) = chat { recorder.appendText(text, to: replyID) }
-                case let .fallingBack(from, to, reason):
-                    recorder.noteFallback(replyID, from: from, reason: reason, to: to)
-                case .sending: reply = ReplyAccumulator()  // each model's reply is timed from its own request
-                case .cacheHit: fromCache = true
-                case let .cost(cost): turnCost = cost
+                case let .chat(.textDelta(text)): recorder.appendText(text, to: replyID)
+                case let .fallingBack(from, to, reason): recorder.noteFallback(replyID, from: from, reason: reason, to: to)
+                case let .finished(turn): result = turn
+                case .chat, .sending, .cacheHit, .cost, .firstToken: break
                 }
-                onEvent(event, reply)
+                onEvent(event)
             }
             if Task.isCancelled {
-                recorder.finishReply(replyID, status: .stopped, reply: reply, cost: turnCost)
+                recorder.finishReply(replyID, status: .stopped, result: result)
                 return .stopped
             }
-            recorder.finishReply(replyID, status: .complete, reply: reply, cost: turnCost, fromCache: fromCache)
+            recorder.finishReply(replyID, status: .complete, result: result)
             return .complete
         } catch {
             if Task.isCancelled {
-                recorder.finishReply(replyID, status: .stopped, reply: reply, cost: turnCost)
+                recorder.finishReply(replyID, status: .stopped, result: result)
                 return .stopped
             }
             var line = describe(error)
@@ -56,9 +51,9 @@ public enum RecordedTurn {
             // that can help: not for a refusal, a missing or refused key, or a request rejected as such.
             // Decided from the error's kind and the reply, never from the wording of the line.
             if retryHint, Self.askingAgainCanHelp(error) {
-                line += reply.text.isEmpty ? " — /retry asks again" : " — the partial reply is kept; /retry asks again"
+                line += (result?.reply.text.isEmpty ?? true) ? " — /retry asks again" : " — the partial reply is kept; /retry asks again"
             }
-            recorder.finishReply(replyID, status: .error, reply: reply, error: line, cost: turnCost)
+            recorder.finishReply(replyID, status: .error, result: result, error: line)
             return .failed(line)
         }
     }

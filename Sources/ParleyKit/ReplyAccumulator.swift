@@ -3,7 +3,7 @@ import ParleyCore
 
 /// Folds a stream of `ChatEvent`s into a reply and its figures: text, tool calls, usage, time to first
 /// token and tokens per second. Shared by `ask` and the screen so both report the same numbers.
-public struct ReplyAccumulator: Sendable {
+public struct ReplyAccumulator: Sendable, Equatable {
     public private(set) var text = ""
     public private(set) var thinking = ""
     public private(set) var toolCalls = ToolCallAssembler()

@@ -101,23 +101,21 @@ public final class SessionRecorder: @unchecked Sendable {
         saveNow(wait: false)
     }
 
-    /// The reply ended (complete, stopped or failed): its figures are recorded and the file written.
-    public func finishReply(_ id: String, status: SessionMessage.Status, reply: ReplyAccumulator?, error: String? = nil, cost: Double? = nil,
-                            fromCache: Bool = false) {
+    /// The reply ended (complete, stopped or failed): the turn's fold of it is recorded and the file written.
+    public func finishReply(_ id: String, status: SessionMessage.Status, result: TurnResult?, error: String? = nil) {
         update(id) { message in
-            if fromCache { message.fromCache = true }
             message.status = status
             message.completedAt = Date()
             message.error = error
-            message.cost = cost
-            if let reply {
-                message.content = reply.text
-                message.usage = reply.usage
-                message.finishReason = reply.finishReason?.rawValue
-                message.timeToFirstTokenMs = reply.timeToFirstToken?.milliseconds
-                message.durationMs = (ContinuousClock.now - reply.startedAt).milliseconds
-                if !reply.toolCalls.calls.isEmpty { message.toolCalls = reply.toolCalls.calls }
-            }
+            guard let result else { return }
+            if result.fromCache { message.fromCache = true }
+            message.cost = result.cost
+            message.content = result.reply.text
+            message.usage = result.reply.usage
+            message.finishReason = result.reply.finishReason?.rawValue
+            message.timeToFirstTokenMs = result.timeToFirstTokenMs
+            message.durationMs = result.durationMs
+            if !result.reply.toolCalls.calls.isEmpty { message.toolCalls = result.reply.toolCalls.calls }
         }
         saveNow(wait: false)
     }

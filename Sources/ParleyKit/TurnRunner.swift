@@ -14,6 +14,36 @@ public enum TurnEvent: Sendable, Equatable {
     case cacheHit
     /// The turn's cost so far, live as usage arrives (nil: the model's price is unknown).
     case cost(Double?)
+    /// The first token of the reply arrived, this long after the request was sent (from the turn's own
+    /// clock, the same the ledger and the session keep).
+    case firstToken(milliseconds: Double)
+    /// The turn's one fold of the reply, sent once as the last event, whether it completed, was stopped
+    /// or failed (a failure is thrown right after it). Ledger, session, `ask` and the screen all read this.
+    case finished(TurnResult)
+}
+
+/// What a turn produced: the reply of the model that answered (or last tried), folded once, with the
+/// instant it ended, so every reader reports the same time to first token, duration and rate.
+public struct TurnResult: Sendable, Equatable {
+    public var model: ModelRef
+    public var reply: ReplyAccumulator
+    public var end: ContinuousClock.Instant
+    /// Dollars, nil when the price is unknown.
+    public var cost: Double?
+    public var fromCache: Bool
+
+    public init(model: ModelRef, reply: ReplyAccumulator, end: ContinuousClock.Instant, cost: Double?, fromCache: Bool) {
+        self.model = model
+        self.reply = reply
+        self.end = end
+        self.cost = cost
+        self.fromCache = fromCache
+    }
+
+    public var timeToFirstTokenMs: Double? { reply.timeToFirstToken?.milliseconds }
+    public var durationMs: Double { reply.totalDuration(until: end).milliseconds }
+    /// Nil for a cached reply: it was not generated at any rate.
+    public var tokensPerSecond: Double? { fromCache ? nil : reply.tokensPerSecond(until: end) }
 }
 
 /// Per-turn choices that are not in the request.
@@ -54,16 +84,29 @@ extension ChatEngine {
         for (ref, key) in zip(chain, cacheKeys) {
             guard let key, let cache = openCache(), let hit = cache.lookup(key) else { continue }
             let started = ContinuousClock.now
+            var reply = ReplyAccumulator(startedAt: started)
             continuation.yield(.cacheHit)
-            for chunk in Self.replayChunks(hit.text) { continuation.yield(.chat(.textDelta(chunk))) }
-            if let reason = hit.finishReason { continuation.yield(.chat(.finish(FinishReason(rawValue: reason) ?? .other))) }
+            var events = Self.replayChunks(hit.text).map { ChatEvent.textDelta($0) }
+            if let reason = hit.finishReason { events.append(.finish(FinishReason(rawValue: reason) ?? .other)) }
+            for event in events {
+                reply.add(event)
+                continuation.yield(.chat(event))
+            }
             continuation.yield(.cost(0))
+            let end = ContinuousClock.now
             record(Ledger.Entry(session: options.session, ref: ref, usage: nil, cost: 0, ttftMs: 0,
-                                durationMs: (ContinuousClock.now - started).milliseconds, attempts: 0, cacheHit: true, outcome: .ok))
+                                durationMs: (end - started).milliseconds, attempts: 0, cacheHit: true, outcome: .ok))
+            continuation.yield(.finished(TurnResult(model: ref, reply: reply, end: end, cost: 0, fromCache: true)))
             continuation.finish()
             return
         }
         var lastFailure: (ref: ModelRef, reason: String)?
+        /// The last model's reply, folded: what `.finished` carries however the turn ends.
+        var result = TurnResult(model: primary, reply: ReplyAccumulator(), end: .now, cost: nil, fromCache: false)
+        func finish(throwing error: (any Error)? = nil) {
+            continuation.yield(.finished(result))
+            if let error { continuation.finish(throwing: error) } else { continuation.finish() }
+        }
         for (index, ref) in chain.enumerated() {
             if let lastFailure { continuation.yield(.fallingBack(from: lastFailure.ref, to: ref, reason: lastFailure.reason)) }
             var request = request
@@ -78,16 +121,19 @@ extension ChatEngine {
             } catch {
                 record(Ledger.Entry(session: options.session, ref: ref, usage: nil, cost: 0, ttftMs: nil, durationMs: 0, attempts: 0,
                                     fallbackFrom: fallbackFrom, outcome: .refused, error: "budget"))
-                if isLast { continuation.finish(throwing: error); return }
+                result = TurnResult(model: ref, reply: ReplyAccumulator(), end: .now, cost: 0, fromCache: false)
+                if isLast { finish(throwing: error); return }
                 lastFailure = (ref, (error as? any UserFacingError)?.userMessage ?? "\(error)")
                 continue
             }
 
             var reply = ReplyAccumulator()
             var attempts = 1
+            /// The ledger row for how this model's attempt ended; the turn's result is taken at the same instant.
             func entry(_ outcome: Ledger.Entry.Outcome, error: String? = nil) -> Ledger.Entry {
                 let (cost, estimated) = Self.cost(of: reply, request: request, pricing: pricing)
                 let end = ContinuousClock.now
+                result = TurnResult(model: ref, reply: reply, end: end, cost: cost, fromCache: false)
                 return Ledger.Entry(session: options.session, ref: ref, usage: reply.usage, cost: cost, costEstimated: estimated,
                                     ttftMs: reply.timeToFirstToken?.milliseconds, durationMs: reply.totalDuration(until: end).milliseconds,
                                     tokensPerSecond: reply.tokensPerSecond(until: end), attempts: attempts,
@@ -98,8 +144,10 @@ extension ChatEngine {
                 reply = ReplyAccumulator()
                 continuation.yield(.sending(ref))
                 for try await event in stream(request, endpoint: endpoint) {
+                    let hadFirst = reply.firstTokenAt != nil
                     reply.add(event)
                     continuation.yield(.chat(event))
+                    if !hadFirst, let ttft = reply.timeToFirstToken { continuation.yield(.firstToken(milliseconds: ttft.milliseconds)) }
                     switch event {
                     case .retrying: attempts += 1
                     case let .usage(usage): continuation.yield(.cost(pricing?.cost(of: usage)))
@@ -108,7 +156,7 @@ extension ChatEngine {
                 }
                 if Task.isCancelled {
                     record(entry(.stopped))
-                    continuation.finish()
+                    finish()
                     return
                 }
                 let final = entry(.ok)
@@ -117,17 +165,17 @@ extension ChatEngine {
                 if let cacheKey, !reply.text.isEmpty, let cache = openCache() {
                     cache.store(cacheKey, ref: ref, reply: .init(text: reply.text, finishReason: reply.finishReason?.rawValue, usage: reply.usage, created: Date()))
                 }
-                continuation.finish()
+                finish()
                 return
             } catch {
                 let cancelled = Task.isCancelled || (error as? ProviderError)?.kind == .cancelled || error is CancellationError
                 let final = entry(cancelled ? .stopped : .error, error: cancelled ? nil : Self.errorLabel(error))
                 continuation.yield(.cost(final.cost))
                 record(final)
-                if cancelled { continuation.finish(); return }
+                if cancelled { finish(); return }
                 let produced = reply.firstTokenAt != nil
                 if produced || isLast || !Self.isFallbackWorthy(error) {
-                    continuation.finish(throwing: explainOverflow(error, request: request, pricing: pricing))
+                    finish(throwing: explainOverflow(error, request: request, pricing: pricing))
                     return
                 }
                 lastFailure = (ref, (error as? any UserFacingError)?.userMessage ?? "\(error)")

@@ -399,18 +399,14 @@ public final class ChatApp: @unchecked Sendable {
             let session = recorder.snapshot.id
             let request = ChatRequest(model: model.model, system: system, messages: messages, temperature: engine.config.temperature)
             queue.post(.engine(.waiting), turn: turn)
-            var sawFirst = false
-            var last = ReplyAccumulator()
-            var cached = false
+            var result: TurnResult?
             let outcome = await RecordedTurn.run(engine: engine, recorder: recorder, userText: userText, request: request, model: model,
-                                                 options: TurnOptions(session: session, cache: cache)) { event, reply in
-                last = reply
+                                                 options: TurnOptions(session: session, cache: cache)) { event in
                 switch event {
+                case let .firstToken(milliseconds):
+                    queue.post(.engine(.firstToken(milliseconds: milliseconds)), turn: turn)
+                case let .finished(turn): result = turn
                 case let .chat(.textDelta(text)):
-                    if !sawFirst, let ttft = reply.timeToFirstToken {
-                        sawFirst = true
-                        queue.post(.engine(.firstToken(milliseconds: ttft.milliseconds)), turn: turn)
-                    }
                     let clean = sanitizer.sanitize(text)
                     if !clean.isEmpty { queue.post(.engine(.delta(clean)), turn: turn) }
                 case let .chat(.retrying(_, _, delay, reason)):
@@ -423,7 +419,6 @@ public final class ChatApp: @unchecked Sendable {
                 case let .fallingBack(from, to, reason):
                     queue.post(.engine(.fellBack(from: from.description, to: to.description, reason: reason)), turn: turn)
                 case .cacheHit:
-                    cached = true
                     queue.post(.engine(.cacheHit), turn: turn)
                 case let .cost(cost):
                     queue.post(.engine(Self.spendEvent(engine, session: session, turnCost: cost)), turn: turn)
@@ -432,7 +427,7 @@ public final class ChatApp: @unchecked Sendable {
             switch outcome {
             case .stopped: return
             case .complete:
-                queue.post(.engine(.finished(tokensPerSecond: cached ? nil : last.tokensPerSecond())), turn: turn)
+                queue.post(.engine(.finished(tokensPerSecond: result?.tokensPerSecond)), turn: turn)
             case let .failed(line):
                 queue.post(.engine(.failed(line)), turn: turn)
             }

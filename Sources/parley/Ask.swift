@@ -88,7 +88,6 @@ struct Ask: AsyncParsableCommand {
         }
         let out = Terminal.standardOutput
         var sanitizer: TerminalSanitizer? = (sanitize || out.isTerminal) && !json ? TerminalSanitizer() : nil
-        var reply = ReplyAccumulator()
         var summary = AskSummary()
         var printedAny = false
         let options = TurnOptions(cache: cache, requestLimit: budget, fallback: fallback)
@@ -97,7 +96,6 @@ struct Ask: AsyncParsableCommand {
             for try await event in engine.turn(request, model: ref, options: options) {
                 switch event {
                 case let .chat(event):
-                    reply.add(event)
                     if stats, case let .rateLimit(limits) = event, limits.isLow {
                         Terminal.standardError.say("parley: \(ref.provider): \(limits.summary)\n")
                     }
@@ -115,41 +113,39 @@ struct Ask: AsyncParsableCommand {
                     Terminal.standardError.say("parley: \(reason)\nparley: falling back from \(from) to \(to)\n")
                     summary.failures.append(.init(model: from.description, error: reason))
                     ref = to
-                case .sending:
-                    reply = ReplyAccumulator()
-                case .cacheHit:
-                    summary.cached = true
-                case let .cost(cost):
-                    summary.cost = cost
+                case let .finished(result):
+                    summary.result = result
+                case .sending, .cacheHit, .cost, .firstToken:
+                    break
                 }
             }
         } catch {
             if printedAny { out.write("\n") }
-            if stats { printStats(reply, ref: ref, summary: summary) }
+            if stats, let result = summary.result { printStats(result, summary: summary) }
             throw error
         }
-        let end = ContinuousClock.now
+        guard let result = summary.result else { return }
         if json {
-            out.write(jsonReport(reply, ref: ref, summary: summary, end: end).serialized() + "\n")
-        } else if printedAny, !reply.text.hasSuffix("\n") {
+            out.write(jsonReport(result, summary: summary).serialized() + "\n")
+        } else if printedAny, !result.reply.text.hasSuffix("\n") {
             out.write("\n")
         }
-        if stats { printStats(reply, ref: ref, summary: summary, end: end) }
+        if stats { printStats(result, summary: summary) }
         for problem in engine.stores.takeProblems() { Terminal.standardError.say("parley: \(problem)\n") }
     }
 
-    /// What the turn said besides the reply: who failed before, the cost, a cache hit.
+    /// What the turn said besides the reply: who failed before, and the turn's own fold of the reply.
     struct AskSummary {
         var failures: [SessionMessage.FailedAttempt] = []
-        var cost: Double?
-        var cached = false
+        var result: TurnResult?
     }
 
-    func jsonReport(_ reply: ReplyAccumulator, ref: ModelRef, summary: AskSummary, end: ContinuousClock.Instant) -> JSONValue {
+    func jsonReport(_ result: TurnResult, summary: AskSummary) -> JSONValue {
+        let reply = result.reply
         var members: [(String, JSONValue)] = [
             ("text", .string(reply.text)),
-            ("provider", .string(ref.provider)),
-            ("model", .string(ref.model)),
+            ("provider", .string(result.model.provider)),
+            ("model", .string(result.model.model)),
         ]
         if let usage = reply.usage {
             members.append(("usage", [
@@ -167,24 +163,24 @@ struct Ask: AsyncParsableCommand {
                 ["id": .string($0.id), "name": .string($0.name), "arguments": .string($0.arguments)]
             })))
         }
-        members.append(("time_to_first_token_ms", reply.timeToFirstToken.map { .number(round($0.milliseconds * 10) / 10) } ?? .null))
-        members.append(("total_ms", .number(round(reply.totalDuration(until: end).milliseconds * 10) / 10)))
-        members.append(("tokens_per_second", reply.tokensPerSecond(until: end).map { .number(round($0 * 10) / 10) } ?? .null))
+        members.append(("time_to_first_token_ms", result.timeToFirstTokenMs.map { .number(round($0 * 10) / 10) } ?? .null))
+        members.append(("total_ms", .number(round(result.durationMs * 10) / 10)))
+        members.append(("tokens_per_second", result.tokensPerSecond.map { .number(round($0 * 10) / 10) } ?? .null))
         members.append(("finish_reason", reply.finishReason.map { .string($0.rawValue) } ?? .null))
-        members.append(("cost_usd", summary.cost.map { .number($0) } ?? .null))
-        members.append(("cached", .bool(summary.cached)))
+        members.append(("cost_usd", result.cost.map { .number($0) } ?? .null))
+        members.append(("cached", .bool(result.fromCache)))
         members.append(("failed_attempts", .array(summary.failures.map { ["model": .string($0.model), "error": .string($0.error)] })))
         return .object(members)
     }
 
-    func printStats(_ reply: ReplyAccumulator, ref: ModelRef, summary: AskSummary, end: ContinuousClock.Instant = .now) {
-        var parts = ["\(ref)"]
-        if let ttft = reply.timeToFirstToken { parts.append(String(format: "first token %.0f ms", ttft.milliseconds)) }
-        if let rate = reply.tokensPerSecond(until: end) { parts.append(String(format: "%.1f tok/s", rate)) }
-        if let usage = reply.usage { parts.append("in \(usage.totalPromptTokens) / out \(usage.completionTokens) tokens") }
-        parts.append(String(format: "total %.0f ms", reply.totalDuration(until: end).milliseconds))
-        if let reason = reply.finishReason { parts.append("finish \(reason.rawValue)") }
-        parts.append("cost \(formatDollars(summary.cost))" + (summary.cached ? " (cached)" : ""))
+    func printStats(_ result: TurnResult, summary: AskSummary) {
+        var parts = ["\(result.model)"]
+        if let ttft = result.timeToFirstTokenMs { parts.append(String(format: "first token %.0f ms", ttft)) }
+        if let rate = result.tokensPerSecond { parts.append(String(format: "%.1f tok/s", rate)) }
+        if let usage = result.reply.usage { parts.append("in \(usage.totalPromptTokens) / out \(usage.completionTokens) tokens") }
+        parts.append(String(format: "total %.0f ms", result.durationMs))
+        if let reason = result.reply.finishReason { parts.append("finish \(reason.rawValue)") }
+        parts.append("cost \(formatDollars(result.cost))" + (result.fromCache ? " (cached)" : ""))
         Terminal.standardError.say(parts.joined(separator: " · ") + "\n")
     }
 }

@@ -86,35 +86,31 @@ struct Chat: AsyncParsableCommand {
             messages.append(.user(input))
             let request = ChatRequest(model: ref.model, system: system, messages: messages, temperature: engine.config.temperature)
             var sanitizer = TerminalSanitizer()
-            var reply = ReplyAccumulator()
-            var answeredBy = ref
-            var cached = false
+            var result: TurnResult?
             do {
                 for try await event in engine.turn(request, model: ref) {
                     switch event {
                     case let .chat(event):
-                        reply.add(event)
                         if case let .textDelta(delta) = event { out.write(sanitizer.sanitize(delta)) }
                         if case let .retrying(attempt, of, delay, reason) = event {
-                            Terminal.standardError.say("parley: \(answeredBy.provider): \(reason); retrying in \(String(format: "%.1f", delay)) s (retry \(attempt) of \(of))\n")
+                            Terminal.standardError.say("parley: \(ref.provider): \(reason); retrying in \(String(format: "%.1f", delay)) s (retry \(attempt) of \(of))\n")
                         }
                     case let .fallingBack(from, to, reason):
                         Terminal.standardError.say("parley: \(reason)\nparley: falling back from \(from) to \(to)\n")
-                        answeredBy = to
-                    case .sending:
-                        reply = ReplyAccumulator()
-                    case .cacheHit:
-                        cached = true
-                    case .cost:
+                    case let .finished(turn):
+                        result = turn
+                    case .sending, .cacheHit, .cost, .firstToken:
                         break
                     }
                 }
-                messages.append(.assistant(reply.text))
-                let rate = reply.tokensPerSecond().map { String(format: " · %.0f tok/s", $0) } ?? ""
-                let ttft = reply.timeToFirstToken.map { String(format: " · first token %.0f ms", $0.milliseconds) } ?? ""
-                out.say("\n[\(answeredBy)\(cached ? " · cached" : ttft + rate)]\n")
+                messages.append(.assistant(result?.reply.text ?? ""))
+                if let result {
+                    let rate = result.tokensPerSecond.map { String(format: " · %.0f tok/s", $0) } ?? ""
+                    let ttft = result.timeToFirstTokenMs.map { String(format: " · first token %.0f ms", $0) } ?? ""
+                    out.say("\n[\(result.model)\(result.fromCache ? " · cached" : ttft + rate)]\n")
+                }
             } catch {
-                if !reply.text.isEmpty { messages.append(.assistant(reply.text)) }
+                if let text = result?.reply.text, !text.isEmpty { messages.append(.assistant(text)) }
                 out.say("\n\(describe(error))\n")
             }
             for problem in engine.stores.takeProblems() { Terminal.standardError.say("parley: \(problem)\n") }

@@ -60,6 +60,7 @@ final class Rig: Sendable {
                 case let .fallingBack(from, to, _): kind = "fallback \(from) → \(to)"
                 case .cacheHit: kind = "cache hit"
                 case let .cost(cost): kind = "cost \(cost.map { String($0) } ?? "?")"
+                case .firstToken, .finished: continue  // checked on their own: every turn has them
                 }
                 if kind == "text", out.last == "text" { continue }
                 out.append(kind)
@@ -75,7 +76,7 @@ final class Rig: Sendable {
         var events: [TurnEvent] = []
         let outcome = await RecordedTurn.run(engine: engine, recorder: recorder, userText: prompt,
                                              request: request ?? ChatRequest(model: "m", messages: [.user(prompt)]), model: try engine.config.resolve(model),
-                                             options: options) { event, _ in events.append(event) }
+                                             options: options) { event in events.append(event) }
         recorder.waitForWrites()
         let id = recorder.snapshot.id
         recorder.close()
@@ -111,6 +112,24 @@ extension RecordedTurn.Outcome {
     func expectPromptSaved(_ run: Rig.Run) {
         #expect(run.session.messages.first?.role == .user)
         #expect(run.session.messages.first?.content == "hello")
+    }
+
+    /// Issue 12: a turn is folded once. The session, the ledger and the turn's `.finished` event report
+    /// the same time to first token and duration, because they read the same fold.
+    @Test(arguments: formats) func theSessionAndTheLedgerReadTheTurnsOneFold(format: FaultServer.Format) async throws {
+        let (server, rig) = try await rig([.drip], format: format)
+        let run = try await rig.ask()
+        await server.shutdown()
+        guard case let .finished(result)? = run.events.last else { Issue.record("the last event is not .finished: \(run.events.last.map { "\($0)" } ?? "none")"); return }
+        let firstTokens = run.events.compactMap { if case let .firstToken(ms) = $0 { return ms } else { return nil } }
+        #expect(firstTokens == [try #require(result.timeToFirstTokenMs)])
+        #expect(run.reply?.timeToFirstTokenMs == result.timeToFirstTokenMs)
+        #expect(run.reply?.durationMs == result.durationMs)
+        #expect(run.reply?.content == result.reply.text)
+        let row = try #require(try Ledger(path: rig.engine.stores.ledgerPath).entries().last)
+        #expect(row.ttftMs == result.timeToFirstTokenMs)
+        #expect(row.durationMs == result.durationMs)
+        #expect(row.tokensPerSecond == result.tokensPerSecond)
     }
 
     @Test(arguments: formats) func aNormalReply(format: FaultServer.Format) async throws {

@@ -158,7 +158,7 @@ import Glibc
         let recorder = SessionRecorder(store: store, session: Session(model: "local:smollm2"))
         let model = ModelRef(provider: "local", model: "smollm2")
         let first = recorder.startTurn(userText: "hi", model: model, system: nil)
-        recorder.finishReply(first, status: .error, reply: nil, error: "cut off")
+        recorder.finishReply(first, status: .error, result: nil, error: "cut off")
         let second = recorder.startTurn(userText: nil, model: model, system: nil)
         recorder.close()
         let saved = try store.load(store.url(for: recorder.snapshot.id))

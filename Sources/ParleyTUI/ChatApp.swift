@@ -104,7 +104,7 @@ public final class ChatApp: @unchecked Sendable {
         modelRef = ref
         themes = ThemeStore(configDirectory: engine.paths.configDirectory, environment: engine.environment, executable: engine.executablePath)
         historyFile = engine.paths.dataDirectory.appendingPathComponent("history.jsonl")
-        state = ChatState(width: 80, height: 24, model: ref.description)
+        state = ChatState(width: 80, height: 24, model: ref.description, timeZone: .current)
         state.systemPrompt = system
         state.modelChoices = Self.modelChoices(engine)
         state.themeNames = themes.names
@@ -221,7 +221,11 @@ public final class ChatApp: @unchecked Sendable {
         }
     }
 
+    /// Runs actions through the reducer, the clock first: the reducer stamps what it adds with the
+    /// time an action gives it, never reading the system clock itself.
     func dispatch(_ actions: [Action]) {
+        guard !actions.isEmpty else { return }
+        _ = reduce(&state, .clock(Date()))
         for action in actions {
             let effects = reduce(&state, action)
             dirty = true

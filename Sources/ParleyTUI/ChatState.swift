@@ -78,6 +78,9 @@ public struct ChatState: Sendable {
     public var themeName = "dark"
     var nextID = 1
     var completion: Completion?
+    /// The time as the last `.clock` action gave it: new entries are stamped with it, so the reducer
+    /// never reads the system clock.
+    public var now = Date(timeIntervalSince1970: 0)
 
     struct Completion: Equatable, Sendable {
         var prefix: String
@@ -85,10 +88,11 @@ public struct ChatState: Sendable {
         var index: Int
     }
 
-    public init(width: Int, height: Int, model: String) {
+    /// `timeZone` is the one message times are shown in.
+    public init(width: Int, height: Int, model: String, timeZone: TimeZone = TimeZone(identifier: "UTC") ?? .current) {
         self.width = width
         self.height = height
-        layout = ConversationLayout(width: width)
+        layout = ConversationLayout(width: width, timeZone: timeZone)
         status = StatusInfo(model: model)
     }
 

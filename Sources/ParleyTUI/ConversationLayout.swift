@@ -2,8 +2,8 @@ import Foundation
 
 /// One message on the screen.
 public struct ChatEntry: Equatable, Sendable {
-    public enum Kind: Equatable, Sendable { case user, assistant, note, error }
-    public enum Status: Equatable, Sendable { case complete, streaming, stopped, failed(String) }
+    public enum Kind: Hashable, Sendable { case user, assistant, note, error }
+    public enum Status: Hashable, Sendable { case complete, streaming, stopped, failed(String) }
 
     public var id: Int
     public var kind: Kind
@@ -13,7 +13,8 @@ public struct ChatEntry: Equatable, Sendable {
     public var text: String
     public var status: Status
 
-    public init(id: Int, kind: Kind, model: String? = nil, time: Date = Date(), text: String, status: Status = .complete) {
+    /// `time` has no default: the reducer takes it from the state's clock, which actions set.
+    public init(id: Int, kind: Kind, model: String? = nil, time: Date, text: String, status: Status = .complete) {
         self.id = id
         self.kind = kind
         self.model = model
@@ -49,9 +50,16 @@ public struct ConversationLayout: Sendable {
     public private(set) var ends: [Int] = []
     /// Incremental state of the entry that streams (its finished lines never change).
     private var streaming: StreamingLayout?
+    /// Shared by copies of the state, so it is keyed by everything a row depends on: a copy whose
+    /// entries or width differ can never read another's rows.
     private let cache = RowCache()
+    /// Times in headers are shown in this zone (given, not read from the process).
+    public var timeZone: TimeZone
 
-    public init(width: Int) { self.width = max(1, width) }
+    public init(width: Int, timeZone: TimeZone = TimeZone(identifier: "UTC") ?? .current) {
+        self.width = max(1, width)
+        self.timeZone = timeZone
+    }
 
     /// Rows of the measured entries.
     public var totalRows: Int { ends.last ?? 0 }
@@ -99,7 +107,6 @@ public struct ConversationLayout: Sendable {
     public mutating func update(_ entry: ChatEntry, at index: Int) {
         let k = index - firstMeasured
         guard k >= 0, k < ends.count else { return }
-        cache.remove(index)
         let start = k == 0 ? 0 : ends[k - 1]
         let height = rows(for: entry, index: index).count
         let delta = start + height - ends[k]
@@ -140,9 +147,10 @@ public struct ConversationLayout: Sendable {
     }
 
     func cachedRows(for entry: ChatEntry, index: Int) -> [RenderedRow] {
-        if let rows = cache.get(index) { return rows }
+        let key = RowKey(entry, index: index, width: width, timeZone: timeZone)
+        if let rows = cache.get(key) { return rows }
         let rows = buildRows(for: entry)
-        cache.put(index, rows)
+        cache.put(key, rows)
         return rows
     }
 
@@ -155,7 +163,7 @@ public struct ConversationLayout: Sendable {
             if streaming?.id == entry.id { streaming = nil }
             rows = buildRows(for: entry)
         }
-        if let index { cache.put(index, rows) }
+        if let index { cache.put(RowKey(entry, index: index, width: width, timeZone: timeZone), rows) }
         return rows
     }
 
@@ -179,7 +187,7 @@ public struct ConversationLayout: Sendable {
     }
 
     func header(_ entry: ChatEntry) -> [RenderedRow] {
-        let time = Self.timeFormatter.string(from: entry.time)
+        let time = clockTime(entry.time)
         let role: StyleRole
         var text: String
         switch entry.kind {
@@ -199,11 +207,14 @@ public struct ConversationLayout: Sendable {
         return [RenderedRow(chars: Array(text.prefix(width)).map { StyledChar($0, role) })]
     }
 
-    nonisolated(unsafe) static let timeFormatter: DateFormatter = {
-        let formatter = DateFormatter()
-        formatter.dateFormat = "HH:mm"
-        return formatter
-    }()
+    /// `HH:mm` in the layout's time zone.
+    func clockTime(_ date: Date) -> String {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = timeZone
+        let parts = calendar.dateComponents([.hour, .minute], from: date)
+        let hour = parts.hour ?? 0, minute = parts.minute ?? 0
+        return (hour < 10 ? "0" : "") + String(hour) + ":" + (minute < 10 ? "0" : "") + String(minute)
+    }
 
     /// Word-wraps a styled line to the width (minus the margin); continuation rows get the hanging indent.
     func wrap(_ line: StyledLine) -> [RenderedRow] {
@@ -267,26 +278,46 @@ struct StreamingLayout: Sendable {
     }
 }
 
-/// A small memo of built rows, by entry index; touched only on the UI thread.
+/// What a cached entry's rows depend on.
+struct RowKey: Hashable {
+    var index: Int
+    var id: Int
+    var kind: ChatEntry.Kind
+    var textLength: Int
+    var textHash: Int
+    var status: ChatEntry.Status
+    var time: Date
+    var width: Int
+    var timeZone: String
+
+    init(_ entry: ChatEntry, index: Int, width: Int, timeZone: TimeZone) {
+        self.index = index
+        id = entry.id
+        kind = entry.kind
+        textLength = entry.text.utf8.count
+        textHash = entry.text.hashValue
+        status = entry.status
+        time = entry.time
+        self.width = width
+        self.timeZone = timeZone.identifier
+    }
+}
+
+/// A small memo of built rows; touched only on the UI thread.
 final class RowCache: @unchecked Sendable {
-    private var rows: [Int: [RenderedRow]] = [:]
-    private var order: [Int] = []
+    private var rows: [RowKey: [RenderedRow]] = [:]
+    private var order: [RowKey] = []
     static let capacity = 96
 
-    func get(_ index: Int) -> [RenderedRow]? { rows[index] }
+    func get(_ key: RowKey) -> [RenderedRow]? { rows[key] }
 
-    func put(_ index: Int, _ value: [RenderedRow]) {
-        if rows[index] == nil { order.append(index) }
-        rows[index] = value
+    func put(_ key: RowKey, _ value: [RenderedRow]) {
+        if rows[key] == nil { order.append(key) }
+        rows[key] = value
         if order.count > Self.capacity {
             let evicted = order.removeFirst()
             rows[evicted] = nil
         }
-    }
-
-    func remove(_ index: Int) {
-        rows[index] = nil
-        order.removeAll { $0 == index }
     }
 
     func clear() {

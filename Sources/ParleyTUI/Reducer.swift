@@ -18,6 +18,8 @@ public enum Action: Equatable, Sendable {
     case openSession(Session, resumed: Bool)
     /// The size of an opened conversation, estimated before any reply reports usage.
     case contextEstimated(tokens: Int)
+    /// The time now, given by the runtime before the actions it stamps.
+    case clock(Date)
 }
 
 /// What the engine reports about the reply in flight.
@@ -124,22 +126,25 @@ public func reduce(_ state: inout ChatState, _ action: Action) -> [Effect] {
         state.notice = "now talking to \(name)"
         return []
     case let .showNote(text):
-        appendEntry(&state, ChatEntry(id: state.makeID(), kind: .note, text: text))
+        appendEntry(&state, ChatEntry(id: state.makeID(), kind: .note, time: state.now, text: text))
         return []
     case let .sessionChoices(choices):
         state.sessionChoices = choices
         return []
     case let .openSession(session, resumed):
         show(session, in: &state)
-        appendEntry(&state, ChatEntry(id: state.makeID(), kind: .note,
+        appendEntry(&state, ChatEntry(id: state.makeID(), kind: .note, time: state.now,
                                       text: "\(resumed ? "resumed" : "loaded") “\(session.title)” (\(session.messages.count) messages)"))
         return [.sessionOpened(session)]
     case let .contextEstimated(tokens):
         state.status.contextUsed = tokens
         return []
+    case let .clock(date):
+        state.now = date
+        return []
     case let .showError(text):
         // In the conversation, where a long message can be read whole, and in the status bar.
-        appendEntry(&state, ChatEntry(id: state.makeID(), kind: .error, text: text))
+        appendEntry(&state, ChatEntry(id: state.makeID(), kind: .error, time: state.now, text: text))
         state.notice = text
         return []
     }
@@ -381,9 +386,9 @@ private func submit(_ state: inout ChatState) -> [Effect] {
 }
 
 private func startTurn(_ state: inout ChatState, userText: String?) -> [Effect] {
-    if let userText { appendEntry(&state, ChatEntry(id: state.makeID(), kind: .user, text: userText)) }
+    if let userText { appendEntry(&state, ChatEntry(id: state.makeID(), kind: .user, time: state.now, text: userText)) }
     let messages = state.contextMessages
-    appendEntry(&state, ChatEntry(id: state.makeID(), kind: .assistant, model: state.status.model, text: "", status: .streaming))
+    appendEntry(&state, ChatEntry(id: state.makeID(), kind: .assistant, model: state.status.model, time: state.now, text: "", status: .streaming))
     state.busy = true
     state.scrollFromBottom = 0
     state.newTextBelow = false

@@ -383,3 +383,30 @@ import ParleyKit
     }
 }
 
+/// Issue 12: pure means pure.
+@Suite struct PureReducerTests {
+    @Test func entriesAreStampedWithTheClockActionsTimeShownInTheGivenZone() throws {
+        var state = ChatState(width: 60, height: 12, model: "local:smollm2", timeZone: try #require(TimeZone(identifier: "Asia/Tokyo")))
+        _ = reduce(&state, .resize(width: 60, height: 12))
+        _ = reduce(&state, .clock(Date(timeIntervalSince1970: 3_600)))  // 01:00 UTC, 10:00 in Tokyo
+        for character in "hi" { _ = reduce(&state, .input(.key(.character(character)))) }
+        _ = reduce(&state, .input(.key(.enter)))
+        let user = try #require(state.entries.first { $0.kind == .user })
+        #expect(user.time == Date(timeIntervalSince1970: 3_600))
+        #expect(Renderer.render(state).grid.lines.contains { $0.contains("▌ you · 10:00") })
+    }
+
+    @Test func copiesOfTheStateNeverShowEachOthersRows() {
+        var first = ChatState(width: 40, height: 10, model: "m")
+        _ = reduce(&first, .resize(width: 40, height: 10))
+        _ = reduce(&first, .showNote("alpha"))
+        var second = first
+        second.entries[0].text = "omega"  // same length, other text
+        second.layout.rebuild(second.entries, width: 40)
+        let a = Renderer.render(first).grid.lines.joined(separator: "\n")
+        let b = Renderer.render(second).grid.lines.joined(separator: "\n")
+        #expect(a.contains("alpha") && !a.contains("omega"))
+        #expect(b.contains("omega") && !b.contains("alpha"))
+    }
+}
+

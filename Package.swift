@@ -65,7 +65,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ParleyTUITests",
-            dependencies: ["ParleyTUI", "ParleyCore", "ParleyKit"]
+            dependencies: ["ParleyTUI", "ParleyCore", "ParleyKit", "ParleyTestSupport"]
         ),
         .testTarget(
             name: "ParleyEndToEndTests",

@@ -76,7 +76,9 @@ public final class ChatApp: @unchecked Sendable {
     let engine: ChatEngine
     let themes: ThemeStore
     var state: ChatState
-    var screen: TerminalScreen?
+    var screen: (any Screen)?
+    /// Where keys are read from: the terminal, or a pipe in tests.
+    var inputFD = STDIN_FILENO
     let queue = ActionQueue()
     var decoder = InputDecoder()
     /// The model the next message goes to: resolved once, when it is chosen.
@@ -117,17 +119,25 @@ public final class ChatApp: @unchecked Sendable {
         }
     }
 
-    /// Runs until the user quits or a signal asks to end; the terminal is restored on every path.
+    /// Runs on the terminal until the user quits or a signal asks to end; the terminal is restored on
+    /// every path.
     public func run() throws {
         // Named, so `top -H` and the benchmarks can tell the screen's thread apart.
         try? "parley-ui".write(toFile: "/proc/thread-self/comm", atomically: false, encoding: .utf8)
         let noColor = !(engine.environment["NO_COLOR"] ?? "").isEmpty
         let (theme, themeError) = initialTheme()
         let screen = TerminalScreen(theme: theme, noColor: noColor)
-        self.screen = screen
         defer { screen.restore() }
         SignalPipe.install(queue)
-        state.themeName = theme.name
+        run(on: screen, input: STDIN_FILENO, themeName: theme.name, themeError: themeError)
+    }
+
+    /// The chat loop on any screen, reading keys from `input`: the terminal's, or a recording screen and
+    /// a pipe in tests, which drive the same loop, reducer and effects in process. Returns on quit.
+    public func run(on screen: any Screen, input: Int32, themeName: String? = nil, themeError: String? = nil) {
+        self.screen = screen
+        inputFD = input
+        state.themeName = themeName ?? state.themeName
         let size = screen.size
         _ = reduce(&state, .resize(width: size.width, height: size.height))
         for note in startupNotes { _ = reduce(&state, .showNote(note)) }
@@ -137,6 +147,12 @@ public final class ChatApp: @unchecked Sendable {
         loop()
         replyTask?.cancel()
         recorder?.close()
+    }
+
+    /// Asks the loop to read the screen's size again (what SIGWINCH does on a terminal).
+    public func screenResized() {
+        var byte = UInt8(ascii: "W")
+        _ = write(queue.writeFD, &byte, 1)
     }
 
     func initialTheme() -> (Theme, String?) {
@@ -162,7 +178,7 @@ public final class ChatApp: @unchecked Sendable {
     }
 
     func loop() {
-        var fds = [pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0), pollfd(fd: queue.readFD, events: Int16(POLLIN), revents: 0)]
+        var fds = [pollfd(fd: inputFD, events: Int16(POLLIN), revents: 0), pollfd(fd: queue.readFD, events: Int16(POLLIN), revents: 0)]
         var buffer = [UInt8](repeating: 0, count: 65_536)
         while running {
             var timeout: Int32 = -1
@@ -183,7 +199,7 @@ public final class ChatApp: @unchecked Sendable {
                 continue
             }
             if fds[0].revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 {
-                let n = read(STDIN_FILENO, &buffer, buffer.count)
+                let n = read(inputFD, &buffer, buffer.count)
                 if n <= 0 { running = false; break }
                 dispatch(decoder.feed(Array(buffer[0..<n])).map { .input($0) })
                 // What the user typed is drawn at once; only streamed text waits for the frame clock.

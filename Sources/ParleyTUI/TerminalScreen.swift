@@ -4,9 +4,26 @@ import Foundation
 import Glibc
 #endif
 
+/// What the chat loop draws on: the terminal (`TerminalScreen`), or a recording screen in tests.
+public protocol Screen: AnyObject {
+    var size: (width: Int, height: Int) { get }
+    /// Paints the frame (only what changed, on a terminal).
+    func draw(_ frame: Frame)
+    /// Reads the size again after a resize.
+    func refreshSize() -> (width: Int, height: Int)
+    /// The next frame is painted whole (Ctrl-L, after a suspend).
+    func invalidate()
+    func setTheme(_ theme: Theme)
+    /// Gives the terminal back for a while ($EDITOR), and takes it again.
+    func suspend()
+    func resume()
+    /// Ctrl-Z: back to the shell until `fg`.
+    func suspendToShell()
+}
+
 /// The only code that talks to ncurses: enters the alternate screen, paints the cells that changed
 /// since the last frame, and restores the terminal on every way out. Used from one thread only.
-public final class TerminalScreen {
+public final class TerminalScreen: Screen {
     private var previous: CellGrid?
     private var theme: Theme
     private var colorLimit: Int

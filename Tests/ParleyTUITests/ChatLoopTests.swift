@@ -1,0 +1,142 @@
+import Foundation
+import Testing
+import ParleyCore
+import ParleyKit
+@testable import ParleyTUI
+import ParleyTestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A screen that keeps the last frame, for driving the chat loop in process.
+final class RecordingScreen: Screen, @unchecked Sendable {
+    private let lock = NSLock()
+    private var dimensions: (width: Int, height: Int)
+    private var last: Frame?
+    private(set) var frames = 0
+
+    init(width: Int, height: Int) { dimensions = (width, height) }
+
+    var size: (width: Int, height: Int) { lock.withLock { dimensions } }
+    func draw(_ frame: Frame) { lock.withLock { last = frame; frames += 1 } }
+    func refreshSize() -> (width: Int, height: Int) { size }
+    func invalidate() {}
+    func setTheme(_ theme: Theme) {}
+    func suspend() {}
+    func resume() {}
+    func suspendToShell() {}
+
+    func resize(width: Int, height: Int) { lock.withLock { dimensions = (width, height) } }
+    var lastFrame: Frame? { lock.withLock { last } }
+    var text: String { lastFrame?.grid.lines.joined(separator: "\n") ?? "" }
+}
+
+/// Issue 12: the chat loop driven by a test, without tmux: keys go in through a pipe, frames come out
+/// of a recording screen, and the engine talks to a loopback provider. The same loop, reducer and
+/// effects as on a terminal.
+@Suite(.serialized) struct ChatLoopTests {
+    final class Driver: @unchecked Sendable {
+        let app: ChatApp
+        let screen = RecordingScreen(width: 80, height: 20)
+        let input: Int32
+        let output: Int32
+        let done = DispatchSemaphore(value: 0)
+        let directory: URL
+
+        init(baseURL: String) throws {
+            directory = FileManager.default.temporaryDirectory.appendingPathComponent("parley-loop-\(UUID().uuidString)")
+            let config = try ParleyConfig.parse("[providers.fake]\nbase_url = \"\(baseURL)\"\nmodels = [\"m\"]\n", file: "test.toml")
+            let paths = ParleyPaths(configDirectory: directory.appendingPathComponent("config"), dataDirectory: directory.appendingPathComponent("data"),
+                                    runtimeDirectory: directory.appendingPathComponent("runtime"))
+            let engine = ChatEngine(config: config, paths: paths, environment: [:])
+            app = try ChatApp(engine: engine, model: "fake:m", system: nil, sessions: SessionStore(directory: directory.appendingPathComponent("sessions")))
+            var fds: [Int32] = [0, 0]
+            pipe(&fds)
+            input = fds[0]
+            output = fds[1]
+            let thread = Thread { [app, screen, input, done] in
+                app.run(on: screen, input: input)
+                done.signal()
+            }
+            thread.start()
+        }
+
+        func type(_ text: String) {
+            var bytes = Array(text.utf8)
+            _ = write(output, &bytes, bytes.count)
+        }
+
+        /// Waits until the screen shows `text`; returns the screen either way.
+        @discardableResult
+        func wait(for text: String, seconds: Double = 10) -> String {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                let shown = screen.text
+                if shown.contains(text) { return shown }
+                usleep(10_000)
+            }
+            return screen.text
+        }
+
+        func quit() -> Bool {
+            type("/quit\r")
+            let ended = done.wait(timeout: .now() + 10) == .success
+            close(output)
+            close(input)
+            try? FileManager.default.removeItem(at: directory)
+            return ended
+        }
+    }
+
+    @Test func typingSendsAndTheReplyStreamsOntoTheScreen() async throws {
+        let server = try await FaultServer(format: .openAI, script: [.ok])
+        let driver = try Driver(baseURL: server.providerBaseURL)
+        #expect(driver.wait(for: "type a message").contains("type a message"))
+        driver.type("héllo there")
+        #expect(driver.wait(for: "› héllo there").contains("› héllo there"), "typed text is on the input line")
+        driver.type("\r")
+        let replied = driver.wait(for: FaultServer.replyText)
+        #expect(replied.contains("▌ you · ") && replied.contains("héllo there"))
+        #expect(replied.contains(FaultServer.replyText))
+        #expect(driver.wait(for: "│ idle │").contains("│ idle │"))
+        #expect(server.requests.first?.bodyText.contains("héllo there") == true)
+        #expect(driver.quit(), "/quit ends the loop")
+        await server.shutdown()
+    }
+
+    @Test func escStopsAStreamingReplyAndKeepsItsText() async throws {
+        let words = (1...200).map { " w\($0)" }
+        let stream = FaultServer.events(.openAI, words: words)
+        let server = try await ScriptedHTTPServer { _ in
+            var steps: [ScriptedHTTPServer.Step] = [.head(status: 200, headers: [("Content-Type", "text/event-stream")]), .write(Array(stream.open.joined().utf8))]
+            for word in stream.words { steps += [.write(Array(word.utf8)), .pause(.milliseconds(50))] }
+            return steps + [.write(Array((stream.close.joined() + stream.end).utf8)), .end]
+        }
+        let driver = try Driver(baseURL: server.baseURL + "/v1")
+        driver.wait(for: "type a message")
+        driver.type("count\r")
+        #expect(driver.wait(for: " w3").contains(" w3"))
+        driver.type("\u{1B}")
+        let stopped = driver.wait(for: "· stopped")
+        #expect(stopped.contains("· stopped"), "Esc stops the reply:\n\(stopped)")
+        #expect(!driver.wait(for: " w200", seconds: 1).contains(" w200"), "nothing more arrives")
+        #expect(stopped.contains(" w1"), "the text that arrived stays")
+        #expect(driver.quit())
+        await server.shutdown()
+    }
+
+    @Test func aResizeRedrawsAtTheNewSize() async throws {
+        let server = try await FaultServer(format: .openAI, script: [.ok])
+        let driver = try Driver(baseURL: server.providerBaseURL)
+        driver.wait(for: "type a message")
+        #expect(driver.screen.lastFrame?.grid.width == 80)
+        driver.screen.resize(width: 44, height: 12)
+        driver.app.screenResized()
+        let deadline = Date().addingTimeInterval(5)
+        while driver.screen.lastFrame?.grid.width != 44, Date() < deadline { usleep(10_000) }
+        #expect(driver.screen.lastFrame?.grid.width == 44)
+        #expect(driver.screen.lastFrame?.grid.height == 12)
+        #expect(driver.quit())
+        await server.shutdown()
+    }
+}

@@ -91,4 +91,32 @@ extension ChatEngine {
         guard let day = try? ledger.spend(onDay: today), let month = try? ledger.spend(inMonthOf: today) else { return nil }
         return (day, month, session.flatMap { try? ledger.spend(session: $0) })
     }
+
+    /// The status bar's costs as text: this turn, the session and today (against the daily limit when
+    /// one is set; "+?" where requests had no price), and whether any limit is 80 % spent. Reads the
+    /// ledger: call it off the UI thread.
+    public func spendLine(session: String?, turnCost: Double?) -> SpendLine {
+        let budget = config.budget
+        guard let spend = spending(session: session) else {
+            return SpendLine(turn: formatDollars(turnCost), session: "?", today: "?", warn: false)
+        }
+        func text(_ spend: Ledger.Spend?) -> String {
+            guard let spend else { return "$0.00" }
+            return formatDollars(spend.dollars) + (spend.unpriced > 0 ? "+?" : "")
+        }
+        var today = text(spend.today)
+        if let daily = budget.daily { today += "/" + formatDollars(daily) }
+        let pairs = [(spend.today.dollars, budget.daily), (spend.month.dollars, budget.monthly), (spend.session?.dollars ?? 0, budget.session)]
+        let warn = pairs.contains { spent, limit in limit.map { spent >= 0.8 * $0 } ?? false }
+        return SpendLine(turn: formatDollars(turnCost), session: text(spend.session), today: today, warn: warn)
+    }
+}
+
+/// Spend as the status bar shows it.
+public struct SpendLine: Sendable, Equatable {
+    public var turn: String
+    public var session: String
+    public var today: String
+    /// Some limit is at least 80 % spent.
+    public var warn: Bool
 }

@@ -111,7 +111,7 @@ public final class ChatApp: @unchecked Sendable {
         state.modelChoices = Self.modelChoices(engine)
         state.themeNames = themes.names
         state.history = Self.loadHistory(historyFile)
-        applyModelFacts(ref)
+        _ = reduce(&state, modelFacts(ref))
         if let resume {
             // What the command line says (--model, --system) wins over what the session last used.
             for case let .sessionOpened(session) in reduce(&state, .openSession(resume, resumed: true)) { adopt(session, takeModel: model == nil) }
@@ -360,7 +360,7 @@ public final class ChatApp: @unchecked Sendable {
         self.recorder = recorder
         if takeModel, let ref = try? engine.config.resolve(session.model), ref != modelRef {
             modelRef = ref
-            applyModelFacts(ref)
+            dispatch([modelFacts(ref)])
         }
         if let problem = recorder.takeError() { dispatch([.showError(problem)]) }
         // The status bar shows the conversation's size at once, not "ctx 0" until the next reply;
@@ -459,21 +459,8 @@ public final class ChatApp: @unchecked Sendable {
     /// The status bar's costs: this turn, the session and today (against the daily limit when one is
     /// set), with a warning from 80 % of any limit. Reads the ledger; call it off the UI thread.
     static func spendEvent(_ engine: ChatEngine, session: String?, turnCost: Double?) -> EngineEvent {
-        let budget = engine.config.budget
-        guard let spend = engine.spending(session: session) else {
-            return .spend(turn: formatDollars(turnCost), session: "?", today: "?", warn: false)
-        }
-        func text(_ spend: Ledger.Spend?) -> String {
-            guard let spend else { return "$0.00" }
-            return formatDollars(spend.dollars) + (spend.unpriced > 0 ? "+?" : "")
-        }
-        var today = text(spend.today)
-        if let daily = budget.daily { today += "/" + formatDollars(daily) }
-        var warn = false
-        for (spent, limit) in [(spend.today.dollars, budget.daily), (spend.month.dollars, budget.monthly), (spend.session?.dollars ?? 0, budget.session)] {
-            if let limit, spent >= 0.8 * limit { warn = true }
-        }
-        return .spend(turn: formatDollars(turnCost), session: text(spend.session), today: today, warn: warn)
+        let line = engine.spendLine(session: session, turnCost: turnCost)
+        return .spend(turn: line.turn, session: line.session, today: line.today, warn: line.warn)
     }
 
     func switchModel(_ name: String) {
@@ -485,17 +472,16 @@ public final class ChatApp: @unchecked Sendable {
             return
         }
         modelRef = ref
-        applyModelFacts(ref)
-        dispatch([.modelChanged(name: ref.description, contextWindow: state.status.contextWindow, turnCostText: state.status.turnCost)])
+        let pricing = engine.config.pricing(for: ref)
+        dispatch([.modelChanged(name: ref.description, contextWindow: pricing?.contextWindow, turnCostText: pricing == nil ? "?" : "$0.00")])
         warmUp()
     }
 
-    /// What the engine knows about a model before any reply: its context window and whether its price is known.
-    func applyModelFacts(_ ref: ModelRef) {
+    /// What the engine knows about a model before any reply (its context window, whether its price is
+    /// known), as an action: the state changes only through the reducer.
+    func modelFacts(_ ref: ModelRef) -> Action {
         let pricing = engine.config.pricing(for: ref)
-        state.status.contextWindow = pricing?.contextWindow
-        state.status.turnCost = pricing == nil ? "?" : "$0.00"
-        state.status.model = ref.description
+        return .modelFacts(name: ref.description, contextWindow: pricing?.contextWindow, priceKnown: pricing != nil)
     }
 
     static func modelChoices(_ engine: ChatEngine) -> [ModelChoice] {

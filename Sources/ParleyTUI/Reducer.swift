@@ -10,6 +10,8 @@ public enum Action: Equatable, Sendable {
     case editorClosed(String?)
     case themeChanged(String)
     case modelChanged(name: String, contextWindow: Int?, turnCostText: String)
+    /// What is known of the model before any reply: its window, and whether its price is (else "?").
+    case modelFacts(name: String, contextWindow: Int?, priceKnown: Bool)
     case showNote(String)
     case showError(String)
     /// Saved sessions for /load completion.
@@ -124,6 +126,11 @@ public func reduce(_ state: inout ChatState, _ action: Action) -> [Effect] {
         state.status.contextWindow = contextWindow
         state.status.turnCost = turnCostText
         state.notice = "now talking to \(name)"
+        return []
+    case let .modelFacts(name, contextWindow, priceKnown):
+        state.status.model = name
+        state.status.contextWindow = contextWindow
+        state.status.turnCost = priceKnown ? "$0.00" : "?"
         return []
     case let .showNote(text):
         appendEntry(&state, ChatEntry(id: state.makeID(), kind: .note, time: state.now, text: text))

@@ -6,98 +6,28 @@ import ParleyProviders
 import Glibc
 #endif
 
-/// Actions posted from other threads (network tasks, signal handlers) to the UI thread, which wakes
-/// from `poll()` on a self-pipe. Engine events carry the turn they belong to, so a stopped turn's
-/// late events are dropped.
-final class ActionQueue: @unchecked Sendable {
-    private var items: [(turn: Int, action: Action)] = []
-    private let lock = NSLock()
-    let readFD: Int32
-    let writeFD: Int32
-
-    init() {
-        var fds: [Int32] = [0, 0]
-        pipe(&fds)
-        readFD = fds[0]
-        writeFD = fds[1]
-        for fd in fds {
-            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-        }
-    }
-
-    func post(_ action: Action, turn: Int = 0) {
-        lock.lock()
-        items.append((turn, action))
-        lock.unlock()
-        wake(UInt8(ascii: "a"))
-    }
-
-    func wake(_ byte: UInt8) {
-        var b = byte
-        _ = write(writeFD, &b, 1)
-    }
-
-    func drain() -> [(turn: Int, action: Action)] {
-        lock.lock()
-        defer { lock.unlock() }
-        let out = items
-        items = []
-        return out
-    }
-}
-
-/// Signal handlers only write a byte to the self-pipe: W for a resize, T for a request to end, Z for a
-/// stop request (SIGTSTP from outside), C after the process was continued (SIGCONT).
-enum SignalPipe {
-    nonisolated(unsafe) static var fd: Int32 = -1
-
-    static func install(_ queue: ActionQueue) {
-        fd = queue.writeFD
-        // SIGTSTP is caught so the terminal is given back before the process stops (TerminalScreen.suspendToShell).
-        for signalNumber in [SIGWINCH, SIGTERM, SIGINT, SIGHUP, SIGCONT, SIGTSTP] {
-            var action = sigaction()
-            switch signalNumber {
-            case SIGWINCH: action.__sigaction_handler.sa_handler = { _ in var b = UInt8(ascii: "W"); _ = write(SignalPipe.fd, &b, 1) }
-            case SIGCONT: action.__sigaction_handler.sa_handler = { _ in var b = UInt8(ascii: "C"); _ = write(SignalPipe.fd, &b, 1) }
-            case SIGTSTP: action.__sigaction_handler.sa_handler = { _ in var b = UInt8(ascii: "Z"); _ = write(SignalPipe.fd, &b, 1) }
-            default: action.__sigaction_handler.sa_handler = { _ in var b = UInt8(ascii: "T"); _ = write(SignalPipe.fd, &b, 1) }
-            }
-            action.sa_flags = Int32(SA_RESTART)
-            sigaction(signalNumber, &action, nil)
-        }
-        signal(SIGPIPE, SIG_IGN)
-    }
-}
-
-/// The full-screen chat: the loop that turns keys and engine events into actions, runs the reducer,
-/// carries out effects and paints frames (at most one per 16 ms; none while nothing changes).
+/// The full-screen chat's interpreter: it runs actions through the reducer and carries out the effects
+/// (turns, sessions, models, the editor, suspending); `ChatRuntime` is the loop that feeds it.
 public final class ChatApp: @unchecked Sendable {
     let engine: ChatEngine
     let themes: ThemeStore
     var state: ChatState
-    var screen: (any Screen)?
-    /// Where keys are read from: the terminal, or a pipe in tests.
-    var inputFD = STDIN_FILENO
+    /// The loop that feeds this interpreter; set while `run` runs.
+    var runtime: ChatRuntime?
+    var screen: (any Screen)? { runtime?.screen }
     let queue = ActionQueue()
-    var decoder = InputDecoder()
     /// The model the next message goes to: resolved once, when it is chosen.
     var modelRef: ModelRef
     var replyTask: Task<Void, Never>?
     var turn = 0
     /// /cache on|off for this chat; nil follows the config.
     var cacheChoice: Bool?
-    var running = true
-    var dirty = true
-    var lastFrame = ContinuousClock.now - .seconds(1)
     let historyFile: URL
     let sessions: SessionStore
     /// The session being written; created with the first message, replaced by /new.
     var recorder: SessionRecorder?
     /// Lines shown when the screen opens: what `TerminalCheck` adjusted (locale, TERM).
     public var startupNotes: [String] = []
-    static let frameInterval = Duration.milliseconds(16)
-    static let escapeWait: Int32 = 30
 
     public init(engine: ChatEngine, model: String?, system: String?, sessions: SessionStore, resume: Session? = nil) throws {
         self.engine = engine
@@ -106,7 +36,7 @@ public final class ChatApp: @unchecked Sendable {
         modelRef = ref
         themes = ThemeStore(configDirectory: engine.paths.configDirectory, environment: engine.environment, executable: engine.executablePath)
         historyFile = engine.paths.dataDirectory.appendingPathComponent("history.jsonl")
-        state = ChatState(width: 80, height: 24, model: ref.description, timeZone: .current)
+        state = ChatState(width: 80, height: 24, model: ref.description, timeZone: .local)
         state.systemPrompt = system
         state.modelChoices = Self.modelChoices(engine)
         state.themeNames = themes.names
@@ -135,8 +65,9 @@ public final class ChatApp: @unchecked Sendable {
     /// The chat loop on any screen, reading keys from `input`: the terminal's, or a recording screen and
     /// a pipe in tests, which drive the same loop, reducer and effects in process. Returns on quit.
     public func run(on screen: any Screen, input: Int32, themeName: String? = nil, themeError: String? = nil) {
-        self.screen = screen
-        inputFD = input
+        let runtime = ChatRuntime(screen: screen, input: input, app: self)
+        self.runtime = runtime
+        defer { self.runtime = nil }
         state.themeName = themeName ?? state.themeName
         let size = screen.size
         _ = reduce(&state, .resize(width: size.width, height: size.height))
@@ -144,7 +75,7 @@ public final class ChatApp: @unchecked Sendable {
         if let themeError { _ = reduce(&state, .showError(themeError)) }
         warmUp()
         loadSessionChoices()
-        loop()
+        runtime.run()
         replyTask?.cancel()
         recorder?.close()
     }
@@ -177,66 +108,6 @@ public final class ChatApp: @unchecked Sendable {
         }
     }
 
-    func loop() {
-        var fds = [pollfd(fd: inputFD, events: Int16(POLLIN), revents: 0), pollfd(fd: queue.readFD, events: Int16(POLLIN), revents: 0)]
-        var buffer = [UInt8](repeating: 0, count: 65_536)
-        while running {
-            var timeout: Int32 = -1
-            if decoder.hasPendingEscape { timeout = Self.escapeWait }
-            if dirty {
-                let wait = (lastFrame + Self.frameInterval) - ContinuousClock.now
-                let ms = max(0, Int32(wait.milliseconds.rounded(.up)))
-                timeout = timeout < 0 ? ms : min(timeout, ms)
-            }
-            if dirty, timeout == 0 { paint(); continue }
-            fds[0].revents = 0
-            fds[1].revents = 0
-            let ready = poll(&fds, 2, timeout)
-            if ready < 0 { if errno == EINTR { continue }; break }
-            if ready == 0 {
-                if decoder.hasPendingEscape { dispatch(decoder.flushEscape().map { .input($0) }) }
-                if dirty { paint() }
-                continue
-            }
-            if fds[0].revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 {
-                let n = read(inputFD, &buffer, buffer.count)
-                if n <= 0 { running = false; break }
-                dispatch(decoder.feed(Array(buffer[0..<n])).map { .input($0) })
-                // What the user typed is drawn at once; only streamed text waits for the frame clock.
-                if dirty { paint() }
-            }
-            if fds[1].revents & Int16(POLLIN) != 0 {
-                var bytes = [UInt8](repeating: 0, count: 256)
-                var resize = false
-                while true {
-                    let n = read(queue.readFD, &bytes, bytes.count)
-                    if n <= 0 { break }
-                    for b in bytes[0..<n] {
-                        if b == UInt8(ascii: "W") { resize = true }
-                        if b == UInt8(ascii: "T") { running = false }
-                        if b == UInt8(ascii: "Z") { suspendToShell(); resize = true }
-                        if b == UInt8(ascii: "C") {
-                            // Continued after a stop Parley did not see coming (SIGSTOP): the shell has
-                            // drawn over the screen; take the terminal again and redraw it all.
-                            SuspendTracker.noteResumed()
-                            screen?.resume()
-                            resize = true
-                        }
-                    }
-                }
-                if resize, let screen {
-                    let size = screen.refreshSize()
-                    dispatch([.resize(width: size.width, height: size.height)])
-                }
-                let current = turn
-                dispatch(queue.drain().compactMap { item in
-                    if case .engine = item.action, item.turn != current { return nil }
-                    return item.action
-                })
-            }
-        }
-    }
-
     /// Runs actions through the reducer, the clock first: the reducer stamps what it adds with the
     /// time an action gives it, never reading the system clock itself.
     func dispatch(_ actions: [Action]) {
@@ -244,15 +115,9 @@ public final class ChatApp: @unchecked Sendable {
         _ = reduce(&state, .clock(Date()))
         for action in actions {
             let effects = reduce(&state, action)
-            dirty = true
+            runtime?.dirty = true
             for effect in effects { perform(effect) }
         }
-    }
-
-    func paint() {
-        screen?.draw(Renderer.render(state))
-        lastFrame = .now
-        dirty = false
     }
 
     // MARK: effects
@@ -271,7 +136,7 @@ public final class ChatApp: @unchecked Sendable {
             dispatch([.engine(.stopped)])
         case .quit:
             replyTask?.cancel()
-            running = false
+            runtime?.stop()
         case let .switchModel(name): switchModel(name)
         case .listModels: dispatch([.showNote(modelList())])
         case let .setTheme(name):
@@ -315,7 +180,7 @@ public final class ChatApp: @unchecked Sendable {
         guard let screen else { return }
         screen.suspendToShell()
         SuspendTracker.noteResumed()
-        dirty = true
+        runtime?.dirty = true
     }
 
     // MARK: sessions

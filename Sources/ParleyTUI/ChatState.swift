@@ -89,7 +89,7 @@ public struct ChatState: Sendable {
     }
 
     /// `timeZone` is the one message times are shown in.
-    public init(width: Int, height: Int, model: String, timeZone: TimeZone = TimeZone(identifier: "UTC") ?? .current) {
+    public init(width: Int, height: Int, model: String, timeZone: ClockZone = .fixed(TimeZone(secondsFromGMT: 0) ?? .current)) {
         self.width = width
         self.height = height
         layout = ConversationLayout(width: width, timeZone: timeZone)

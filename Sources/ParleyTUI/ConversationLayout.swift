@@ -1,4 +1,27 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The zone message times are shown in, given to the renderer: the system's local time (read through
+/// libc's `localtime_r`, which costs nothing at start-up, unlike Foundation's `TimeZone.current`), or a
+/// fixed zone (tests).
+public enum ClockZone: Sendable, Hashable {
+    case local
+    case fixed(TimeZone)
+
+    /// Seconds east of UTC at `date`.
+    func offset(at date: Date) -> Int {
+        switch self {
+        case let .fixed(zone): return zone.secondsFromGMT(for: date)
+        case .local:
+            var time = time_t(date.timeIntervalSince1970.rounded(.down))
+            var parts = tm()
+            guard localtime_r(&time, &parts) != nil else { return 0 }
+            return Int(parts.tm_gmtoff)
+        }
+    }
+}
 
 /// One message on the screen.
 public struct ChatEntry: Equatable, Sendable {
@@ -53,10 +76,10 @@ public struct ConversationLayout: Sendable {
     /// Shared by copies of the state, so it is keyed by everything a row depends on: a copy whose
     /// entries or width differ can never read another's rows.
     private let cache = RowCache()
-    /// Times in headers are shown in this zone (given, not read from the process).
-    public var timeZone: TimeZone
+    /// Times in headers are shown in this zone (given, not read by the renderer itself).
+    public var timeZone: ClockZone
 
-    public init(width: Int, timeZone: TimeZone = TimeZone(identifier: "UTC") ?? .current) {
+    public init(width: Int, timeZone: ClockZone = .fixed(TimeZone(secondsFromGMT: 0) ?? .current)) {
         self.width = max(1, width)
         self.timeZone = timeZone
     }
@@ -207,12 +230,12 @@ public struct ConversationLayout: Sendable {
         return [RenderedRow(chars: Array(text.prefix(width)).map { StyledChar($0, role) })]
     }
 
-    /// `HH:mm` in the layout's time zone.
+    /// `HH:mm` in the layout's time zone, by arithmetic on its offset (a Calendar per header would cost
+    /// time and memory for two numbers).
     func clockTime(_ date: Date) -> String {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = timeZone
-        let parts = calendar.dateComponents([.hour, .minute], from: date)
-        let hour = parts.hour ?? 0, minute = parts.minute ?? 0
+        let seconds = Int(date.timeIntervalSince1970.rounded(.down)) + timeZone.offset(at: date)
+        let minutes = ((seconds / 60) % 1440 + 1440) % 1440
+        let hour = minutes / 60, minute = minutes % 60
         return (hour < 10 ? "0" : "") + String(hour) + ":" + (minute < 10 ? "0" : "") + String(minute)
     }
 
@@ -288,9 +311,9 @@ struct RowKey: Hashable {
     var status: ChatEntry.Status
     var time: Date
     var width: Int
-    var timeZone: String
+    var timeZone: ClockZone
 
-    init(_ entry: ChatEntry, index: Int, width: Int, timeZone: TimeZone) {
+    init(_ entry: ChatEntry, index: Int, width: Int, timeZone: ClockZone) {
         self.index = index
         id = entry.id
         kind = entry.kind
@@ -299,29 +322,37 @@ struct RowKey: Hashable {
         status = entry.status
         time = entry.time
         self.width = width
-        self.timeZone = timeZone.identifier
+        self.timeZone = timeZone
     }
 }
 
-/// A small memo of built rows; touched only on the UI thread.
+/// A small memo of built rows; touched only on the UI thread. One version per entry index is kept:
+/// a streaming entry's rows replace its earlier ones instead of piling up under each new text length.
 final class RowCache: @unchecked Sendable {
     private var rows: [RowKey: [RenderedRow]] = [:]
-    private var order: [RowKey] = []
+    private var keyForIndex: [Int: RowKey] = [:]
+    private var order: [Int] = []
     static let capacity = 96
 
     func get(_ key: RowKey) -> [RenderedRow]? { rows[key] }
 
     func put(_ key: RowKey, _ value: [RenderedRow]) {
-        if rows[key] == nil { order.append(key) }
+        if let previous = keyForIndex[key.index] {
+            if previous != key { rows[previous] = nil }
+        } else {
+            order.append(key.index)
+        }
+        keyForIndex[key.index] = key
         rows[key] = value
         if order.count > Self.capacity {
             let evicted = order.removeFirst()
-            rows[evicted] = nil
+            if let old = keyForIndex.removeValue(forKey: evicted) { rows[old] = nil }
         }
     }
 
     func clear() {
         rows = [:]
+        keyForIndex = [:]
         order = []
     }
 }

@@ -386,7 +386,7 @@ import ParleyKit
 /// Issue 12: pure means pure.
 @Suite struct PureReducerTests {
     @Test func entriesAreStampedWithTheClockActionsTimeShownInTheGivenZone() throws {
-        var state = ChatState(width: 60, height: 12, model: "local:smollm2", timeZone: try #require(TimeZone(identifier: "Asia/Tokyo")))
+        var state = ChatState(width: 60, height: 12, model: "local:smollm2", timeZone: .fixed(try #require(TimeZone(identifier: "Asia/Tokyo"))))
         _ = reduce(&state, .resize(width: 60, height: 12))
         _ = reduce(&state, .clock(Date(timeIntervalSince1970: 3_600)))  // 01:00 UTC, 10:00 in Tokyo
         for character in "hi" { _ = reduce(&state, .input(.key(.character(character)))) }

@@ -19,7 +19,8 @@ public enum TurnEvent: Sendable, Equatable {
     case firstToken(milliseconds: Double)
     /// The turn's one fold of the reply, sent once as the last event, whether it completed, was stopped
     /// or failed (a failure is thrown right after it). Ledger, session, `ask` and the screen all read this.
-    case finished(TurnResult)
+    /// Indirect, so every other event stays small in the stream's buffer.
+    indirect case finished(TurnResult)
 }
 
 /// What a turn produced: the reply of the model that answered (or last tried), folded once, with the

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -33,8 +34,33 @@ public struct ChatEntry: Equatable, Sendable {
     /// `provider:model` for replies.
     public var model: String?
     public var time: Date
-    public var text: String
+    /// Changed in place (`_modify`, not `didSet`, which would copy the whole text on every `+=` of a
+    /// streamed token); every change takes a new revision.
+    public var text: String {
+        get { storedText }
+        set {
+            storedText = newValue
+            revision = Self.nextRevision()
+        }
+        _modify {
+            revision = Self.nextRevision()
+            yield &storedText
+        }
+    }
+    private var storedText: String
     public var status: Status
+    /// A number no other version of any entry's text has, in any copy of the state: the row cache is
+    /// keyed by it, so copies can never read each other's rows, without hashing the text per frame.
+    public private(set) var revision: UInt64 = ChatEntry.nextRevision()
+
+    private static let revisions = Atomic<UInt64>(0)
+    static func nextRevision() -> UInt64 { revisions.add(1, ordering: .relaxed).newValue }
+
+    /// Equal by what is shown; the revision is only the cache's key.
+    public static func == (lhs: ChatEntry, rhs: ChatEntry) -> Bool {
+        lhs.id == rhs.id && lhs.kind == rhs.kind && lhs.model == rhs.model && lhs.time == rhs.time
+            && lhs.text == rhs.text && lhs.status == rhs.status
+    }
 
     /// `time` has no default: the reducer takes it from the state's clock, which actions set.
     public init(id: Int, kind: Kind, model: String? = nil, time: Date, text: String, status: Status = .complete) {
@@ -42,7 +68,7 @@ public struct ChatEntry: Equatable, Sendable {
         self.kind = kind
         self.model = model
         self.time = time
-        self.text = text
+        storedText = text
         self.status = status
     }
 }
@@ -76,8 +102,9 @@ public struct ConversationLayout: Sendable {
     /// Shared by copies of the state, so it is keyed by everything a row depends on: a copy whose
     /// entries or width differ can never read another's rows.
     private let cache = RowCache()
-    /// Times in headers are shown in this zone (given, not read by the renderer itself).
-    public var timeZone: ClockZone
+    /// Times in headers are shown in this zone (given, not read by the renderer itself). Fixed for the
+    /// layout's life, so cached rows never hold another zone's times.
+    public let timeZone: ClockZone
 
     public init(width: Int, timeZone: ClockZone = .fixed(TimeZone(secondsFromGMT: 0) ?? .current)) {
         self.width = max(1, width)
@@ -170,7 +197,7 @@ public struct ConversationLayout: Sendable {
     }
 
     func cachedRows(for entry: ChatEntry, index: Int) -> [RenderedRow] {
-        let key = RowKey(entry, index: index, width: width, timeZone: timeZone)
+        let key = RowKey(entry, index: index, width: width)
         if let rows = cache.get(key) { return rows }
         let rows = buildRows(for: entry)
         cache.put(key, rows)
@@ -186,7 +213,7 @@ public struct ConversationLayout: Sendable {
             if streaming?.id == entry.id { streaming = nil }
             rows = buildRows(for: entry)
         }
-        if let index { cache.put(RowKey(entry, index: index, width: width, timeZone: timeZone), rows) }
+        if let index { cache.put(RowKey(entry, index: index, width: width), rows) }
         return rows
     }
 
@@ -306,23 +333,19 @@ struct RowKey: Hashable {
     var index: Int
     var id: Int
     var kind: ChatEntry.Kind
-    var textLength: Int
-    var textHash: Int
+    var revision: UInt64
     var status: ChatEntry.Status
     var time: Date
     var width: Int
-    var timeZone: ClockZone
 
-    init(_ entry: ChatEntry, index: Int, width: Int, timeZone: ClockZone) {
+    init(_ entry: ChatEntry, index: Int, width: Int) {
         self.index = index
         id = entry.id
         kind = entry.kind
-        textLength = entry.text.utf8.count
-        textHash = entry.text.hashValue
+        revision = entry.revision
         status = entry.status
         time = entry.time
         self.width = width
-        self.timeZone = timeZone
     }
 }
 

@@ -35,6 +35,20 @@ import ParleyTestSupport
         func type(_ text: String) { run(["send-keys", "-t", session, "-l", text]) }
         func screen() -> String { run(["capture-pane", "-p", "-t", session]) }
 
+        /// `wait(for:)` for async tests: sleeps without holding one of the concurrency pool's few threads,
+        /// which the engine tests running beside it need.
+        @discardableResult
+        func waitAsync(for text: String, seconds: Double = 20) async -> String {
+            let deadline = Date().addingTimeInterval(seconds)
+            var last = ""
+            while Date() < deadline {
+                last = screen()
+                if last.contains(text) { return last }
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+            return last
+        }
+
         /// Waits until the screen shows `text` (up to `seconds`); returns the screen either way.
         @discardableResult
         func wait(for text: String, seconds: Double = 20) -> String {

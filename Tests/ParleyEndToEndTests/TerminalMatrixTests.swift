@@ -45,12 +45,12 @@ import Glibc
                 for _ in 0..<100 {
                     let screen = tmux.screen()
                     if !screen.contains("type a message"), !screen.contains("/quit to leave"), !screen.contains("EXITED-") { break }
-                    usleep(20_000)
+                    try await Task.sleep(for: .milliseconds(20))
                 }
                 tmux.type("stty -g > \(scratch)/before; \(env) \(ParleyHarness.binary); stty -g > \(scratch)/after; echo EXIT\"\"ED-$?")  // the marker is not on the command line
                 tmux.keys("Enter")
                 let lineChat = term == "dumb" || term == "unknown-term"
-                let first = tmux.wait(for: lineChat ? "/quit to leave" : "type a message", seconds: 10)
+                let first = await tmux.waitAsync(for: lineChat ? "/quit to leave" : "type a message", seconds: 30)
                 guard first.contains(lineChat ? "/quit to leave" : "type a message") else {
                     failures.append("\(label): no first screen:\n\(first)")
                     tmux.keys("C-c"); tmux.keys("C-c"); tmux.keys("C-d")
@@ -61,11 +61,12 @@ import Glibc
                     failures.append("\(label): no note about the locale:\n\(first)")
                 }
                 tmux.type("héllo 日本")
-                if !lineChat, !tmux.wait(for: "héllo 日本", seconds: 5).contains("héllo 日本") {
+                let typed = lineChat ? "" : await tmux.waitAsync(for: "héllo 日本", seconds: 5)
+                if !lineChat, !typed.contains("héllo 日本") {
                     failures.append("\(label): the typed text is not shown:\n\(tmux.screen())")
                 }
                 tmux.keys("Enter")
-                let replied = tmux.wait(for: FaultServer.replyText, seconds: 10)
+                let replied = await tmux.waitAsync(for: FaultServer.replyText, seconds: 30)
                 if !replied.contains(FaultServer.replyText) { failures.append("\(label): no reply:\n\(replied)") }
                 if !lineChat {
                     // Colours as the terminal offers them: 256 where it has 256, the basic 8 on xterm and
@@ -86,7 +87,7 @@ import Glibc
                 }
                 tmux.type("/quit")
                 tmux.keys("Enter")
-                let after = tmux.wait(for: "EXITED-", seconds: 10)
+                let after = await tmux.waitAsync(for: "EXITED-", seconds: 30)
                 if !after.contains("EXITED-0") { failures.append("\(label): did not exit cleanly:\n\(after)") }
                 let before = try? String(contentsOfFile: scratch + "/before", encoding: .utf8)
                 let restored = try? String(contentsOfFile: scratch + "/after", encoding: .utf8)
@@ -124,12 +125,12 @@ import Glibc
         tmux.keys("Enter")
         tmux.type(ParleyHarness.binary)
         tmux.keys("Enter")
-        try #require(tmux.wait(for: "type a message").contains("type a message"))
+        try #require(await tmux.waitAsync(for: "type a message").contains("type a message"))
         for (round, how) in ["Ctrl-Z", "SIGTSTP"].enumerated() {
             let tag = round == 0 ? "a" : "b"
             tmux.type("Count, round \(round).")
             tmux.keys("Enter")
-            try #require(tmux.wait(for: " \(tag)3", seconds: 10).contains(" \(tag)3"))
+            try #require(await tmux.waitAsync(for: " \(tag)3", seconds: 10).contains(" \(tag)3"))
             if how == "Ctrl-Z" {
                 tmux.keys("C-z")
             } else {
@@ -138,18 +139,18 @@ import Glibc
                 try #require(children.count == 1)
                 kill(children[0], SIGTSTP)
             }
-            let stopped = tmux.wait(for: "Stopped", seconds: 10)
+            let stopped = await tmux.waitAsync(for: "Stopped", seconds: 10)
             #expect(stopped.contains("Stopped"), "\(how): the shell says the job stopped:\n\(stopped)")
             tmux.type("echo shell-is-back")
             tmux.keys("Enter")
-            #expect(tmux.wait(for: "shell-is-back\n$", seconds: 5).contains("shell-is-back"), "\(how): the shell reads the terminal while Parley is stopped")
-            usleep(1_500_000)  // the reply would have ended by now; it waits in the socket instead
+            #expect(await tmux.waitAsync(for: "shell-is-back\n$", seconds: 5).contains("shell-is-back"), "\(how): the shell reads the terminal while Parley is stopped")
+            try await Task.sleep(for: .milliseconds(1_500))  // the reply would have ended by now; it waits in the socket instead
             tmux.type("fg")
             tmux.keys("Enter")
-            let resumed = tmux.wait(for: " \(tag)40", seconds: 15)
+            let resumed = await tmux.waitAsync(for: " \(tag)40", seconds: 15)
             #expect(resumed.contains(" \(tag)40"), "\(how): after fg the reply goes on to its end:\n\(resumed)")
             #expect(resumed.contains("Count, round \(round)."), "\(how): the screen is redrawn")
-            #expect(tmux.wait(for: "│ idle │", seconds: 10).contains("│ idle │"), "\(how): the reply ends")
+            #expect(await tmux.waitAsync(for: "│ idle │", seconds: 10).contains("│ idle │"), "\(how): the reply ends")
         }
         tmux.type("/quit")
         tmux.keys("Enter")
@@ -158,7 +159,7 @@ import Glibc
         for _ in 0..<200 {
             let children = (try? String(contentsOfFile: "/proc/\(shell)/task/\(shell)/children", encoding: .utf8)) ?? ""
             if children.trimmingCharacters(in: .whitespaces).isEmpty { break }
-            usleep(25_000)
+            try await Task.sleep(for: .milliseconds(25))
         }
         await server.shutdown()
 

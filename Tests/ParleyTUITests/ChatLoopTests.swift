@@ -40,7 +40,7 @@ final class RecordingScreen: Screen, @unchecked Sendable {
         let screen = RecordingScreen(width: 80, height: 20)
         let input: Int32
         let output: Int32
-        let done = DispatchSemaphore(value: 0)
+        private let finished = LockedFlag()
         let directory: URL
 
         init(baseURL: String) throws {
@@ -54,9 +54,9 @@ final class RecordingScreen: Screen, @unchecked Sendable {
             pipe(&fds)
             input = fds[0]
             output = fds[1]
-            let thread = Thread { [app, screen, input, done] in
+            let thread = Thread { [app, screen, input, finished] in
                 app.run(on: screen, input: input)
-                done.signal()
+                finished.set()
             }
             thread.start()
         }
@@ -66,41 +66,43 @@ final class RecordingScreen: Screen, @unchecked Sendable {
             _ = write(output, &bytes, bytes.count)
         }
 
-        /// Waits until the screen shows `text`; returns the screen either way.
+        /// Waits until the screen shows `text`; returns the screen either way. Sleeps without blocking a
+        /// thread: the engine's tasks need the few threads the concurrency pool has.
         @discardableResult
-        func wait(for text: String, seconds: Double = 10) -> String {
+        func wait(for text: String, seconds: Double = 20) async -> String {
             let deadline = Date().addingTimeInterval(seconds)
             while Date() < deadline {
                 let shown = screen.text
                 if shown.contains(text) { return shown }
-                usleep(10_000)
+                try? await Task.sleep(for: .milliseconds(10))
             }
             return screen.text
         }
 
-        func quit() -> Bool {
+        func quit() async -> Bool {
             type("/quit\r")
-            let ended = done.wait(timeout: .now() + 10) == .success
+            let deadline = Date().addingTimeInterval(20)
+            while !finished.isSet, Date() < deadline { try? await Task.sleep(for: .milliseconds(10)) }
             close(output)
             close(input)
             try? FileManager.default.removeItem(at: directory)
-            return ended
+            return finished.isSet
         }
     }
 
     @Test func typingSendsAndTheReplyStreamsOntoTheScreen() async throws {
         let server = try await FaultServer(format: .openAI, script: [.ok])
         let driver = try Driver(baseURL: server.providerBaseURL)
-        #expect(driver.wait(for: "type a message").contains("type a message"))
+        #expect(await driver.wait(for: "type a message").contains("type a message"))
         driver.type("héllo there")
-        #expect(driver.wait(for: "› héllo there").contains("› héllo there"), "typed text is on the input line")
+        #expect(await driver.wait(for: "› héllo there").contains("› héllo there"), "typed text is on the input line")
         driver.type("\r")
-        let replied = driver.wait(for: FaultServer.replyText)
+        let replied = await driver.wait(for: FaultServer.replyText)
         #expect(replied.contains("▌ you · ") && replied.contains("héllo there"))
         #expect(replied.contains(FaultServer.replyText))
-        #expect(driver.wait(for: "│ idle │").contains("│ idle │"))
+        #expect(await driver.wait(for: "│ idle │").contains("│ idle │"))
         #expect(server.requests.first?.bodyText.contains("héllo there") == true)
-        #expect(driver.quit(), "/quit ends the loop")
+        #expect(await driver.quit(), "/quit ends the loop")
         await server.shutdown()
     }
 
@@ -113,30 +115,39 @@ final class RecordingScreen: Screen, @unchecked Sendable {
             return steps + [.write(Array((stream.close.joined() + stream.end).utf8)), .end]
         }
         let driver = try Driver(baseURL: server.baseURL + "/v1")
-        driver.wait(for: "type a message")
+        await driver.wait(for: "type a message")
         driver.type("count\r")
-        #expect(driver.wait(for: " w3").contains(" w3"))
+        #expect(await driver.wait(for: " w3").contains(" w3"))
         driver.type("\u{1B}")
-        let stopped = driver.wait(for: "· stopped")
+        let stopped = await driver.wait(for: "· stopped")
         #expect(stopped.contains("· stopped"), "Esc stops the reply:\n\(stopped)")
-        #expect(!driver.wait(for: " w200", seconds: 1).contains(" w200"), "nothing more arrives")
+        let later = await driver.wait(for: " w200", seconds: 1)
+        #expect(!later.contains(" w200"), "nothing more arrives")
         #expect(stopped.contains(" w1"), "the text that arrived stays")
-        #expect(driver.quit())
+        #expect(await driver.quit())
         await server.shutdown()
     }
 
     @Test func aResizeRedrawsAtTheNewSize() async throws {
         let server = try await FaultServer(format: .openAI, script: [.ok])
         let driver = try Driver(baseURL: server.providerBaseURL)
-        driver.wait(for: "type a message")
+        await driver.wait(for: "type a message")
         #expect(driver.screen.lastFrame?.grid.width == 80)
         driver.screen.resize(width: 44, height: 12)
         driver.app.screenResized()
         let deadline = Date().addingTimeInterval(5)
-        while driver.screen.lastFrame?.grid.width != 44, Date() < deadline { usleep(10_000) }
+        while driver.screen.lastFrame?.grid.width != 44, Date() < deadline { try await Task.sleep(for: .milliseconds(10)) }
         #expect(driver.screen.lastFrame?.grid.width == 44)
         #expect(driver.screen.lastFrame?.grid.height == 12)
-        #expect(driver.quit())
+        #expect(await driver.quit())
         await server.shutdown()
     }
 }
+
+final class LockedFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.withLock { value = true } }
+    var isSet: Bool { lock.withLock { value } }
+}
+

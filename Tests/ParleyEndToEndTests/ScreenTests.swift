@@ -31,6 +31,15 @@ import ParleyTestSupport
                 + Self.environment(harness, extra: extra) + command)
         }
 
+        /// A bare shell with a short prompt, and Parley started in it.
+        func startParleyInShell(_ harness: ParleyHarness) {
+            start(harness)
+            type("PS1='$ '")
+            keys("Enter")
+            type(ParleyHarness.binary)
+            keys("Enter")
+        }
+
         func keys(_ keys: String...) { run(["send-keys", "-t", session] + keys) }
         func type(_ text: String) { run(["send-keys", "-t", session, "-l", text]) }
         func screen() -> String { run(["capture-pane", "-p", "-t", session]) }
@@ -142,12 +151,8 @@ import ParleyTestSupport
         defer { harness.cleanUp() }
         try #require(LocalRuntime(paths: harness.paths, settings: LocalSettings()).installation() != nil, "run `parley setup` first")
         let tmux = Tmux()
-        tmux.start(harness)
+        tmux.startParleyInShell(harness)
         defer { tmux.run(["kill-server"]) }
-        tmux.type("PS1='$ '")
-        tmux.keys("Enter")
-        tmux.type(ParleyHarness.binary)
-        tmux.keys("Enter")
         try #require(tmux.wait(for: "type a message").contains("type a message"))
         tmux.type("Write a very long essay about the history of the Roman Empire.")
         tmux.keys("Enter")

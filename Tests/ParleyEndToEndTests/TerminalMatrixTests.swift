@@ -119,12 +119,8 @@ import Glibc
         let harness = try ParleyHarness(config: Self.config(server.baseURL + "/v1"))
         defer { harness.cleanUp() }
         let tmux = Tmux()
-        tmux.start(harness)
+        tmux.startParleyInShell(harness)
         defer { tmux.run(["kill-server"]) }
-        tmux.type("PS1='$ '")
-        tmux.keys("Enter")
-        tmux.type(ParleyHarness.binary)
-        tmux.keys("Enter")
         try #require(await tmux.waitAsync(for: "type a message").contains("type a message"))
         for (round, how) in ["Ctrl-Z", "SIGTSTP"].enumerated() {
             let tag = round == 0 ? "a" : "b"

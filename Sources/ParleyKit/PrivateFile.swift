@@ -72,10 +72,4 @@ public enum PrivateFile {
         }
         return String(cString: made)
     }
-
-    /// Removes a file of ours; a symlink at the path is removed itself, never what it points at
-    /// (unlink never follows). Missing is fine.
-    public static func remove(_ path: String) {
-        unlink(path)
-    }
 }

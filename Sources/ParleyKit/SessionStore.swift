@@ -223,8 +223,9 @@ public struct SessionStore: Sendable {
         guard unlink(url(for: id).path) == 0 else {
             throw AtomicFile.WriteError(path: url(for: id).path, reason: String(cString: strerror(errno)))
         }
-        PrivateFile.remove(lockURL(for: id).path)
-        PrivateFile.remove(journalURL(for: id).path)
+        // unlink removes a link planted there itself, never what it points at.
+        unlink(lockURL(for: id).path)
+        unlink(journalURL(for: id).path)
     }
 
     /// Takes the session's write lock: an flock on `ID.lock`, which the kernel drops when the holder

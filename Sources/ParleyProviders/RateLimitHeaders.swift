@@ -6,21 +6,20 @@ import ParleyCore
 /// `anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}` with resets as RFC 3339 times.
 public enum RateLimitHeaders {
     public static func parse(_ headers: HeaderFields, now: Date = Date()) -> RateLimitStatus? {
-        var values: [String: String] = [:]
-        for (name, value) in headers { values[name.lowercased()] = value.trimmingCharacters(in: .whitespaces) }
         // Counts are whole numbers from 0; anything else from the network is ignored, never trusted.
-        func int(_ name: String) -> Int? { values[name].flatMap { Int($0) }.flatMap { $0 >= 0 ? $0 : nil } }
+        func int(_ name: String) -> Int? { headers[name].flatMap { Int($0) }.flatMap { $0 >= 0 ? $0 : nil } }
+        func present(_ prefix: String) -> Bool { headers.contains { $0.name.lowercased().hasPrefix(prefix) } }
         var status = RateLimitStatus()
-        if values.keys.contains(where: { $0.hasPrefix("x-ratelimit-") }) {
+        if present("x-ratelimit-") {
             status.requestsLimit = int("x-ratelimit-limit-requests")
             status.requestsRemaining = int("x-ratelimit-remaining-requests")
-            status.requestsReset = values["x-ratelimit-reset-requests"].flatMap(goDuration)
+            status.requestsReset = headers["x-ratelimit-reset-requests"].flatMap(goDuration)
             status.tokensLimit = int("x-ratelimit-limit-tokens")
             status.tokensRemaining = int("x-ratelimit-remaining-tokens")
-            status.tokensReset = values["x-ratelimit-reset-tokens"].flatMap(goDuration)
-        } else if values.keys.contains(where: { $0.hasPrefix("anthropic-ratelimit-") }) {
+            status.tokensReset = headers["x-ratelimit-reset-tokens"].flatMap(goDuration)
+        } else if present("anthropic-ratelimit-") {
             func reset(_ name: String) -> Double? {
-                values[name].flatMap(RFC3339.parse).map { max(0, $0.timeIntervalSince(now)) }.flatMap { $0 <= maxReset ? $0 : nil }
+                headers[name].flatMap(RFC3339.parse).map { max(0, $0.timeIntervalSince(now)) }.flatMap { $0 <= maxReset ? $0 : nil }
             }
             status.requestsLimit = int("anthropic-ratelimit-requests-limit")
             status.requestsRemaining = int("anthropic-ratelimit-requests-remaining")

@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/stencilproject/Stencil", from: "0.15.1"),
     ],
     targets: [
         // Plain value types; no I/O.
@@ -32,6 +33,7 @@ let package = Package(
         .target(name: "ParleyKit", dependencies: [
             "ParleyProviders", "ParleyCore",
             .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Stencil", package: "Stencil"),
         ]),
         // The ncursesw system library, with a shim that turns its macros into functions.
         .systemLibrary(name: "CNcursesw", pkgConfig: "ncursesw", providers: [.apt(["libncurses-dev"])]),

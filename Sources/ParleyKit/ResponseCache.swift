@@ -65,9 +65,12 @@ public final class ResponseCache: Sendable {
             var temperature: Double?
             var maxTokens: Int?
             var tools: [ToolDefinition]
+            var responseFormat: ResponseFormat?
+            var seed: Int?
         }
         let canonical = Canonical(provider: ref.provider, model: ref.model, origin: origin, system: request.system, messages: request.messages,
-                                  temperature: request.temperature, maxTokens: maxTokens, tools: request.tools)
+                                  temperature: request.temperature, maxTokens: maxTokens, tools: request.tools,
+                                  responseFormat: request.responseFormat, seed: request.seed)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let bytes = (try? encoder.encode(canonical)).map { Array($0) } ?? Array(String(describing: canonical).utf8)

@@ -18,15 +18,24 @@ public enum AnthropicMessagesFormat {
         members.append(("messages", .array(encodeMessages(request.messages))))
         members.append(("stream", true))
         if let temperature = request.temperature { members.append(("temperature", .number(temperature))) }
-        if !request.tools.isEmpty {
-            members.append(("tools", .array(try request.tools.map { tool in
-                [
-                    "name": .string(tool.name),
-                    "description": .string(tool.description),
-                    "input_schema": try tool.parameters(),
-                ]
-            })))
+        var tools: [JSONValue] = try request.tools.map { tool in
+            [
+                "name": .string(tool.name),
+                "description": .string(tool.description),
+                "input_schema": try tool.parameters(),
+            ]
         }
+        if let format = request.responseFormat {
+            // A forced tool whose input is the answer: every Claude model supports it, where the newer
+            // `output_format` is a beta of some models only. The decoder's tool call carries the JSON.
+            tools.append([
+                "name": .string(ResponseFormat.anthropicToolName),
+                "description": "Give the answer as JSON matching this schema.",
+                "input_schema": format.schema,
+            ])
+            members.append(("tool_choice", ["type": "tool", "name": .string(ResponseFormat.anthropicToolName)]))
+        }
+        if !tools.isEmpty { members.append(("tools", .array(tools))) }
         var headers: [(String, String)] = [
             ("Content-Type", "application/json"),
             ("Accept", "text/event-stream"),
@@ -84,6 +93,9 @@ public enum AnthropicMessagesFormat {
         private var sse: SSEDecoder
         private var usage = Usage(accounting: .cachedOutsidePrompt)
         public private(set) var sawTerminator = false
+        /// Content blocks that are the forced `json_answer` tool: their input is the answer's text.
+        private var answerBlocks: Set<Int> = []
+        private var sawOtherToolUse = false
 
         public init(provider: String, limits: StreamLimits = .standard) {
             self.provider = provider
@@ -117,7 +129,10 @@ public enum AnthropicMessagesFormat {
                 let index = json["index"]?.int ?? 0
                 guard let block = json["content_block"] else { return }
                 switch block["type"]?.string {
+                case "tool_use" where block["name"]?.string == ResponseFormat.anthropicToolName:
+                    answerBlocks.insert(index)
                 case "tool_use", "server_tool_use":
+                    sawOtherToolUse = true
                     emit(.toolCallDelta(ToolCallDelta(index: index, id: block["id"]?.string, name: block["name"]?.string)))
                 case "text":
                     if let text = block["text"]?.string, !text.isEmpty { emit(.textDelta(text)) }
@@ -131,6 +146,8 @@ public enum AnthropicMessagesFormat {
                 switch delta["type"]?.string {
                 case "text_delta":
                     if let text = delta["text"]?.string, !text.isEmpty { emit(.textDelta(text)) }
+                case "input_json_delta" where answerBlocks.contains(index):
+                    if let text = delta["partial_json"]?.string, !text.isEmpty { emit(.textDelta(text)) }
                 case "input_json_delta":
                     emit(.toolCallDelta(ToolCallDelta(index: index, argumentsFragment: delta["partial_json"]?.string ?? "")))
                 case "thinking_delta":
@@ -138,7 +155,11 @@ public enum AnthropicMessagesFormat {
                 default: break  // signature_delta, citations_delta and later additions
                 }
             case "message_delta":
-                if let reason = json["delta"]?["stop_reason"]?.string { emit(.finish(FinishReason(providerValue: reason))) }
+                if let reason = json["delta"]?["stop_reason"]?.string {
+                    // The forced answer tool ends with `tool_use`; for the caller that answer is complete.
+                    let answered = reason == "tool_use" && !answerBlocks.isEmpty && !sawOtherToolUse
+                    emit(.finish(answered ? .stop : FinishReason(providerValue: reason)))
+                }
                 if let cumulative = json["usage"] { try mergeUsage(cumulative, field: "usage"); emit(.usage(usage)) }
             case "message_stop":
                 sawTerminator = true

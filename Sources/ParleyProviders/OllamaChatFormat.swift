@@ -17,11 +17,17 @@ public enum OllamaChatFormat {
         }
         var options: [(String, JSONValue)] = []
         if let temperature = request.temperature { options.append(("temperature", .number(temperature))) }
+        if let seed = request.seed { options.append(("seed", .number(Double(seed)))) }
         if let maxTokens = request.maxTokens { options.append(("num_predict", .number(Double(maxTokens)))) }
         var members: [(String, JSONValue)] = [
             ("model", .string(request.model)), ("messages", .array(messages)), ("stream", true),
         ]
         if !options.isEmpty { members.append(("options", .object(options))) }
+        switch request.responseFormat {
+        case nil: break
+        case .jsonObject: members.append(("format", "json"))
+        case let .jsonSchema(_, schema, _): members.append(("format", schema))
+        }
         if !request.tools.isEmpty {
             members.append(("tools", .array(try request.tools.map { tool in
                 ["type": "function", "function": [

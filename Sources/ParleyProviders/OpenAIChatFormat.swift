@@ -34,6 +34,7 @@ public enum OpenAIChatFormat {
         members.append(("stream", true))
         if dialect.sendsStreamOptions { members.append(("stream_options", ["include_usage": true])) }
         if let temperature = request.temperature { members.append(("temperature", .number(temperature))) }
+        if let seed = request.seed { members.append(("seed", .number(Double(seed)))) }
         if let maxTokens = request.maxTokens { members.append((dialect.maxTokensField, .number(Double(maxTokens)))) }
         if !request.tools.isEmpty {
             members.append(("tools", .array(try request.tools.map { tool in
@@ -46,6 +47,17 @@ public enum OpenAIChatFormat {
                     ],
                 ]
             })))
+        }
+        switch request.responseFormat {
+        case nil: break
+        case .jsonObject: members.append(("response_format", ["type": "json_object"]))
+        case let .jsonSchema(name, schema, strict):
+            // The nested form: OpenAI, Groq, Mistral and llama-server read it (llama-server ignores the flat
+            // `{"type":"json_schema","schema":…}` form).
+            members.append(("response_format", [
+                "type": "json_schema",
+                "json_schema": ["name": .string(name), "schema": schema, "strict": .bool(strict)],
+            ]))
         }
         var headers: [(String, String)] = [("Content-Type", "application/json"), ("Accept", "text/event-stream")]
         if let apiKey, !apiKey.isEmpty { headers.append(("Authorization", "Bearer \(apiKey)")) }

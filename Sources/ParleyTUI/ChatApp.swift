@@ -22,6 +22,9 @@ public final class ChatApp: @unchecked Sendable {
     var turn = 0
     /// /cache on|off for this chat; nil follows the config.
     var cacheChoice: Bool?
+    /// `/schema`: what every answer must be, until `/schema off`.
+    var structured: StructuredOutput?
+    var structuredSpec: String?
     let historyFile: URL
     let sessions: SessionStore
     /// The session being written; created with the first message, replaced by /new.
@@ -75,6 +78,8 @@ public final class ChatApp: @unchecked Sendable {
         if let themeError { _ = reduce(&state, .showError(themeError)) }
         warmUp()
         loadSessionChoices()
+        let library = TemplateLibrary(paths: engine.paths)
+        Task.detached { [queue] in queue.post(.templateChoices(library.names().map(\.name))) }
         runtime.run()
         replyTask?.cancel()
         recorder?.close()
@@ -155,6 +160,8 @@ public final class ChatApp: @unchecked Sendable {
                 note += " — it keeps temperature-0 replies only, and this chat sends none: set temperature = 0 in config.toml (or only_temperature_zero = false under [cache])"
             }
             dispatch([.showNote(note)])
+        case let .setSchema(argument): setSchema(argument)
+        case let .applyTemplate(argument): applyTemplate(argument)
         case .listSessions: listSessions()
         case let .loadSession(query): loadSession(query)
         case let .renameSession(title):
@@ -278,11 +285,12 @@ public final class ChatApp: @unchecked Sendable {
         turn += 1
         let recorder = currentRecorder()
         let userText = retry ? nil : messages.last(where: { $0.role == .user })?.content
-        let turn = self.turn, engine = self.engine, model = modelRef, queue = self.queue, cache = cacheChoice
+        let turn = self.turn, engine = self.engine, model = modelRef, queue = self.queue, cache = cacheChoice, structured = self.structured
         replyTask = Task.detached {
             var sanitizer = TerminalSanitizer()
             let session = recorder.snapshot.id
-            let request = ChatRequest(model: model.model, system: system, messages: messages, temperature: engine.config.temperature)
+            let request = ChatRequest(model: model.model, system: system, messages: messages, temperature: engine.config.temperature,
+                                      responseFormat: structured?.format)
             queue.post(.engine(.waiting), turn: turn)
             var result: TurnResult?
             let outcome = await RecordedTurn.run(engine: engine, recorder: recorder, userText: userText, request: request, model: model,
@@ -313,11 +321,81 @@ public final class ChatApp: @unchecked Sendable {
             case .stopped: return
             case .complete:
                 queue.post(.engine(.finished(tokensPerSecond: result?.tokensPerSecond)), turn: turn)
+                if let structured, let reply = result?.reply {
+                    queue.post(.engine(Self.checked(reply, against: structured)), turn: turn)
+                }
             case let .failed(line):
                 queue.post(.engine(.failed(line)), turn: turn)
             }
             Self.reportSaveProblem(recorder, queue)
             for problem in engine.stores.takeProblems() { queue.post(.showError(problem)) }
+        }
+    }
+
+    func setSchema(_ argument: String) {
+        switch argument {
+        case "":
+            dispatch([.showNote(structuredSpec.map { "schema: \($0) (/schema off stops it)" } ?? "no schema: /schema SPEC asks for JSON (JSON Schema, a file, or fields like `name, age int`)")])
+        case "off":
+            structured = nil
+            structuredSpec = nil
+            dispatch([.showNote("schema off: answers are text again")])
+        default:
+            do {
+                structured = try StructuredOutput(spec: argument)
+                structuredSpec = argument
+                var note = "schema set: every answer is asked for as JSON and checked"
+                if let unchecked = structured?.unchecked, !unchecked.isEmpty { note += "; not checked: " + unchecked.joined(separator: ", ") }
+                dispatch([.showNote(note)])
+            } catch {
+                dispatch([.showError("/schema: \(error.userMessage)")])
+            }
+        }
+    }
+
+    /// `/template NAME [KEY=VALUE …]`: a missing required variable is asked for by putting the command
+    /// back in the input line with `NAME=` to fill in; the template's model and schema apply too.
+    func applyTemplate(_ argument: String) {
+        let words = argument.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+        guard let name = words.first else { return }
+        do {
+            let template = try TemplateLibrary(paths: engine.paths).load(name)
+            var values: [String: String] = [:]
+            for word in words.dropFirst() {
+                guard let equals = word.firstIndex(of: "="), equals != word.startIndex else {
+                    dispatch([.showError("/template: `\(word)` is not KEY=VALUE")])
+                    return
+                }
+                values[String(word[..<equals])] = String(word[word.index(after: equals)...])
+            }
+            if let missing = template.variables.first(where: { $0.required && $0.defaultValue == nil && (values[$0.name] ?? "").isEmpty }) {
+                let given = words.dropFirst().filter { !$0.hasPrefix(missing.name + "=") }
+                dispatch([.setDraft((["/template", name] + given + [missing.name + "="]).joined(separator: " ")),
+                          .showNote("template \(name) needs \(missing.name)" + (missing.description.map { " (\($0))" } ?? "") + ": type it after `\(missing.name)=` and press Enter")])
+                return
+            }
+            let rendered = try template.render(values: values, input: nil)
+            if let model = template.model { switchModel(model) }
+            if let spec = template.schema { setSchema(spec) }
+            var sanitizer = TerminalSanitizer()
+            let draft = sanitizer.sanitize(rendered.prompt ?? "")
+            dispatch([.templateApplied(name: name, system: rendered.system, examples: rendered.examples, draft: draft)])
+        } catch {
+            dispatch([.showError("/template: \(describe(error))")])
+        }
+    }
+
+    /// The checked reply as the screen shows it: sanitized pretty JSON, or the violations.
+    static func checked(_ reply: ReplyAccumulator, against structured: StructuredOutput) -> EngineEvent {
+        switch structured.check(text: reply.text, finishReason: reply.finishReason) {
+        case let .valid(value):
+            var sanitizer = TerminalSanitizer()
+            return .checkedJSON(pretty: sanitizer.sanitize(value.prettyPrinted()), problems: [])
+        case let .invalid(violations):
+            var sanitizer = TerminalSanitizer()
+            return .checkedJSON(pretty: nil, problems: violations.prefix(20).map { sanitizer.sanitize($0.description) })
+        case .truncated:
+            return .checkedJSON(pretty: nil, problems: ["the reply was cut off by the output limit before its JSON was complete"])
         }
     }
 

@@ -75,6 +75,7 @@ public struct ChatState: Sendable {
     public var themeNames: [String] = []
     /// Saved sessions for /load completion: ids, then titles.
     public var sessionChoices: [String] = []
+    public var templateNames: [String] = []
     public var themeName = "dark"
     var nextID = 1
     var completion: Completion?

@@ -16,6 +16,13 @@ public enum Action: Equatable, Sendable {
     case showError(String)
     /// Saved sessions for /load completion.
     case sessionChoices([String])
+    /// Template names, for /template completion.
+    case templateChoices([String])
+    /// A rendered template: its system prompt and few-shot pairs set up the conversation, its prompt
+    /// becomes the draft to edit and send.
+    case templateApplied(name: String, system: String?, examples: [ChatMessage], draft: String)
+    /// Puts text in the prompt line (a command to complete, say).
+    case setDraft(String)
     /// A saved session, read off the UI thread, replaces the conversation on screen.
     case openSession(Session, resumed: Bool)
     /// The size of an opened conversation, estimated before any reply reports usage.
@@ -33,6 +40,8 @@ public enum EngineEvent: Equatable, Sendable {
     case firstToken(milliseconds: Double)
     case usage(promptTokens: Int, completionTokens: Int)
     case finished(tokensPerSecond: Double?)
+    /// The finished reply checked against `/schema`: pretty JSON when it is valid, else the violations.
+    case checkedJSON(pretty: String?, problems: [String])
     /// Costs as text ("$0.0123", "?"); `warn` when spend has reached 80 % of a limit.
     case spend(turn: String, session: String, today: String, warn: Bool)
     /// The model failed before any output; `to` answers instead.
@@ -67,6 +76,10 @@ public enum Effect: Equatable, Sendable {
     case openEditor(String)
     /// /cache on|off; nil asks what it is.
     case setCache(Bool?)
+    /// /schema SPEC, "off", or "" to ask what it is.
+    case setSchema(String)
+    /// /template NAME [KEY=VALUE …]
+    case applyTemplate(String)
     case appendHistory(String)
     case redraw
     /// Ctrl-Z: give the terminal back to the shell and stop until `fg`.
@@ -83,6 +96,8 @@ public enum Commands {
         ("/clear", "clear the screen, keep the conversation as context"),
         ("/theme", "NAME  switch theme"),
         ("/cache", "on|off  answer repeated temperature-0 requests from the response cache"),
+        ("/template", "NAME [KEY=VALUE …]  use a prompt template (Tab completes; asks for what it needs)"),
+        ("/schema", "SPEC|off  answers must be JSON: JSON Schema, a file, or fields like `name, age int`"),
         ("/sessions", "list saved sessions"),
         ("/load", "SESSION  open a saved session (id, id prefix or title; Tab completes)"),
         ("/rename", "TITLE  rename this session"),
@@ -137,6 +152,22 @@ public func reduce(_ state: inout ChatState, _ action: Action) -> [Effect] {
         return []
     case let .sessionChoices(choices):
         state.sessionChoices = choices
+        return []
+    case let .templateChoices(names):
+        state.templateNames = names
+        return []
+    case let .templateApplied(name, system, examples, draft):
+        state.systemPrompt = system
+        state.carriedContext += examples
+        state.input.set(draft)
+        let pairs = examples.count / 2
+        appendEntry(&state, ChatEntry(id: state.makeID(), kind: .note, time: state.now,
+                                      text: "template \(name): " + (system == nil ? "no system prompt" : "system prompt set")
+                                        + (pairs > 0 ? ", \(pairs) example\(pairs == 1 ? "" : "s") sent before the conversation" : "")
+                                        + (draft.isEmpty ? "" : "; its prompt is in the input line: edit it, Enter sends")))
+        return []
+    case let .setDraft(text):
+        state.input.set(text)
         return []
     case let .openSession(session, resumed):
         show(session, in: &state)
@@ -227,6 +258,15 @@ private func handleEngine(_ state: inout ChatState, _ event: EngineEvent) {
         state.status.tokensPerSecond = rate
         state.status.phase = .idle
         updateLast(&state) { $0.status = .complete }
+    case let .checkedJSON(pretty, problems):
+        if let pretty {
+            updateLast(&state) { $0.text = "```json\n" + pretty + "\n```" }
+            state.layout.rebuild(state.entries, width: state.width)
+            appendEntry(&state, ChatEntry(id: state.makeID(), kind: .note, time: state.now, text: "✓ valid JSON for the schema"))
+        } else {
+            let text = "✗ the reply does not match the schema:\n" + problems.map { "  " + $0 }.joined(separator: "\n")
+            appendEntry(&state, ChatEntry(id: state.makeID(), kind: .error, time: state.now, text: text))
+        }
     case let .spend(turn, session, today, warn):
         state.status.turnCost = turn
         state.status.sessionCost = session
@@ -469,6 +509,14 @@ private func runCommand(_ state: inout ChatState, _ line: String) -> [Effect] {
             return [.setTheme(argument)]
         }
     case "/edit": return [.openEditor(state.input.text)]
+    case "/schema": return [.setSchema(argument)]
+    case "/template":
+        guard !state.busy else { state.notice = "a reply is still streaming; Esc stops it"; return [] }
+        guard !argument.isEmpty else {
+            state.notice = state.templateNames.isEmpty ? "no templates (see `parley templates list`)" : "templates: " + state.templateNames.joined(separator: ", ")
+            return []
+        }
+        return [.applyTemplate(argument)]
     case "/cache":
         switch argument.lowercased() {
         case "on": return [.setCache(true)]
@@ -503,6 +551,7 @@ private func complete(_ state: inout ChatState) {
         case "/model": pool = state.modelChoices.map(\.name)
         case "/theme": pool = state.themeNames
         case "/load": pool = state.sessionChoices
+        case "/template": pool = state.templateNames
         default: pool = []
         }
     } else {
@@ -516,7 +565,7 @@ private func complete(_ state: inout ChatState) {
         return
     }
     if candidates.count == 1 {
-        state.input.set(prefix + candidates[0] + (prefix.isEmpty && ["/model", "/theme", "/system"].contains(candidates[0]) ? " " : ""))
+        state.input.set(prefix + candidates[0] + (prefix.isEmpty && ["/model", "/theme", "/system", "/schema", "/template"].contains(candidates[0]) ? " " : ""))
         return
     }
     let common = candidates.dropFirst().reduce(candidates[0]) { common, next in String(common.commonPrefix(with: next)) }

@@ -26,6 +26,9 @@ struct Ask: AsyncParsableCommand {
     @Option(name: .customLong("max-tokens"), help: "Most tokens to generate.")
     var maxTokens: Int?
 
+    @Option(help: "Sampling seed (OpenAI-compatible servers and Ollama; Anthropic has none).")
+    var seed: Int?
+
     @Flag(help: "Print one JSON object (text, provider, model, usage, timings, finish reason) instead of streaming.")
     var json = false
 
@@ -47,6 +50,24 @@ struct Ask: AsyncParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Answer from the response cache, and store the answer there (default: the config's [cache] enabled).")
     var cache: Bool?
 
+    @Option(help: "Answer with JSON matching this schema: JSON Schema (inline or a file) or fields like 'name, age int, bio: a short bio'.")
+    var schema: String?
+
+    @Option(name: .customLong("schema-multi"), help: "Like --schema, for a list of such objects: {\"items\": [...]}.")
+    var schemaMulti: String?
+
+    @Flag(name: .customLong("json-mode"), help: "Answer with any JSON object.")
+    var jsonMode = false
+
+    @Option(help: "How many times an answer that does not match the schema is asked again, with its violations.")
+    var reask = 1
+
+    @Option(name: [.customShort("t"), .customLong("template")], help: "Use the prompt template NAME (see `parley templates list`).")
+    var template: String?
+
+    @Option(name: .customLong("var"), help: "A template variable, KEY=VALUE (repeatable); stdin and the prompt become `input`.")
+    var vars: [String] = []
+
     func run() async throws {
         do {
             try await ask()
@@ -57,7 +78,8 @@ struct Ask: AsyncParsableCommand {
         }
     }
 
-    func readPrompt() throws -> String {
+    /// The prompt arguments and stdin, joined by a blank line; nil when there is neither and none is `required`.
+    func readPrompt(required: Bool) throws -> String? {
         var parts: [String] = []
         if !prompt.isEmpty { parts.append(prompt.joined(separator: " ")) }
         if isatty(STDIN_FILENO) == 0 {
@@ -66,30 +88,156 @@ struct Ask: AsyncParsableCommand {
             if !text.isEmpty { parts.append(text) }
         }
         let text = parts.joined(separator: "\n\n")
+        if !required, text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { return nil }
         guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
             throw ValidationError("no prompt: pass it as an argument (parley ask \"...\") or on stdin")
         }
         return text
     }
 
+    /// Exit status when the answer still does not match the schema after the re-asks.
+    static let invalidStatus: Int32 = 3
+    /// Exit status when the output limit cut the JSON answer off.
+    static let truncatedStatus: Int32 = 4
+
+    func structuredOutput(template: PromptTemplate?) throws -> StructuredOutput? {
+        let chosen = [schema != nil, schemaMulti != nil, jsonMode].filter { $0 }.count
+        if chosen > 1 { throw ValidationError("use one of --schema, --schema-multi and --json-mode") }
+        if reask < 0 || reask > 10 { throw ValidationError("--reask must be between 0 and 10") }
+        if let spec = schema ?? schemaMulti { return try StructuredOutput(spec: spec, multi: schemaMulti != nil) }
+        if jsonMode { return StructuredOutput(jsonMode: ()) }
+        if let template, let spec = template.schema {
+            do { return try StructuredOutput(spec: spec, baseDirectory: template.file.deletingLastPathComponent()) } catch {
+                throw TemplateError(file: template.file, line: nil, message: "schema: \(error.userMessage)")
+            }
+        }
+        return nil
+    }
+
+    /// The template's system prompt, then `--system`.
+    static func joinedSystem(_ parts: String?...) -> String? {
+        let text = parts.compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: "\n\n")
+        return text.isEmpty ? nil : text
+    }
+
+    /// `--var KEY=VALUE` pairs; a key given twice is an error.
+    static func parseVars(_ pairs: [String]) throws -> [String: String] {
+        var values: [String: String] = [:]
+        for pair in pairs {
+            guard let equals = pair.firstIndex(of: "="), equals != pair.startIndex else {
+                throw ValidationError("--var \(pair): write KEY=VALUE")
+            }
+            let key = String(pair[..<equals])
+            guard values.updateValue(String(pair[pair.index(after: equals)...]), forKey: key) == nil else {
+                throw ValidationError("--var \(key) is given twice")
+            }
+        }
+        return values
+    }
+
     func ask() async throws {
         if let temperature, !(0...2).contains(temperature) { throw ValidationError("--temperature must be between 0 and 2") }
         if let maxTokens, maxTokens < 1 { throw ValidationError("--max-tokens must be at least 1") }
-        let text = try readPrompt()
-        if let budget, budget < 0 { throw ValidationError("--budget must be at least 0") }
         let engine = try ChatEngine.fromEnvironment()
-        var ref = try engine.config.resolve(model ?? engine.defaultModelName)
-        let request = ChatRequest(
-            model: ref.model, system: system, messages: [.user(text)], temperature: temperature ?? engine.config.temperature, maxTokens: maxTokens
-        )
+        let values = try Self.parseVars(vars)
+        if template == nil, !values.isEmpty { throw ValidationError("--var needs a template (-t NAME)") }
+        let chosenTemplate = try template.map { try TemplateLibrary(paths: engine.paths).load($0) }
+        let structured = try structuredOutput(template: chosenTemplate)
+        if let budget, budget < 0 { throw ValidationError("--budget must be at least 0") }
+        var request: ChatRequest
+        var ref: ModelRef
+        if let chosenTemplate {
+            let input = try readPrompt(required: chosenTemplate.prompt == nil)
+            let rendered = try chosenTemplate.render(values: values, input: input)
+            ref = try engine.config.resolve(model ?? chosenTemplate.model ?? engine.defaultModelName)
+            request = ChatRequest(
+                model: ref.model, system: Self.joinedSystem(rendered.system, system),
+                messages: try rendered.messages(file: chosenTemplate.file), temperature: temperature ?? chosenTemplate.temperature ?? engine.config.temperature,
+                maxTokens: maxTokens ?? chosenTemplate.maxTokens, responseFormat: structured?.format, seed: seed
+            )
+        } else {
+            let text = try readPrompt(required: true) ?? ""
+            ref = try engine.config.resolve(model ?? engine.defaultModelName)
+            request = ChatRequest(
+                model: ref.model, system: system, messages: [.user(text)], temperature: temperature ?? engine.config.temperature,
+                maxTokens: maxTokens, responseFormat: structured?.format, seed: seed
+            )
+        }
         if estimate {
             Terminal.standardOutput.line(engine.estimate(request, model: ref).summary)
             return
         }
+        guard let structured else {
+            let summary = try await turn(request, ref: &ref, engine: engine, streaming: true)
+            finish(summary, engine: engine)
+            return
+        }
+        if !structured.unchecked.isEmpty {
+            Terminal.standardError.say("parley: not checked by Parley's validator: \(structured.unchecked.joined(separator: ", "))\n")
+        }
+        var reasks = 0
+        while true {
+            let summary = try await turn(request, ref: &ref, engine: engine, streaming: false)
+            guard let result = summary.result else { return }
+            let check = structured.check(text: result.reply.text, finishReason: result.reply.finishReason)
+            if case let .invalid(violations) = check, reasks < reask {
+                reasks += 1
+                Terminal.standardError.say("parley: the answer does not match the schema (\(violations.count) violation\(violations.count == 1 ? "" : "s"), first: \(violations[0])); asking again (\(reasks) of \(reask))\n")
+                request.messages += [.assistant(result.reply.text), .user(StructuredOutput.reask(violations))]
+                continue
+            }
+            try finishStructured(summary, result: result, check: check, reasks: reasks, engine: engine)
+            return
+        }
+    }
+
+    /// Prints the checked answer, or says why there is none, and exits with the documented status.
+    func finishStructured(_ summary: AskSummary, result: TurnResult, check: StructuredCheck, reasks: Int, engine: ChatEngine) throws {
+        let out = Terminal.standardOutput
+        var violations: [JSONSchemaViolation] = []
+        switch check {
+        case .valid:
+            if !json { out.write(StructuredOutput.jsonText(of: result.reply.text) + "\n") }
+        case let .invalid(found):
+            violations = found
+        case .truncated:
+            break
+        }
+        if json {
+            var report = jsonReport(result, summary: summary)
+            if case var .object(members) = report {
+                if case let .valid(value) = check { members.append(("json", value)) }
+                members.append(("schema_valid", .bool(check.isValid)))
+                members.append(("truncated", .bool(check == .truncated)))
+                members.append(("reasks", .number(Double(reasks))))
+                members.append(("violations", .array(violations.map { .string($0.description) })))
+                report = .object(members)
+            }
+            out.write(report.serialized() + "\n")
+        }
+        if stats { printStats(result, summary: summary) }
+        for problem in engine.stores.takeProblems() { Terminal.standardError.say("parley: \(problem)\n") }
+        switch check {
+        case .valid:
+            return
+        case .truncated:
+            let limit = result.reply.usage.map { " after \($0.completionTokens) tokens" } ?? ""
+            Terminal.standardError.say("parley: the answer was cut off by the output limit\(limit) before its JSON was complete; raise --max-tokens (or max_tokens in the config)\n")
+            throw ExitCode(Self.truncatedStatus)
+        case let .invalid(found):
+            Terminal.standardError.say("parley: the answer does not match the schema after \(reasks) re-ask\(reasks == 1 ? "" : "s"):\n")
+            for violation in found.prefix(50) { Terminal.standardError.say("  \(violation)\n") }
+            if found.count > 50 { Terminal.standardError.say("  and \(found.count - 50) more\n") }
+            throw ExitCode(Self.invalidStatus)
+        }
+    }
+
+    /// One turn through the engine: retries and fallbacks said on stderr, the text streamed to stdout
+    /// when `streaming`; `ref` becomes the model that answered.
+    func turn(_ request: ChatRequest, ref: inout ModelRef, engine: ChatEngine, streaming: Bool) async throws -> AskSummary {
         let out = Terminal.standardOutput
         var sanitizer: TerminalSanitizer? = (sanitize || out.isTerminal) && !json ? TerminalSanitizer() : nil
         var summary = AskSummary()
-        var printedAny = false
         let options = TurnOptions(cache: cache, requestLimit: budget, fallback: fallback)
         do {
             let showRetries = stats || isatty(STDERR_FILENO) == 1
@@ -103,10 +251,10 @@ struct Ask: AsyncParsableCommand {
                         Terminal.standardError.say(String(format: "parley: %@: %@; retrying in %.1f s (retry %d of %d)\n",
                                                             ref.provider, reason, delay, attempt, of))
                     }
-                    if !json, case let .textDelta(delta) = event {
+                    if streaming, !json, case let .textDelta(delta) = event {
                         let shown = sanitizer?.sanitize(delta) ?? delta
                         out.write(shown)
-                        printedAny = true
+                        summary.printedAny = true
                     }
                 case let .fallingBack(from, to, reason):
                     // Always said: the answer comes from another model than the one asked for.
@@ -120,14 +268,19 @@ struct Ask: AsyncParsableCommand {
                 }
             }
         } catch {
-            if printedAny { out.write("\n") }
+            if summary.printedAny { out.write("\n") }
             if stats, let result = summary.result { printStats(result, summary: summary) }
             throw error
         }
+        return summary
+    }
+
+    func finish(_ summary: AskSummary, engine: ChatEngine) {
+        let out = Terminal.standardOutput
         guard let result = summary.result else { return }
         if json {
             out.write(jsonReport(result, summary: summary).serialized() + "\n")
-        } else if printedAny, !result.reply.text.hasSuffix("\n") {
+        } else if summary.printedAny, !result.reply.text.hasSuffix("\n") {
             out.write("\n")
         }
         if stats { printStats(result, summary: summary) }
@@ -138,6 +291,7 @@ struct Ask: AsyncParsableCommand {
     struct AskSummary {
         var failures: [SessionMessage.FailedAttempt] = []
         var result: TurnResult?
+        var printedAny = false
     }
 
     func jsonReport(_ result: TurnResult, summary: AskSummary) -> JSONValue {

@@ -119,4 +119,84 @@ import ParleyProviders
         #expect(try await status([("Authorization", "Bearer \(key)")]) == 200)
         #expect(try await status([("x-api-key", key)], path: "/v1/messages") == 200, "the Anthropic format's header works too")
     }
+
+    /// Issue 14: a 6-field schema on SmolLM2, 20 seeds. Every run ends with JSON on stdout that Parley's
+    /// validator accepts, or with the documented status (3 invalid, 4 cut off) and nothing on stdout.
+    @Test func schemaAnswersFromTheLocalModelAreValidOrRefused() throws {
+        try runtimeInstalled()
+        let harness = try ParleyHarness()
+        defer { harness.cleanUp() }
+        let schemaText = #"{"type":"object","properties":{"name":{"type":"string","minLength":2,"maxLength":20},"#
+            + #""age":{"type":"integer","minimum":0,"maximum":120},"email":{"type":"string","pattern":"^[a-z]+@[a-z]+\\.[a-z]+$"},"#
+            + #""role":{"type":"string","enum":["admin","user","guest"]},"score":{"type":"number","minimum":0,"maximum":1},"#
+            + #""tags":{"type":"array","items":{"type":"string","maxLength":12},"maxItems":3}},"#
+            + #""required":["name","age","email","role","score","tags"],"additionalProperties":false}"#
+        let schemaFile = harness.home.appendingPathComponent("profile.json")
+        try schemaText.write(to: schemaFile, atomically: true, encoding: .utf8)
+        let validator = try JSONSchema(try JSONValue.parse(schemaText))
+        var validFirst = 0, validAfterReask = 0, invalid = 0, truncated = 0
+        for seed in 1...20 {
+            let result = try harness.run(["ask", "--schema", schemaFile.path, "--seed", "\(seed)", "--temperature", "0.9",
+                                          "--max-tokens", "160", "Invent a user profile for a web shop."])
+            switch result.status {
+            case 0:
+                let value = try JSONValue.parse(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+                #expect(validator.validate(value).isEmpty, "seed \(seed) printed JSON that does not validate: \(result.stdout)")
+                if result.stderr.contains("asking again") { validAfterReask += 1 } else { validFirst += 1 }
+            case 3:
+                #expect(result.stdout.isEmpty, "seed \(seed): nothing on stdout when invalid")
+                #expect(result.stderr.contains("does not match the schema after 1 re-ask"), "\(result.stderr)")
+                #expect(result.stderr.contains("  $"), "the violations are listed: \(result.stderr)")
+                invalid += 1
+            case 4:
+                #expect(result.stdout.isEmpty)
+                #expect(result.stderr.contains("cut off by the output limit"))
+                truncated += 1
+            default:
+                Issue.record("seed \(seed): exit \(result.status): \(result.stderr)")
+            }
+        }
+        print("schema on SmolLM2, 20 seeds: valid on the first answer \(validFirst), after one re-ask \(validAfterReask), still invalid \(invalid), cut off \(truncated)")
+        #expect(validFirst + validAfterReask + invalid + truncated == 20)
+    }
+
+    /// Few-shot pairs are real turns: the request Parley builds, put through llama-server's own chat
+    /// template, holds each example as a user and an assistant turn in order.
+    @Test func fewShotExamplesAreTurnsInTheModelsChatTemplate() async throws {
+        try runtimeInstalled()
+        let harness = try ParleyHarness()
+        defer { harness.cleanUp() }
+        let template = try PromptTemplate(name: "math", file: harness.home.appendingPathComponent("math.toml"), text: """
+        system = "Answer with a number."
+        prompt = "{{ input }}"
+        [[examples]]
+        user = "1+1"
+        assistant = "2"
+        [[examples]]
+        user = "2+3"
+        assistant = "5"
+        """)
+        let rendered = try template.render(values: [:], input: "4+4")
+        let request = ChatRequest(model: "smollm2", system: rendered.system, messages: try rendered.messages(file: template.file))
+        let body = try JSONValue.parse(OpenAIChatFormat.makeRequest(request, baseURL: "http://x/v1", apiKey: nil, dialect: .standard).body)
+        let runtime = LocalRuntime(paths: harness.paths, settings: LocalSettings())
+        let server = try await runtime.ensureServer(executable: ParleyHarness.binary)
+        let key = try #require(runtime.readState()?.apiKey)
+        let spec = HTTPRequestSpec(url: "http://127.0.0.1:\(server.port)/apply-template", method: "POST",
+                                   headers: [("Content-Type", "application/json"), ("Authorization", "Bearer \(key)")],
+                                   body: Array(JSONValue.object([("messages", body["messages"] ?? [])]).serialized().utf8))
+        let response = try await AsyncHTTPTransport.shared.send(spec, timeouts: TransportTimeouts())
+        var bytes: [UInt8] = []
+        for try await chunk in response.body { bytes += chunk.bytes }
+        #expect(response.status == 200)
+        let prompt = try #require(try JSONValue.parse(bytes)["prompt"]?.string)
+        let turns = ["<|im_start|>system\nAnswer with a number.<|im_end|>", "<|im_start|>user\n1+1<|im_end|>", "<|im_start|>assistant\n2<|im_end|>",
+                     "<|im_start|>user\n2+3<|im_end|>", "<|im_start|>assistant\n5<|im_end|>", "<|im_start|>user\n4+4<|im_end|>"]
+        var position = prompt.startIndex
+        for turn in turns {
+            let found = prompt.range(of: turn, range: position..<prompt.endIndex)
+            #expect(found != nil, "\(turn) in order in \(prompt)")
+            if let found { position = found.upperBound }
+        }
+    }
 }

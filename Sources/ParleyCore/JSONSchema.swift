@@ -1,0 +1,727 @@
+import Foundation
+
+/// A JSON Schema (draft 2020-12), compiled once and then used to check any number of values, such as
+/// a model's structured answer. Parley's own validator: no dependency, messages written to be sent back
+/// to a model and shown to people ("$.score: 2 is greater than the maximum 1").
+///
+/// Supported: `type`, `enum`, `const`, `properties`, `required`, `additionalProperties`,
+/// `patternProperties`, `propertyNames`, `items`, `prefixItems`, `contains`/`minContains`/`maxContains`,
+/// `minItems`, `maxItems`, `uniqueItems`, `minLength`, `maxLength`, `pattern`, `minimum`, `maximum`,
+/// `exclusiveMinimum`, `exclusiveMaximum`, `multipleOf`, `minProperties`, `maxProperties`,
+/// `dependentRequired`, `allOf`, `anyOf`, `oneOf`, `not`, `if`/`then`/`else`, boolean schemas, and
+/// `$ref` within the document (`#`, `#/$defs/x` and any JSON pointer, `#name` for an `$anchor`, and URIs
+/// of `$id`s inside the document), applied alongside its sibling keywords.
+/// Not checked, and listed in `unsupportedKeywords`: see `JSONSchemaCompiler.unsupportedKeywords`.
+/// Annotations (`title`, `description`, `default`, `$comment`, …) and unknown keywords are ignored,
+/// as the specification says. Patterns are ECMA-262 as JSON Schema says, translated to ICU for
+/// NSRegularExpression where the two differ, and searched for anywhere in the string (unanchored).
+///
+/// Limits, each reported as a violation rather than a crash or a hang: `$ref`s followed at once (64,
+/// "schema recursion deeper than 64", which ends reference cycles), and subschemas applied at once
+/// (200). uniqueItems and JSON equality hash a canonical form, so no keyword is quadratic in the value.
+public struct JSONSchema: Sendable {
+    /// The schema as given.
+    public let root: JSONValue
+    /// Keywords found in the schema that the validator does not check, each with where it was found,
+    /// e.g. `["format at $.properties.email"]`, in document order. Annotation-only keywords (`$schema`,
+    /// `$id`, `$anchor`, `$comment`, `title`, `description`, `default`, `examples`, `deprecated`,
+    /// `readOnly`, `writeOnly`, `content*`) are not listed; `format` is (it is not asserted).
+    public var unsupportedKeywords: [String]
+    let program: SchemaProgram
+
+    /// Compiles `schema`. Throws for a schema (or subschema) that is neither an object nor a boolean,
+    /// a keyword whose value has the wrong form (`"minimum": "5"`, `"type": "integr"`), a `$ref` that
+    /// does not resolve within the document, and an invalid regular expression in `pattern` or
+    /// `patternProperties`.
+    public init(_ schema: JSONValue) throws(JSONSchemaError) {
+        let compiler = JSONSchemaCompiler(document: schema)
+        program = try compiler.compile()
+        root = schema
+        unsupportedKeywords = compiler.unsupported
+    }
+
+    /// Every violation of the schema by `instance`, in a stable order; empty when it is valid.
+    public func validate(_ instance: JSONValue) -> [JSONSchemaViolation] {
+        SchemaEvaluator(program).violations(of: instance)
+    }
+
+    /// Whether `instance` is valid; stops at the first violation and builds no messages.
+    public func isValid(_ instance: JSONValue) -> Bool {
+        SchemaEvaluator(program).isValid(instance)
+    }
+}
+
+/// One way a value breaks a schema.
+public struct JSONSchemaViolation: Sendable, Equatable, CustomStringConvertible {
+    /// Where in the value: `$`, `$.score`, `$.tags[2]`, `$["odd key"]`.
+    public var path: String
+    /// What is wrong, naming the offending value (long values are cut to about 60 characters).
+    public var message: String
+
+    public init(path: String, message: String) {
+        self.path = path
+        self.message = message
+    }
+
+    public var description: String { "\(path): \(message)" }
+}
+
+/// Why a schema cannot be used.
+public struct JSONSchemaError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var description: String
+
+    public init(_ description: String) { self.description = description }
+}
+
+/// One step into a JSON document, for instance and schema locations.
+enum JSONPathComponent: Sendable, Hashable {
+    case key(String)
+    case index(Int)
+}
+
+// MARK: - Compiled form
+
+struct SchemaProgram: Sendable {
+    let nodes: [SchemaNode]
+    let root: Int
+}
+
+/// An ECMA-262 regular expression translated for ICU and compiled once.
+struct SchemaPattern: @unchecked Sendable {
+    /// NSRegularExpression is immutable and documented as safe to use from several threads at once.
+    let regex: NSRegularExpression
+    let source: String
+
+    func matches(_ text: String) -> Bool {
+        regex.rangeOfFirstMatch(in: text, range: NSRange(text.startIndex..., in: text)).location != NSNotFound
+    }
+}
+
+struct SchemaTypes: OptionSet, Sendable {
+    let rawValue: UInt8
+    static let null = SchemaTypes(rawValue: 1)
+    static let boolean = SchemaTypes(rawValue: 2)
+    static let object = SchemaTypes(rawValue: 4)
+    static let array = SchemaTypes(rawValue: 8)
+    static let number = SchemaTypes(rawValue: 16)
+    static let string = SchemaTypes(rawValue: 32)
+    static let integer = SchemaTypes(rawValue: 64)
+
+    static let named: [(String, SchemaTypes)] = [
+        ("null", .null), ("boolean", .boolean), ("object", .object), ("array", .array),
+        ("number", .number), ("string", .string), ("integer", .integer),
+    ]
+
+    init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    func matches(_ value: JSONValue) -> Bool {
+        switch value {
+        case .null: return contains(.null)
+        case .bool: return contains(.boolean)
+        case .object: return contains(.object)
+        case .array: return contains(.array)
+        case .string: return contains(.string)
+        case let .number(n): return contains(.number) || (contains(.integer) && n.isWholeNumber)
+        }
+    }
+}
+
+/// One subschema. Indices point into `SchemaProgram.nodes`.
+///
+/// A class so that checking passes a reference instead of copying some forty fields into every stack
+/// frame (which, unoptimised, made a 100-level value overflow a 512 KB thread stack). Only the compiler
+/// in this file writes the fields, before the program is published; afterwards it is immutable, which
+/// is what makes the unchecked Sendable sound.
+final class SchemaNode: @unchecked Sendable {
+    /// The subschema as written, quoted in some messages (`not`, `contains`).
+    fileprivate(set) var source: JSONValue = .bool(true)
+    /// A boolean schema: `true` accepts everything, `false` nothing.
+    fileprivate(set) var constant: Bool?
+    fileprivate(set) var ref: Int?
+
+    fileprivate(set) var types: SchemaTypes?
+    /// The names in `type`, in the schema's order, for messages.
+    fileprivate(set) var typeNames: [String] = []
+    fileprivate(set) var enumValues: [JSONValue]?
+    fileprivate(set) var constValue: JSONValue?
+
+    fileprivate(set) var minimum: Double?
+    fileprivate(set) var maximum: Double?
+    fileprivate(set) var exclusiveMinimum: Double?
+    fileprivate(set) var exclusiveMaximum: Double?
+    fileprivate(set) var multipleOf: Double?
+
+    fileprivate(set) var minLength: Int?
+    fileprivate(set) var maxLength: Int?
+    fileprivate(set) var pattern: SchemaPattern?
+
+    fileprivate(set) var prefixItems: [Int] = []
+    fileprivate(set) var items: Int?
+    fileprivate(set) var contains: Int?
+    fileprivate(set) var minContains: Int?
+    fileprivate(set) var maxContains: Int?
+    fileprivate(set) var minItems: Int?
+    fileprivate(set) var maxItems: Int?
+    fileprivate(set) var uniqueItems = false
+
+    fileprivate(set) var properties: [(name: String, node: Int)] = []
+    /// Property name to positions in `properties`; a hit is confirmed by comparing scalars, since
+    /// String equality (and so hashing) treats canonically equivalent strings as equal.
+    fileprivate(set) var propertyLookup: [String: [Int]] = [:]
+    fileprivate(set) var patternProperties: [(pattern: SchemaPattern, node: Int)] = []
+    fileprivate(set) var additionalProperties: Int?
+    fileprivate(set) var propertyNames: Int?
+    fileprivate(set) var required: [String] = []
+    fileprivate(set) var dependentRequired: [(name: String, requires: [String])] = []
+    fileprivate(set) var minProperties: Int?
+    fileprivate(set) var maxProperties: Int?
+
+    fileprivate(set) var allOf: [Int] = []
+    fileprivate(set) var anyOf: [Int] = []
+    fileprivate(set) var oneOf: [Int] = []
+    fileprivate(set) var not: Int?
+    fileprivate(set) var ifSchema: Int?
+    fileprivate(set) var thenSchema: Int?
+    fileprivate(set) var elseSchema: Int?
+
+    /// Whether any keyword applies subschemas to an array's items.
+    fileprivate(set) var appliesToItems = false
+    /// Whether any keyword applies subschemas to an object's members or names.
+    fileprivate(set) var appliesToMembers = false
+    /// Whether any of allOf, anyOf, oneOf, not, if applies.
+    fileprivate(set) var appliesInPlace = false
+}
+
+// MARK: - Compiling
+
+final class JSONSchemaCompiler {
+    /// JSON Schema keywords that assert or apply subschemas but are not implemented here; each use is
+    /// listed so the caller can say it was not checked. `additionalItems` and `dependencies` are the
+    /// pre-2020 spellings, listed because whoever wrote them expects them to be checked.
+    static let unsupportedKeywords: Set<String> = [
+        "format", "unevaluatedProperties", "unevaluatedItems", "dependentSchemas", "$dynamicRef",
+        "$recursiveRef", "additionalItems", "dependencies",
+    ]
+
+    let document: JSONValue
+    /// `unsupportedKeywords`' entries, in document order.
+    var unsupported: [String] { found.sorted { $0.order.lexicographicallyPrecedes($1.order) }.map(\.text) }
+    private var found: [(order: [Int], text: String)] = []
+    private var nodes: [SchemaNode] = []
+    /// Schemas with a node but not yet compiled. A work list rather than recursion, so that no nesting
+    /// depth can exhaust the stack.
+    private var work: [Work] = []
+    private var lateSchemas = 0
+    /// Canonical JSON pointer of each compiled location, so each location compiles once and `$ref` finds it.
+    private var nodeAt: [String: Int] = [:]
+    /// Absolute URI (without fragment) of each schema resource to its location; "" is the document.
+    private var resources: [String: [JSONPathComponent]] = ["": []]
+    /// "uri#name" for `$anchor` and `$dynamicAnchor`.
+    private var anchors: [String: Int] = [:]
+    private var pendingRefs: [PendingRef] = []
+
+    private struct PendingRef {
+        var node: Int
+        var ref: String
+        var base: String
+        var resource: [JSONPathComponent]
+        var location: [JSONPathComponent]
+    }
+
+    /// A schema to compile into `node`. `order` is the path of member positions from the document
+    /// root, which sorts locations in document order.
+    private struct Work {
+        var node: SchemaNode
+        var value: JSONValue
+        var location: [JSONPathComponent]
+        var pointer: String
+        var base: String
+        var resource: [JSONPathComponent]
+        var order: [Int]
+    }
+
+    init(document: JSONValue) { self.document = document }
+
+    func compile() throws(JSONSchemaError) -> SchemaProgram {
+        let root = schema(document, at: [], pointer: "", base: "", resource: [], order: [])
+        try drain()
+        // Resolving a reference may reach a location no keyword did, which may hold references.
+        var next = 0
+        while next < pendingRefs.count {
+            let pending = pendingRefs[next]
+            next += 1
+            nodes[pending.node].ref = try resolve(pending)
+            try drain()
+        }
+        return SchemaProgram(nodes: nodes, root: root)
+    }
+
+    /// The node for the schema at `location` (whose JSON pointer is `pointer`), made and queued for
+    /// compiling on first sight.
+    private func schema(
+        _ value: JSONValue, at location: [JSONPathComponent], pointer: String, base: String, resource: [JSONPathComponent], order: [Int]
+    ) -> Int {
+        if let existing = nodeAt[pointer] { return existing }
+        let index = nodes.count
+        let node = SchemaNode()
+        nodes.append(node)
+        nodeAt[pointer] = index
+        work.append(Work(node: node, value: value, location: location, pointer: pointer, base: base, resource: resource, order: order))
+        return index
+    }
+
+    private func drain() throws(JSONSchemaError) {
+        while let next = work.popLast() { try compile(next) }
+    }
+
+    private func compile(_ work: Work) throws(JSONSchemaError) {
+        let node = work.node
+        let value = work.value
+        let location = work.location
+        node.source = value
+        switch value {
+        case let .bool(b):
+            node.constant = b
+            return
+        case .object:
+            break
+        default:
+            throw JSONSchemaError("the schema at \(SchemaText.path(location)) must be an object or a boolean, not \(SchemaText.brief(value))")
+        }
+        guard case let .object(members) = value else { return }
+        let index = nodeAt[work.pointer] ?? 0
+
+        var base = work.base
+        var resource = work.resource
+        if case let .string(id)? = value["$id"] {
+            if id.hasPrefix("#") {
+                // Draft-07's spelling of an anchor ("$id": "#name"); it names no new resource.
+                if id.count > 1 { anchors[base + id] = index }
+            } else {
+                base = Self.resolveURI(id, against: base)
+                resource = location
+                resources[base] = location
+            }
+        }
+        for anchorKeyword in ["$anchor", "$dynamicAnchor"] {
+            if case let .string(name)? = value[anchorKeyword] { anchors[base + "#" + name] = index }
+        }
+
+        var position = 0  // of the keyword being read, for document order
+        func subschema(_ value: JSONValue, _ steps: JSONPathComponent..., at inner: Int = 0) -> Int {
+            schema(value, at: location + steps, pointer: work.pointer + Self.pointer(steps), base: base, resource: resource,
+                order: work.order + [position, inner])
+        }
+        func fail(_ keyword: String, _ requirement: String, _ found: JSONValue) -> JSONSchemaError {
+            JSONSchemaError("\(keyword) at \(SchemaText.path(location)) must be \(requirement), not \(SchemaText.brief(found))")
+        }
+        func count(_ keyword: String, _ value: JSONValue) throws(JSONSchemaError) -> Int {
+            guard let n = value.int, n >= 0 else { throw fail(keyword, "a non-negative integer", value) }
+            return n
+        }
+        func number(_ keyword: String, _ value: JSONValue) throws(JSONSchemaError) -> Double {
+            guard case let .number(n) = value, n.isFinite else { throw fail(keyword, "a number", value) }
+            return n
+        }
+        func strings(_ keyword: String, _ value: JSONValue) throws(JSONSchemaError) -> [String] {
+            guard case let .array(items) = value else { throw fail(keyword, "an array of strings", value) }
+            var names: [String] = []
+            for item in items {
+                guard case let .string(s) = item else { throw fail(keyword, "an array of strings", value) }
+                names.append(s)
+            }
+            return names
+        }
+        func schemaObject(_ keyword: String, _ value: JSONValue) throws(JSONSchemaError) -> [(String, JSONValue)] {
+            guard case let .object(entries) = value else { throw fail(keyword, "an object", value) }
+            return entries
+        }
+        func schemaList(_ keyword: String, _ value: JSONValue) throws(JSONSchemaError) -> [Int] {
+            guard case let .array(items) = value else { throw fail(keyword, "an array of schemas", value) }
+            var list: [Int] = []
+            for (i, item) in items.enumerated() { list.append(subschema(item, .key(keyword), .index(i), at: i)) }
+            return list
+        }
+        func pattern(_ source: String, in keyword: String) throws(JSONSchemaError) -> SchemaPattern {
+            do {
+                return SchemaPattern(regex: try NSRegularExpression(pattern: Self.icuPattern(source)), source: source)
+            } catch {
+                throw JSONSchemaError("invalid regular expression \(SchemaText.quoted(source)) in \(keyword) at \(SchemaText.path(location))")
+            }
+        }
+
+        for (keywordPosition, (keyword, value)) in members.enumerated() {
+            position = keywordPosition
+            switch keyword {
+            case "$ref":
+                guard case let .string(ref) = value else { throw fail(keyword, "a string", value) }
+                pendingRefs.append(PendingRef(node: index, ref: ref, base: base, resource: resource, location: location))
+            case "type":
+                (node.types, node.typeNames) = try Self.types(value, fail: fail)
+            case "enum":
+                guard case let .array(values) = value else { throw fail(keyword, "an array", value) }
+                node.enumValues = values
+            case "const":
+                node.constValue = value
+            case "minimum": node.minimum = try number(keyword, value)
+            case "maximum": node.maximum = try number(keyword, value)
+            case "exclusiveMinimum": node.exclusiveMinimum = try number(keyword, value)
+            case "exclusiveMaximum": node.exclusiveMaximum = try number(keyword, value)
+            case "multipleOf":
+                let divisor = try number(keyword, value)
+                guard divisor > 0 else { throw fail(keyword, "a number greater than 0", value) }
+                node.multipleOf = divisor
+            case "minLength": node.minLength = try count(keyword, value)
+            case "maxLength": node.maxLength = try count(keyword, value)
+            case "pattern":
+                guard case let .string(source) = value else { throw fail(keyword, "a string", value) }
+                node.pattern = try pattern(source, in: keyword)
+            case "prefixItems": node.prefixItems = try schemaList(keyword, value)
+            case "items":
+                if case .array = value {
+                    throw fail(keyword, "a schema (in draft 2020-12 a list of schemas by position is prefixItems)", value)
+                }
+                node.items = subschema(value, .key(keyword))
+            case "contains": node.contains = subschema(value, .key(keyword))
+            case "minContains": node.minContains = try count(keyword, value)
+            case "maxContains": node.maxContains = try count(keyword, value)
+            case "minItems": node.minItems = try count(keyword, value)
+            case "maxItems": node.maxItems = try count(keyword, value)
+            case "uniqueItems":
+                guard case let .bool(unique) = value else { throw fail(keyword, "true or false", value) }
+                node.uniqueItems = unique
+            case "properties":
+                for (i, (name, schema)) in try schemaObject(keyword, value).enumerated() {
+                    node.propertyLookup[name, default: []].append(node.properties.count)
+                    node.properties.append((name, subschema(schema, .key(keyword), .key(name), at: i)))
+                }
+            case "patternProperties":
+                for (i, (source, schema)) in try schemaObject(keyword, value).enumerated() {
+                    node.patternProperties.append((try pattern(source, in: keyword), subschema(schema, .key(keyword), .key(source), at: i)))
+                }
+            case "additionalProperties": node.additionalProperties = subschema(value, .key(keyword))
+            case "propertyNames": node.propertyNames = subschema(value, .key(keyword))
+            case "required": node.required = try strings(keyword, value)
+            case "dependentRequired":
+                for (name, list) in try schemaObject(keyword, value) {
+                    node.dependentRequired.append((name, try strings("\(keyword) \(SchemaText.quoted(name))", list)))
+                }
+            case "minProperties": node.minProperties = try count(keyword, value)
+            case "maxProperties": node.maxProperties = try count(keyword, value)
+            case "allOf": node.allOf = try schemaList(keyword, value)
+            case "anyOf": node.anyOf = try schemaList(keyword, value)
+            case "oneOf": node.oneOf = try schemaList(keyword, value)
+            case "not": node.not = subschema(value, .key(keyword))
+            case "if": node.ifSchema = subschema(value, .key(keyword))
+            case "then": node.thenSchema = subschema(value, .key(keyword))
+            case "else": node.elseSchema = subschema(value, .key(keyword))
+            case "$defs", "definitions":
+                // Compiled now so their mistakes and unsupported keywords show even when no $ref uses them.
+                // `definitions` is the pre-2020 spelling, still what many generators write.
+                guard case let .object(definitions) = value else {
+                    if keyword == "definitions" { continue }
+                    throw fail(keyword, "an object", value)
+                }
+                for (i, (name, schema)) in definitions.enumerated() { _ = subschema(schema, .key(keyword), .key(name), at: i) }
+            default:
+                if Self.unsupportedKeywords.contains(keyword) {
+                    found.append((work.order + [position], "\(keyword) at \(SchemaText.path(location))"))
+                }
+            }
+        }
+        node.appliesToItems = !node.prefixItems.isEmpty || node.items != nil || node.contains != nil
+        node.appliesToMembers = !node.properties.isEmpty || !node.patternProperties.isEmpty
+            || node.additionalProperties != nil || node.propertyNames != nil
+        node.appliesInPlace = !node.allOf.isEmpty || !node.anyOf.isEmpty || !node.oneOf.isEmpty || node.not != nil || node.ifSchema != nil
+    }
+
+    private static func types(_ value: JSONValue, fail: (String, String, JSONValue) -> JSONSchemaError) throws(JSONSchemaError) -> (SchemaTypes, [String]) {
+        let requirement = "a type name (null, boolean, object, array, number, string, integer) or an array of them"
+        let names: [JSONValue]
+        switch value {
+        case .string: names = [value]
+        case let .array(items): names = items
+        default: throw fail("type", requirement, value)
+        }
+        var types = SchemaTypes(rawValue: 0)
+        var typeNames: [String] = []
+        for name in names {
+            guard case let .string(s) = name, let type = SchemaTypes.named.first(where: { $0.0 == s })?.1 else {
+                throw fail("type", requirement, value)
+            }
+            if !types.contains(type) { typeNames.append(s) }
+            types.formUnion(type)
+        }
+        return (types, typeNames)
+    }
+
+    // MARK: References
+
+    private func resolve(_ pending: PendingRef) throws(JSONSchemaError) -> Int {
+        let ref = pending.ref
+        func unresolved(_ why: String) -> JSONSchemaError {
+            JSONSchemaError("$ref \(SchemaText.quoted(ref)) at \(SchemaText.path(pending.location)) does not resolve: \(why)")
+        }
+        let hash = ref.firstIndex(of: "#")
+        let uri = hash.map { String(ref[..<$0]) } ?? ref
+        let rawFragment = hash.map { String(ref[ref.index(after: $0)...]) } ?? ""
+
+        var resource = pending.resource
+        var base = pending.base
+        if !uri.isEmpty {
+            let absolute = Self.resolveURI(uri, against: pending.base)
+            guard let location = resources[absolute] else {
+                throw unresolved("\(SchemaText.quoted(absolute)) is not part of this schema (remote references are not supported)")
+            }
+            resource = location
+            base = absolute
+        }
+        guard let fragment = rawFragment.removingPercentEncoding else { throw unresolved("bad percent-encoding") }
+
+        if !fragment.isEmpty, !fragment.hasPrefix("/") {
+            guard let node = anchors[base + "#" + fragment] else { throw unresolved("no $anchor named \(SchemaText.quoted(fragment))") }
+            return node
+        }
+        guard var value = Self.value(in: document, at: resource) else { throw unresolved("the schema resource is missing") }
+        var location = resource
+        if !fragment.isEmpty {
+            let tokens = fragment.dropFirst().split(separator: "/", omittingEmptySubsequences: false)
+                .map { $0.replacingOccurrences(of: "~1", with: "/").replacingOccurrences(of: "~0", with: "~") }
+            for token in tokens {
+                switch value {
+                case let .object(members):
+                    guard let member = members.first(where: { $0.0.unicodeScalars.elementsEqual(token.unicodeScalars) }) else {
+                        throw unresolved("no member \(SchemaText.quoted(token)) at \(SchemaText.path(location))")
+                    }
+                    value = member.1
+                    location.append(.key(token))
+                case let .array(items):
+                    guard token.allSatisfy(\.isASCII), token.allSatisfy(\.isNumber), token == "0" || !token.hasPrefix("0"),
+                        let i = Int(token), items.indices.contains(i)
+                    else { throw unresolved("no item \(SchemaText.quoted(token)) at \(SchemaText.path(location))") }
+                    value = items[i]
+                    location.append(.index(i))
+                default:
+                    throw unresolved("\(SchemaText.path(location)) is neither an object nor an array")
+                }
+            }
+        }
+        // A location no keyword reached: after everything else in document order.
+        lateSchemas += 1
+        return schema(value, at: location, pointer: Self.pointer(location), base: base, resource: resource, order: [Int.max, lateSchemas])
+    }
+
+    private static func value(in document: JSONValue, at location: [JSONPathComponent]) -> JSONValue? {
+        var value = document
+        for step in location {
+            switch (step, value) {
+            case let (.key(k), .object(members)):
+                guard let member = members.first(where: { $0.0.unicodeScalars.elementsEqual(k.unicodeScalars) }) else { return nil }
+                value = member.1
+            case let (.index(i), .array(items)) where items.indices.contains(i):
+                value = items[i]
+            default:
+                return nil
+            }
+        }
+        return value
+    }
+
+    /// An RFC 6901 pointer for `location`, the key under which its node is kept.
+    static func pointer(_ location: [JSONPathComponent]) -> String {
+        var out = ""
+        for step in location {
+            switch step {
+            case let .key(k) where k.contains("~") || k.contains("/"):
+                out += "/" + k.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
+            case let .key(k): out += "/" + k
+            case let .index(i): out += "/\(i)"
+            }
+        }
+        return out
+    }
+
+    /// `reference` resolved against `base` as RFC 3986 §5.2 says, without its fragment. By hand rather
+    /// than with URL(string:relativeTo:), which differs between platforms for bases such as URNs and
+    /// scheme-less paths ("/schemas/base.json").
+    static func resolveURI(_ reference: String, against base: String) -> String {
+        let r = URIParts(String(reference.prefix { $0 != "#" }))
+        if r.scheme == nil, r.authority == nil, r.path.isEmpty, r.query == nil { return String(base.prefix { $0 != "#" }) }
+        if r.scheme != nil || base.isEmpty { return URIParts(r, path: removeDotSegments(r.path)).text }
+        let b = URIParts(String(base.prefix { $0 != "#" }))
+        var t = URIParts(b, path: b.path)
+        t.query = r.query
+        if r.authority != nil {
+            t.authority = r.authority
+            t.path = removeDotSegments(r.path)
+        } else if r.path.isEmpty {
+            t.query = r.query ?? b.query
+        } else if r.path.hasPrefix("/") {
+            t.path = removeDotSegments(r.path)
+        } else if b.authority != nil, b.path.isEmpty {
+            t.path = removeDotSegments("/" + r.path)
+        } else {
+            let directory = b.path.lastIndex(of: "/").map { String(b.path[...$0]) } ?? ""
+            t.path = removeDotSegments(directory + r.path)
+        }
+        return t.text
+    }
+
+    /// A URI without its fragment, in the parts RFC 3986 resolves.
+    struct URIParts {
+        var scheme: String?
+        var authority: String?
+        var path: String
+        var query: String?
+
+        init(_ uri: String) {
+            var rest = Substring(uri)
+            if let colon = rest.firstIndex(of: ":"), let first = rest.first, first.isASCII, first.isLetter,
+                rest[..<colon].allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+-.".contains($0)) })
+            {
+                scheme = String(rest[..<colon])
+                rest = rest[rest.index(after: colon)...]
+            }
+            if rest.hasPrefix("//") {
+                let after = rest.dropFirst(2)
+                let end = after.firstIndex { $0 == "/" || $0 == "?" } ?? after.endIndex
+                authority = String(after[..<end])
+                rest = after[end...]
+            }
+            if let mark = rest.firstIndex(of: "?") {
+                query = String(rest[rest.index(after: mark)...])
+                rest = rest[..<mark]
+            }
+            path = String(rest)
+        }
+
+        init(_ other: URIParts, path: String) {
+            self = other
+            self.path = path
+        }
+
+        var text: String {
+            var out = scheme.map { $0 + ":" } ?? ""
+            if let authority { out += "//" + authority }
+            out += path
+            if let query { out += "?" + query }
+            return out
+        }
+    }
+
+    static func removeDotSegments(_ path: String) -> String {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false)
+        var output: [Substring] = []
+        for (i, segment) in segments.enumerated() {
+            let last = i == segments.count - 1
+            if segment == "." || segment == ".." {
+                if segment == "..", output.count > 1 || (output.count == 1 && !output[0].isEmpty) { output.removeLast() }
+                if last { output.append("") }
+                continue
+            }
+            output.append(segment)
+        }
+        return output.joined(separator: "/")
+    }
+
+    // MARK: Regular expressions
+
+    /// Translates an ECMA-262 pattern to ICU's dialect where the two differ: `\d` and `\w` are ASCII
+    /// only, `$` matches only at the very end (not before a final newline), `\u{…}` is written `\x{…}`,
+    /// `[` inside a class is a literal, `[]` and `[^]` match nothing and any character, and a `{` that
+    /// does not start a quantifier is a literal.
+    static func icuPattern(_ ecma: String) -> String {
+        let s = Array(ecma.unicodeScalars)
+        var out = String.UnicodeScalarView()
+        func add(_ text: String) { out.append(contentsOf: text.unicodeScalars) }
+        var inClass = false
+        var i = 0
+        while i < s.count {
+            let c = s[i]
+            switch c {
+            case "\\" where i + 1 < s.count:
+                let e = s[i + 1]
+                i += 2
+                switch e {
+                case "d": add(inClass ? "0-9" : "[0-9]")
+                case "D": add("[^0-9]")
+                case "w": add(inClass ? "a-zA-Z0-9_" : "[a-zA-Z0-9_]")
+                case "W": add("[^a-zA-Z0-9_]")
+                case "0" where i >= s.count || !("0"..."9").contains(s[i]):
+                    add("\\x{0}")
+                case "u" where i < s.count && s[i] == "{":
+                    if let close = s[i...].firstIndex(of: "}") {
+                        add("\\x{")
+                        out.append(contentsOf: s[(i + 1)..<close])
+                        add("}")
+                        i = close + 1
+                    } else {
+                        add("\\u")
+                    }
+                case "p" where i < s.count && s[i] == "{", "P" where i < s.count && s[i] == "{":
+                    // A property escape such as \p{Letter}: copied whole, so its brace is no literal.
+                    out.append("\\")
+                    out.append(e)
+                    let close = s[i...].firstIndex(of: "}") ?? s.count - 1
+                    out.append(contentsOf: s[i...close])
+                    i = close + 1
+                default:
+                    out.append("\\")
+                    out.append(e)
+                }
+                continue
+            case "[" where !inClass:
+                if i + 1 < s.count, s[i + 1] == "]" {
+                    add("(?!)")
+                    i += 2
+                    continue
+                }
+                if i + 2 < s.count, s[i + 1] == "^", s[i + 2] == "]" {
+                    add("[\\s\\S]")
+                    i += 3
+                    continue
+                }
+                inClass = true
+                out.append("[")
+                if i + 1 < s.count, s[i + 1] == "^" {
+                    out.append("^")
+                    i += 1
+                }
+            case "[":  // inside a class: a literal in ECMA-262, a nested set in ICU
+                add("\\[")
+            case "&" where inClass:  // ICU reads `&&` in a class as intersection
+                add("\\&")
+            case "]" where inClass:
+                inClass = false
+                out.append(c)
+            case "$" where !inClass:
+                add("\\z")
+            case "{" where !inClass:
+                var j = i + 1
+                var digits = 0
+                while j < s.count, ("0"..."9").contains(s[j]) { j += 1; digits += 1 }
+                if digits > 0, j < s.count, s[j] == "," {
+                    j += 1
+                    while j < s.count, ("0"..."9").contains(s[j]) { j += 1 }
+                }
+                if digits > 0, j < s.count, s[j] == "}" {
+                    out.append(contentsOf: s[i...j])
+                    i = j + 1
+                    continue
+                }
+                add("\\{")
+            case "}" where !inClass:
+                add("\\}")
+            default:
+                out.append(c)
+            }
+            i += 1
+        }
+        return String(out)
+    }
+}
+
+extension Double {
+    /// True for finite numbers without a fractional part; draft 2020-12 counts 1.0 as an integer.
+    var isWholeNumber: Bool { isFinite && self == rounded(.towardZero) }
+}

@@ -19,6 +19,7 @@ import Glibc
 ///     parley-bench cache [RUNS]      a cache hit replaying a 2,000-token reply
 ///     parley-bench estimate          the prompt-token estimate against the local model's own count
 ///     parley-bench hostile           peak memory of the real binary against streams that never end or are huge
+///     parley-bench schema [RUNS]     validations per second for a 6-field schema; what --schema adds to ask
 
 let binDirectory = URL(fileURLWithPath: ChatEngine.currentExecutable()).deletingLastPathComponent()
 let parley = ProcessInfo.processInfo.environment["PARLEY_BIN"] ?? binDirectory.appendingPathComponent("parley").path
@@ -178,7 +179,8 @@ case "cancel": try await cancelBenchmark(runs: count ?? 50)
 case "cache": try await cacheBenchmark(runs: count ?? 50)
 case "estimate": try await estimateBenchmark()
 case "hostile": try await hostileBenchmark()
+case "schema": try await schemaBenchmark(runs: count ?? 20)
 default:
-    print("usage: parley-bench decode [CHUNKS] | decoder [CHUNKS] | startup [RUNS] | ttft [RUNS] | screen [MESSAGES] | tui [TOKENS] | sessions | cancel [RUNS] | cache [RUNS] | estimate | hostile")
+    print("usage: parley-bench decode [CHUNKS] | decoder [CHUNKS] | startup [RUNS] | ttft [RUNS] | screen [MESSAGES] | tui [TOKENS] | sessions | cancel [RUNS] | cache [RUNS] | estimate | hostile | schema [RUNS]")
     exit(2)
 }

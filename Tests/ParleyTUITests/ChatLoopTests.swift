@@ -43,8 +43,11 @@ final class RecordingScreen: Screen, @unchecked Sendable {
         private let finished = LockedFlag()
         let directory: URL
 
-        init(baseURL: String) throws {
+        init(baseURL: String, templates: [String: String] = [:]) throws {
             directory = FileManager.default.temporaryDirectory.appendingPathComponent("parley-loop-\(UUID().uuidString)")
+            let templateDirectory = directory.appendingPathComponent("config/templates")
+            try FileManager.default.createDirectory(at: templateDirectory, withIntermediateDirectories: true)
+            for (name, text) in templates { try text.write(to: templateDirectory.appendingPathComponent("\(name).toml"), atomically: true, encoding: .utf8) }
             let config = try ParleyConfig.parse("[providers.fake]\nbase_url = \"\(baseURL)\"\nmodels = [\"m\"]\n", file: "test.toml")
             let paths = ParleyPaths(configDirectory: directory.appendingPathComponent("config"), dataDirectory: directory.appendingPathComponent("data"),
                                     runtimeDirectory: directory.appendingPathComponent("runtime"))
@@ -142,6 +145,80 @@ final class RecordingScreen: Screen, @unchecked Sendable {
         #expect(await driver.quit())
         await server.shutdown()
     }
+}
+
+/// Issue 14 on the screen: /schema asks for JSON and shows whether each reply validated, pretty-printed;
+/// /template asks for a missing variable, then sets up the conversation and drafts the prompt.
+@Suite(.serialized) struct StructuredScreenTests {
+    static func reply(_ text: String) -> [ScriptedHTTPServer.Step] {
+        let chunk = JSONValue.object([("choices", [["index": 0, "delta": ["content": .string(text)]]])]).serialized()
+        return ScriptedHTTPServer.sse(Array("data: \(chunk)\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n".utf8))
+    }
+
+    @Test func schemaRepliesAreCheckedAndShownPretty() async throws {
+        let replies = [Self.reply(#"{"name":"Ada","score":0.5}"#), Self.reply(#"{"name":"Ada","score":"high"}"#)]
+        let count = LockedCount()
+        let server = try await ScriptedHTTPServer { _ in replies[min(count.next(), 1)] }
+        let driver = try ChatLoopTests.Driver(baseURL: server.baseURL + "/v1")
+        await driver.wait(for: "type a message")
+        driver.type("/schema name, score float\r")
+        #expect(await driver.wait(for: "schema set").contains("schema set"))
+        driver.type("rate Ada\r")
+        let valid = await driver.wait(for: "✓ valid JSON for the schema")
+        #expect(valid.contains("✓ valid JSON for the schema"), "\(valid)")
+        #expect(valid.contains(#""score": 0.5"#), "pretty-printed:\n\(valid)")
+        let body = try JSONValue.parse(try #require(server.requests.first).bodyText)
+        #expect(body["response_format"]?["json_schema"]?["schema"]?["required"] == ["name", "score"])
+        driver.type("again\r")
+        let invalid = await driver.wait(for: "does not match the schema")
+        #expect(invalid.contains("$.score: \"high\" is not of type"), "\(invalid)")
+        driver.type("/schema off\r")
+        #expect(await driver.wait(for: "schema off").contains("schema off"))
+        #expect(await driver.quit())
+        await server.shutdown()
+    }
+
+    @Test func aTemplateAsksForWhatItNeedsThenDraftsThePrompt() async throws {
+        let server = try await ScriptedHTTPServer { _ in Self.reply("Fine.") }
+        let template = """
+        system = "You review {{ language }}."
+        prompt = "Review this {{ language }} code:"
+        [vars.language]
+        required = true
+        description = "the snippet's language"
+        [[examples]]
+        user = "x = 1"
+        assistant = "Fine."
+        """
+        let driver = try ChatLoopTests.Driver(baseURL: server.baseURL + "/v1", templates: ["rev": template])
+        await driver.wait(for: "type a message")
+        driver.type("/templ\t")
+        #expect(await driver.wait(for: "› /template").contains("› /template"), "Tab completes the command")
+        driver.type("r\t")
+        #expect(await driver.wait(for: "› /template rev").contains("› /template rev"), "Tab completes the name")
+        driver.type("\r")
+        let asked = await driver.wait(for: "language=")
+        #expect(asked.contains("needs language (the snippet's language)"), "\(asked)")
+        #expect(asked.contains("› /template rev language="))
+        driver.type("Swift\r")
+        let applied = await driver.wait(for: "› Review this Swift code:")
+        #expect(applied.contains("1 example"), "\(applied)")
+        driver.type(" let x = 1\r")
+        #expect(await driver.wait(for: "Fine.", seconds: 10).contains("Fine."))
+        let body = try JSONValue.parse(try #require(server.requests.first).bodyText)
+        let messages = try #require(body["messages"]?.array)
+        #expect(messages.map { $0["role"]?.string ?? "" } == ["system", "user", "assistant", "user"])
+        #expect(messages[0]["content"]?.string == "You review Swift.")
+        #expect(messages[3]["content"]?.string == "Review this Swift code: let x = 1")
+        #expect(await driver.quit())
+        await server.shutdown()
+    }
+}
+
+final class LockedCount: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 0
+    func next() -> Int { lock.withLock { value += 1; return value - 1 } }
 }
 
 final class LockedFlag: @unchecked Sendable {

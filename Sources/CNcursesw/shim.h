@@ -11,6 +11,10 @@
 #include <ncursesw/curses.h>
 #include <ncursesw/term.h>
 #include <langinfo.h>
+#include <malloc.h>
+
+/// glibc's malloc_trim: returns free heap pages to the system (the screen calls it when a reply ends).
+static inline void parley_release_free_memory(void) { malloc_trim(0); }
 
 static inline int parley_lines(void) { return LINES; }
 static inline int parley_cols(void) { return COLS; }

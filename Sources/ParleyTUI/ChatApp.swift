@@ -121,6 +121,10 @@ public final class ChatApp: @unchecked Sendable {
         for action in actions {
             let effects = reduce(&state, action)
             runtime?.dirty = true
+            switch action {
+            case .engine(.finished), .engine(.stopped), .engine(.failed), .input(.paste): runtime?.trimPending = true
+            default: break
+            }
             for effect in effects { perform(effect) }
         }
     }

@@ -1,3 +1,4 @@
+import CNcursesw
 import Foundation
 import ParleyCore
 import ParleyProviders
@@ -81,6 +82,8 @@ final class ChatRuntime {
     var decoder = InputDecoder()
     var running = true
     var dirty = true
+    /// Set when a reply ends or a paste arrives; the next paint returns freed memory to the system.
+    var trimPending = false
     var lastFrame = ContinuousClock.now - .seconds(1)
     static let frameInterval = Duration.milliseconds(16)
     static let escapeWait: Int32 = 30
@@ -158,5 +161,11 @@ final class ChatRuntime {
         screen.draw(Renderer.render(app.state))
         lastFrame = .now
         dirty = false
+        if trimPending {
+            // A reply has ended or a paste arrived: give the pages their transient copies used back to
+            // the system, so the process stays at what it holds, not at its busiest moment (a few ms).
+            trimPending = false
+            parley_release_free_memory()
+        }
     }
 }

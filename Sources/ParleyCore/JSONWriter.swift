@@ -78,8 +78,11 @@ extension JSONValue {
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\t": out += "\\t"
+            // Controls, and the invisible or direction-changing characters a terminal would act on
+            // (bidi overrides and isolates, zero-width characters), as escapes: same JSON, safe to show.
             case _ where scalar.value < 0x20 || scalar.value == 0x7F || (0x80...0x9F).contains(scalar.value)
-                || scalar.value == 0x2028 || scalar.value == 0x2029:
+                || (0x2028...0x202E).contains(scalar.value) || (0x2066...0x2069).contains(scalar.value)
+                || (0x200B...0x200F).contains(scalar.value) || scalar.value == 0x2060 || scalar.value == 0xFEFF:
                 out += String(format: "\\u%04x", scalar.value)
             default: out.unicodeScalars.append(scalar)
             }

@@ -47,8 +47,16 @@ public enum PrivateFile {
 
     /// Reads a whole regular file without following a symlink, at most `limit` bytes (a bigger one is an
     /// error, not a partial read).
-    public static func read(_ path: String, limit: Int = 64 << 20, owned: Bool = false) throws(AtomicFile.WriteError) -> Data {
-        let fd = try open(path, O_RDONLY, owned: owned)
+    public static func read(_ path: String, limit: Int = 64 << 20, owned: Bool = false, trustedOwner: Bool = false) throws(AtomicFile.WriteError) -> Data {
+        // O_NONBLOCK: a FIFO or a device at the path must not hang the open; it is then refused as not regular.
+        let fd = try open(path, O_RDONLY | O_NONBLOCK, owned: owned)
+        if trustedOwner {
+            var info = stat()
+            if fstat(fd, &info) != 0 || !(info.st_uid == geteuid() || info.st_uid == 0) || info.st_mode & 0o022 != 0 {
+                close(fd)
+                throw AtomicFile.WriteError(path: path, reason: "it belongs to another user or others can write to it; Parley reads templates and schemas only from you or root")
+            }
+        }
         defer { close(fd) }
         var data = Data()
         var buffer = [UInt8](repeating: 0, count: 65_536)

@@ -163,13 +163,67 @@ public struct PromptTemplate: Sendable {
         return RenderedTemplate(system: renderedSystem.flatMap { $0.isEmpty ? nil : $0 }, examples: pairs, prompt: promptText, promptLine: promptLine)
     }
 
+    /// What a template may ask of the renderer, checked before Stencil sees it: a template can come with
+    /// a cloned project, and Stencil itself traps on some arguments (a negative `indent`) and has no
+    /// limits on loops or nesting.
+    static let maxTemplateBytes = 65_536, maxTags = 1_000, maxNesting = 16, maxLoopNesting = 2, maxRange = 1_000, maxOutput = 1 << 20
+
+    static func checkLimits(_ text: String, file: URL, firstLine: Int) throws(TemplateError) {
+        func fail(_ message: String, at offset: String.Index? = nil) -> TemplateError {
+            let line = offset.map { text[..<$0].filter { $0 == "\n" }.count + firstLine } ?? firstLine
+            return TemplateError(file: file, line: line, message: message)
+        }
+        guard text.utf8.count <= maxTemplateBytes else { throw fail("the template text is larger than 64 KB") }
+        var depth = 0, loops: [Bool] = [], tags = 0
+        var index = text.startIndex
+        while let open = text.range(of: "{%", range: index..<text.endIndex) {
+            guard let close = text.range(of: "%}", range: open.upperBound..<text.endIndex) else { break }
+            tags += 1
+            guard tags <= maxTags else { throw fail("more than \(maxTags) tags", at: open.lowerBound) }
+            let body = text[open.upperBound..<close.lowerBound].trimmingCharacters(in: CharacterSet(charactersIn: "-+ \t\n"))
+            let word = body.split(separator: " ", maxSplits: 1).first.map(String.init) ?? ""
+            switch word {
+            case "for", "if", "ifnot", "filter":
+                depth += 1
+                loops.append(word == "for")
+                guard depth <= maxNesting else { throw fail("tags nest more than \(maxNesting) deep", at: open.lowerBound) }
+                guard loops.filter({ $0 }).count <= maxLoopNesting else { throw fail("`for` loops nest more than \(maxLoopNesting) deep", at: open.lowerBound) }
+            case "endfor", "endif", "endfilter":
+                depth = max(0, depth - 1)
+                if !loops.isEmpty { loops.removeLast() }
+            case "include", "extends", "block", "now":
+                throw fail("`{% \(word) %}` is not available in Parley's templates", at: open.lowerBound)
+            default: break
+            }
+            // Ranges only between whole numbers written in the template, at most 1,000 apart.
+            for range in body.matches(of: /(\S+)\.\.\.(\S+)/) {
+                guard let low = Int(range.1), let high = Int(range.2), abs(high - low) <= maxRange else {
+                    throw fail("a range must be between two numbers at most \(maxRange) apart, found \(range.0)", at: open.lowerBound)
+                }
+            }
+            index = close.upperBound
+        }
+        // `indent` only with a literal width from 0 to 64 (Stencil traps on a negative one).
+        for match in text.matches(of: /\|\s*indent\s*(?::\s*([^|}\s,]+))?/) {
+            if let width = match.1, !(Int(width).map { (0...64).contains($0) } ?? false) {
+                throw fail("`indent` takes a width from 0 to 64, found \(width)", at: match.range.lowerBound)
+            }
+        }
+    }
+
     /// Stencil with no loader (no file can be included); like Jinja, no whitespace is trimmed unless a tag asks (`{%- … -%}`).
     static func render(_ text: String, context: [String: String], file: URL, firstLine: Int) throws(TemplateError) -> String {
+        try checkLimits(text, file: file, firstLine: firstLine)
         let environment = Environment(trimBehaviour: .nothing)
         do {
             // Like Jinja, a single trailing newline (a TOML `"""` on its own line) is not kept.
             let rendered = try environment.renderTemplate(string: text, context: context)
+            guard rendered.utf8.count <= maxOutput else {
+                throw TemplateError(file: file, line: firstLine, message: "the template renders to more than 1 MB")
+            }
             return rendered.hasSuffix("\n") ? String(rendered.dropLast()) : rendered
+        } catch let error as TemplateError {
+            throw error
         } catch let error as TemplateSyntaxError {
             let line = error.token.map { Int($0.sourceMap.location.lineNumber) }.flatMap { $0 > 0 ? firstLine + $0 - 1 : nil }
             throw TemplateError(file: file, line: line ?? firstLine, message: error.reason)
@@ -224,7 +278,9 @@ public struct TemplateLibrary: Sendable {
         var directory = workingDirectory.standardizedFileURL
         while true {
             let candidate = directory.appendingPathComponent(".parley/templates")
-            if FileManager.default.fileExists(atPath: candidate.path) { directories.append(candidate); break }
+            // Only a directory of this user's (or root's) that nobody else can write to: another local
+            // user's /tmp/.parley must not supply templates.
+            if Self.trusted(candidate.path), Self.trusted(directory.appendingPathComponent(".parley").path) { directories.append(candidate); break }
             let parent = directory.deletingLastPathComponent()
             if parent.path == directory.path { break }
             directory = parent
@@ -248,6 +304,12 @@ public struct TemplateLibrary: Sendable {
         return found.sorted { $0.0 < $1.0 }
     }
 
+    static func trusted(_ path: String) -> Bool {
+        var info = stat()
+        guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else { return false }
+        return (info.st_uid == geteuid() || info.st_uid == 0) && info.st_mode & 0o022 == 0
+    }
+
     static func isName(_ name: String) -> Bool {
         !name.isEmpty && name.count <= 64 && name.unicodeScalars.allSatisfy {
             $0 == "-" || $0 == "_" || ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0)
@@ -264,12 +326,10 @@ public struct TemplateLibrary: Sendable {
             throw TemplateError(file: URL(fileURLWithPath: "\(name).toml"), line: nil,
                                 message: "no template `\(name)` in \(places)" + (known.isEmpty ? "" : " (there are: \(known.joined(separator: ", ")))"))
         }
-        guard let handle = FileHandle(forReadingAtPath: file.path) else {
-            throw TemplateError(file: file, line: nil, message: "cannot be read")
+        let data: Data
+        do { data = try PrivateFile.read(file.path, limit: PromptTemplate.maxFileBytes, trustedOwner: true) } catch {
+            throw TemplateError(file: file, line: nil, message: error.reason)
         }
-        defer { try? handle.close() }
-        let data = (try? handle.read(upToCount: PromptTemplate.maxFileBytes + 1)) ?? Data()
-        guard data.count <= PromptTemplate.maxFileBytes else { throw TemplateError(file: file, line: nil, message: "is larger than 1 MB") }
         guard let text = String(data: data, encoding: .utf8) else { throw TemplateError(file: file, line: nil, message: "is not UTF-8 text") }
         return try PromptTemplate(name: name, file: file, text: text)
     }

@@ -10,7 +10,10 @@ public struct StructuredOutput: Sendable {
     public let validator: JSONSchema?
 
     /// Schema keywords this validator does not check, said once to the user ("format at $.properties.email").
-    public var unchecked: [String] { validator?.unsupportedKeywords ?? [] }
+    public var unchecked: [String] {
+        let all = validator?.unsupportedKeywords ?? []
+        return all.count <= 10 ? all : Array(all.prefix(10)) + ["and \(all.count - 10) more"]
+    }
 
     public init(jsonMode: ()) {
         format = .jsonObject
@@ -49,9 +52,18 @@ public struct StructuredOutput: Sendable {
         }
         let url = trimmed.hasPrefix("/") || baseDirectory == nil ? URL(fileURLWithPath: trimmed) : baseDirectory!.appendingPathComponent(trimmed)
         var isDirectory: ObjCBool = false
-        if !trimmed.contains(","), FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue {
+        if !trimmed.contains(","), !trimmed.contains("\n"), FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue {
+            // A template (perhaps from a cloned project) names files beside it only: no absolute path,
+            // no `..`, so it cannot send any other file of yours to a provider as a schema.
+            if let baseDirectory {
+                let inside = !trimmed.hasPrefix("/") && !trimmed.split(separator: "/").contains("..")
+                    && url.resolvingSymlinksInPath().path.hasPrefix(baseDirectory.resolvingSymlinksInPath().path + "/")
+                guard inside else {
+                    throw StructuredOutputError("schema file \(trimmed) is outside the template's directory; a template may name only files beside it")
+                }
+            }
             let text: String
-            do { text = try readSmallFile(url) } catch { throw StructuredOutputError("\(url.path): \(error.description)") }
+            do { text = try readSmallFile(url, fromTemplate: baseDirectory != nil) } catch { throw StructuredOutputError("\(url.path): \(error.description)") }
             let content = text.trimmingCharacters(in: .whitespacesAndNewlines)
             if content.hasPrefix("{") {
                 do { return try JSONValue.parse(content) } catch {
@@ -63,13 +75,12 @@ public struct StructuredOutput: Sendable {
         return try ConciseSchema.parse(trimmed)
     }
 
-    /// A schema file is at most 1 MB.
-    static func readSmallFile(_ url: URL) throws(StructuredOutputError) -> String {
-        guard let handle = FileHandle(forReadingAtPath: url.path) else { throw StructuredOutputError("cannot be read") }
-        defer { try? handle.close() }
-        let data = (try? handle.read(upToCount: 1_048_577)) ?? Data()
-        guard data.count <= 1_048_576 else { throw StructuredOutputError("is larger than 1 MB") }
-        return String(decoding: data, as: UTF8.self)
+    /// A schema file is a regular file (never a FIFO or a device, never through a symlink) of at most 1 MB;
+    /// one named by a template must be yours or root's.
+    static func readSmallFile(_ url: URL, fromTemplate: Bool) throws(StructuredOutputError) -> String {
+        do { return String(decoding: try PrivateFile.read(url.path, limit: 1 << 20, trustedOwner: fromTemplate), as: UTF8.self) } catch {
+            throw StructuredOutputError(error.reason)
+        }
     }
 
     /// OpenAI rejects `strict: true` unless every object schema sets `additionalProperties: false` and
@@ -126,6 +137,11 @@ public struct StructuredOutput: Sendable {
         return .valid(value)
     }
 
+    /// The invalid answer as it is sent back with a re-ask: at most 16 KB of it, so rounds do not grow.
+    public static func echo(_ answer: String) -> String {
+        answer.utf8.count <= 16_384 ? answer : String(answer.prefix(16_000)) + "\n… (the rest of the answer is not repeated)"
+    }
+
     /// The message that asks again, naming every violation exactly (at most 20, then how many more).
     public static func reask(_ violations: [JSONSchemaViolation]) -> String {
         var lines = ["Your answer does not match the required JSON schema:"]
@@ -158,6 +174,7 @@ public enum ConciseSchema {
         let separator: Character = text.contains("\n") ? "\n" : ","
         var properties: [(String, JSONValue)] = []
         var required: [JSONValue] = []
+        var names: Set<String> = []
         for (number, rawField) in text.split(separator: separator, omittingEmptySubsequences: false).enumerated() {
             let field = rawField.trimmingCharacters(in: .whitespaces)
             if field.isEmpty { continue }
@@ -183,7 +200,7 @@ public enum ConciseSchema {
             default:
                 throw StructuredOutputError("schema field \(number + 1) `\(name)`: unknown type `\(words[1])` (use str, int, float or bool)")
             }
-            guard !properties.contains(where: { $0.0 == name }) else {
+            guard names.insert(name).inserted else {
                 throw StructuredOutputError("schema field \(number + 1): `\(name)` is named twice")
             }
             var property: [(String, JSONValue)] = [("type", .string(type))]

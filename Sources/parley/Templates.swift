@@ -68,8 +68,7 @@ struct Templates: ParsableCommand {
                 let template = try TemplateLibrary(paths: engine.paths).load(name)
                 var text = input
                 if text == nil, isatty(STDIN_FILENO) == 0 {
-                    text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
-                        .trimmingCharacters(in: .whitespacesAndNewlines)
+                    text = try Terminal.readStandardInput().trimmingCharacters(in: .whitespacesAndNewlines)
                 }
                 let rendered = try template.render(values: try Ask.parseVars(vars), input: text)
                 let ref = try engine.config.resolve(model ?? template.model ?? engine.defaultModelName)

@@ -22,6 +22,29 @@ struct Terminal: Sendable {
         write(sanitizer.sanitize(text))
     }
 
+    /// The most stdin Parley reads for a prompt (32 MB, some eight million tokens: more than any model takes).
+    static let standardInputLimit = 32 << 20
+
+    /// Stdin, whole, up to `standardInputLimit`; more is an error, not an unbounded read.
+    static func readStandardInput() throws -> String {
+        var data = Data()
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let n = Glibc.read(STDIN_FILENO, &buffer, buffer.count)
+            if n < 0 { if errno == EINTR { continue }; break }
+            if n == 0 { break }
+            data.append(contentsOf: buffer[0..<n])
+            if data.count > standardInputLimit {
+                throw StandardInputTooLarge()
+            }
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    struct StandardInputTooLarge: UserFacingError {
+        var userMessage: String { "stdin is larger than \(Terminal.standardInputLimit >> 20) MB; no model takes that much: send a part of it" }
+    }
+
     /// `say` with a line end, for what `print` would have written.
     func line(_ text: String) { say(text + "\n") }
 

@@ -164,3 +164,69 @@ import ParleyCore
         }
     }
 }
+
+/// What an attacker review of issue 14 found, kept fixed.
+@Suite struct StructuredOutputHostileTests {
+    func directory() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("parley-hostile-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url.appendingPathComponent("templates"), withIntermediateDirectories: true)
+        return url
+    }
+
+    @Test func aTemplateCannotNameAFileOutsideItsDirectory() throws {
+        let root = try directory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        try "ghp_SECRETTOKEN123".write(to: root.appendingPathComponent("secret.txt"), atomically: true, encoding: .utf8)
+        let templates = root.appendingPathComponent("templates")
+        for spec in ["../secret.txt", root.appendingPathComponent("secret.txt").path, "/etc/passwd"] {
+            #expect(throws: StructuredOutputError.self, "\(spec)") { try StructuredOutput(spec: spec, baseDirectory: templates) }
+        }
+        try "name, age int".write(to: templates.appendingPathComponent("fields.txt"), atomically: true, encoding: .utf8)
+        #expect(try StructuredOutput(spec: "fields.txt", baseDirectory: templates).format.schema["required"] == ["name", "age"])
+    }
+
+    @Test func aFIFOOrADeviceIsRefusedWithoutWaiting() throws {
+        let root = try directory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let fifo = root.appendingPathComponent("schema.json").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        #expect(throws: StructuredOutputError.self) { try StructuredOutput(spec: fifo) }
+        #expect(throws: StructuredOutputError.self) { try StructuredOutput(spec: "/dev/zero") }
+    }
+
+    @Test func templatesCannotAskStencilForTheImpossible() throws {
+        func render(_ prompt: String) throws -> String? {
+            let template = try PromptTemplate(name: "t", file: URL(fileURLWithPath: "/t.toml"), text: "prompt = \"\"\"\n\(prompt)\n\"\"\"\n")
+            return try template.render(values: [:], input: "a\nb").prompt
+        }
+        #expect(throws: TemplateError(file: URL(fileURLWithPath: "/t.toml"), line: 2, message: "`indent` takes a width from 0 to 64, found -1")) {
+            try render("{{ input|indent:-1 }}")
+        }
+        #expect(throws: TemplateError.self) { try render("{{ input|indent:2000000000 }}") }
+        #expect(throws: TemplateError(file: URL(fileURLWithPath: "/t.toml"), line: 3, message: "a range must be between two numbers at most 1000 apart, found 0...4000000000000000000")) {
+            try render("ok\n{% for i in 0...4000000000000000000 %}x{% endfor %}")
+        }
+        #expect(throws: TemplateError.self) { try render("{% for i in 1...n %}x{% endfor %}") }
+        #expect(throws: TemplateError.self) { try render(String(repeating: "{% if a %}", count: 6000) + String(repeating: "{% endif %}", count: 6000)) }
+        #expect(throws: TemplateError.self) { try render("{% for a in 1...9 %}{% for b in 1...9 %}{% for c in 1...9 %}x{% endfor %}{% endfor %}{% endfor %}") }
+        #expect(throws: TemplateError.self) { try render("{% include \"/etc/passwd\" %}") }
+        #expect(try render("{% for i in 1...3 %}{{ i }}{% endfor %} {{ input|indent:2 }}") == "123 a\n  b")
+    }
+
+    @Test func theReaskEchoIsBoundedAndConciseFieldsScale() throws {
+        let huge = String(repeating: "x", count: 100_000)
+        #expect(StructuredOutput.echo(huge).utf8.count < 17_000)
+        #expect(StructuredOutput.echo("{\"a\":1}") == "{\"a\":1}")
+        let fields = (0..<30_000).map { "f\($0)" }.joined(separator: "\n")
+        let start = ContinuousClock.now
+        let schema = try ConciseSchema.parse(fields)
+        #expect(schema["properties"]?.members?.count == 30_000)
+        #expect(ContinuousClock.now - start < .seconds(10))
+    }
+
+    @Test func writtenJSONEscapesWhatATerminalWouldActOn() {
+        let value: JSONValue = ["a": .string("x\u{9B}2J \u{202E}evil\u{200B} ok")]
+        #expect(value.serialized() == #"{"a":"x\u009b2J \u202eevil\u200b ok"}"#)
+        #expect((try? JSONValue.parse(value.serialized())) == value, "the same JSON once read back")
+    }
+}

@@ -104,6 +104,8 @@ public struct ModelSettings: Sendable {
     public var fallback: [String]?
     /// Price and limits that replace or add to the bundled catalog's entry.
     public var pricing = PriceOverride()
+    /// `tools = true|false`: whether the model takes tool definitions (nil: assumed, see supportsTools).
+    public var supportsTools: Bool?
 
     public init() {}
 }
@@ -146,6 +148,10 @@ public struct ParleyConfig: Sendable {
     public var models: [ModelRef: ModelSettings] = [:]
     public var budget = BudgetSettings()
     public var cache = CacheSettings()
+    /// `[router]`, for `-m auto`.
+    public var router = RouterSettings()
+    /// `[guard]`: checks on what is sent, before it is sent.
+    public var inputGuard = GuardSettings()
     /// The sampling temperature sent when a request names none (nil: the provider's default).
     public var temperature: Double?
     /// The file it came from, if any, for messages.
@@ -197,7 +203,7 @@ public struct ParleyConfig: Sendable {
         var config = builtIn
         config.source = file
         let reader = ConfigReader(file: file)
-        try reader.allowOnly(table, ["default_model", "aliases", "providers", "local", "fallback", "models", "budget", "cache", "temperature"], context: "the top level")
+        try reader.allowOnly(table, ["default_model", "aliases", "providers", "local", "fallback", "models", "budget", "cache", "temperature", "router", "guard"], context: "the top level")
         if let value = table["default_model"] { config.defaultModel = try reader.string(value, "default_model") }
         if let value = table["aliases"] {
             let aliases = try reader.table(value, "aliases")
@@ -277,6 +283,8 @@ public struct ParleyConfig: Sendable {
             if let v = budget["monthly"] { config.budget.monthly = try reader.dollars(v, "budget.monthly") }
             if let v = budget["session"] { config.budget.session = try reader.dollars(v, "budget.session") }
         }
+        if let value = table["router"] { try parseRouter(value, into: &config, reader: reader) }
+        if let value = table["guard"] { config.inputGuard = try GuardSettings.parse(value, reader: reader) }
         if let value = table["cache"] {
             let cache = try reader.table(value, "cache")
             try reader.allowOnly(cache, ["enabled", "only_temperature_zero", "ttl_hours", "max_megabytes"], context: "[cache]")
@@ -310,11 +318,12 @@ public struct ParleyConfig: Sendable {
                 throw ConfigError(file: reader.file, line: body.line, message: "[\(key)]: \(error.message)")
             }
             let table = try reader.table(body, key)
-            try reader.allowOnly(table, ["fallback", "input_price", "output_price", "cached_input_price", "cache_write_price", "context_window", "max_output"]
+            try reader.allowOnly(table, ["fallback", "input_price", "output_price", "cached_input_price", "cache_write_price", "context_window", "max_output", "tools"]
                                  + RequestSettings.keys, context: "[\(key)]")
             var settings = ModelSettings()
             settings.request = try RequestSettings.parse(table, key: key, reader: reader)
             if let v = table["fallback"] { settings.fallback = try chain(v, "\(key).fallback") }
+            if let v = table["tools"] { settings.supportsTools = try reader.bool(v, "\(key).tools") }
             if let v = table["input_price"] { settings.pricing.input = try reader.dollars(v, "\(key).input_price") }
             if let v = table["output_price"] { settings.pricing.output = try reader.dollars(v, "\(key).output_price") }
             if let v = table["cached_input_price"] { settings.pricing.cachedInput = try reader.dollars(v, "\(key).cached_input_price") }

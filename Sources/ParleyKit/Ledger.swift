@@ -36,6 +36,8 @@ public final class Ledger: Sendable {
         /// The model (`provider:model`) that failed before this one was tried.
         public var fallbackFrom: String?
         public var cacheHit: Bool
+        /// The `[router]` rule that chose the model under `-m auto` ("default" when none matched).
+        public var routeRule: String?
         public var outcome: Outcome
         /// For errors: the error's kind and status (`http 429`, `idleTimeout`), not its text.
         public var error: String?
@@ -44,10 +46,10 @@ public final class Ledger: Sendable {
             case id, time, day, session, provider, model, cost, attempts, outcome, error, costEstimated = "cost_estimated"
             case promptTokens = "prompt_tokens", completionTokens = "completion_tokens", cachedTokens = "cached_tokens"
             case cacheWriteTokens = "cache_write_tokens", ttftMs = "ttft_ms", durationMs = "duration_ms"
-            case tokensPerSecond = "tokens_per_second", fallbackFrom = "fallback_from", cacheHit = "cache_hit"
+            case tokensPerSecond = "tokens_per_second", fallbackFrom = "fallback_from", cacheHit = "cache_hit", routeRule = "route_rule"
         }
 
-        public init(time: Date = Date(), session: String?, ref: ModelRef, usage: Usage?, cost: Double?, costEstimated: Bool = false, ttftMs: Double?, durationMs: Double,
+        public init(time: Date = Date(), session: String?, routeRule: String? = nil, ref: ModelRef, usage: Usage?, cost: Double?, costEstimated: Bool = false, ttftMs: Double?, durationMs: Double,
                     tokensPerSecond: Double? = nil, attempts: Int, fallbackFrom: String? = nil, cacheHit: Bool = false,
                     outcome: Outcome, error: String? = nil) {
             self.time = time.timeIntervalSince1970
@@ -67,6 +69,7 @@ public final class Ledger: Sendable {
             self.attempts = attempts
             self.fallbackFrom = fallbackFrom
             self.cacheHit = cacheHit
+            self.routeRule = routeRule
             self.outcome = outcome
             self.error = error
         }
@@ -110,6 +113,9 @@ public final class Ledger: Sendable {
                 t.column("outcome", .text).notNull()
                 t.column("error", .text)
             }
+        }
+        migrator.registerMigration("v2 route rule") { db in
+            try db.alter(table: "request") { t in t.add(column: "route_rule", .text) }
         }
         return migrator
     }
@@ -174,6 +180,7 @@ public final class Ledger: Sendable {
         case .day: key = "day"
         case .model: key = "provider || ':' || model"
         case .provider: key = "provider"
+        case .rule: key = "COALESCE(route_rule, '(not routed)')"
         }
         do {
             return try db.read { db in
@@ -196,7 +203,7 @@ public final class Ledger: Sendable {
         }
     }
 
-    public enum ReportGroup: String, Sendable { case day, model, provider }
+    public enum ReportGroup: String, Sendable, CaseIterable { case day, model, provider, rule }
 
     /// Speed per model over answered, uncached requests: time to first token and tokens/s percentiles.
     public struct SpeedLine: Sendable, Equatable {
@@ -208,11 +215,13 @@ public final class Ledger: Sendable {
         public var tokensPerSecondP95: Double?
     }
 
-    public func speeds(since firstDay: String) throws(LedgerError) -> [SpeedLine] {
+    /// Per model, or per routing rule with `byRule`.
+    public func speeds(since firstDay: String, byRule: Bool = false) throws(LedgerError) -> [SpeedLine] {
+        let key = byRule ? "COALESCE(route_rule, '(not routed)')" : "provider || ':' || model"
         do {
             let rows = try db.read { db in
                 try Row.fetchAll(db, sql: """
-                    SELECT provider || ':' || model AS model, ttft_ms, tokens_per_second FROM request
+                    SELECT \(key) AS model, ttft_ms, tokens_per_second FROM request
                     WHERE day >= ? AND outcome = 'ok' AND NOT cache_hit
                     """, arguments: [firstDay])
             }

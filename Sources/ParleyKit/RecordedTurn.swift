@@ -18,11 +18,11 @@ public enum RecordedTurn {
     /// the reply (`.finished`), so its figures are the ledger's.
     public static func run(
         engine: ChatEngine, recorder: SessionRecorder, userText: String?, request: ChatRequest, model ref: ModelRef,
-        options: TurnOptions = TurnOptions(), retryHint: Bool = true,
+        options: TurnOptions = TurnOptions(), retryHint: Bool = true, guardAccepted: [String]? = nil,
         onEvent: (TurnEvent) -> Void = { _ in }
     ) async -> Outcome {
         var result: TurnResult?
-        let replyID = recorder.startTurn(userText: userText, model: ref, system: request.system)
+        let replyID = recorder.startTurn(userText: userText, model: ref, system: request.system, routeRule: options.routeRule, guardAccepted: guardAccepted)
         var options = options
         options.session = options.session ?? recorder.snapshot.id
         do {

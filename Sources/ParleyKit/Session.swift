@@ -105,6 +105,10 @@ public struct SessionMessage: Codable, Sendable, Equatable {
     public var failedAttempts: [FailedAttempt]?
     /// The reply was replayed from the response cache (and cost nothing).
     public var fromCache: Bool?
+    /// For replies under `auto`: the `[router]` rule that chose the model ("default" when none matched).
+    public var routeRule: String?
+    /// For user messages sent despite input-guard findings: each finding's kind and pattern (never the text).
+    public var guardAccepted: [String]?
 
     public struct FailedAttempt: Codable, Sendable, Equatable {
         /// `provider:model`.
@@ -118,7 +122,7 @@ public struct SessionMessage: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case failedAttempts = "failed_attempts", fromCache = "from_cache"
+        case failedAttempts = "failed_attempts", fromCache = "from_cache", routeRule = "route_rule", guardAccepted = "guard_accepted"
         case id, role, content, provider, model, usage, cost, status, error
         case parentID = "parent_id", createdAt = "created_at", completedAt = "completed_at"
         case timeToFirstTokenMs = "time_to_first_token_ms", durationMs = "duration_ms", finishReason = "finish_reason"

@@ -52,18 +52,20 @@ public final class SessionRecorder: @unchecked Sendable {
     /// Starts a turn: the user's message, or for a retry (`userText` nil) none, the new reply then
     /// answering the last user message beside the earlier one; and the reply that will stream. On disk
     /// before this returns (call it off the UI thread). Returns the reply's id.
-    public func startTurn(userText: String?, model ref: ModelRef, system: String?) -> String {
+    public func startTurn(userText: String?, model ref: ModelRef, system: String?, routeRule: String? = nil, guardAccepted: [String]? = nil) -> String {
         let id = lock.withLock {
             var parent = session.currentBranch.last(where: { $0.role == .user })?.id
             if let userText {
                 if session.title.isEmpty { session.title = Session.title(from: userText) }
-                let message = SessionMessage(parentID: tip, role: .user, content: userText)
+                var message = SessionMessage(parentID: tip, role: .user, content: userText)
+                message.guardAccepted = guardAccepted
                 session.messages.append(message)
                 parent = message.id
             }
             session.systemPrompt = system
             session.model = ref.description
-            let reply = SessionMessage(parentID: parent, role: .assistant, content: "", provider: ref.provider, model: ref.model, status: .streaming)
+            var reply = SessionMessage(parentID: parent, role: .assistant, content: "", provider: ref.provider, model: ref.model, status: .streaming)
+            reply.routeRule = routeRule
             session.messages.append(reply)
             return reply.id
         }

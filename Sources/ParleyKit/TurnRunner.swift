@@ -57,6 +57,8 @@ public struct TurnOptions: Sendable {
     public var requestLimit: Double?
     /// Try the configured fallback chain when the model fails.
     public var fallback = true
+    /// The `[router]` rule that chose the model (`-m auto`), for the ledger.
+    public var routeRule: String?
 
     public init(session: String? = nil, cache: Bool? = nil, requestLimit: Double? = nil, fallback: Bool = true) {
         self.session = session
@@ -95,7 +97,7 @@ extension ChatEngine {
             }
             continuation.yield(.cost(0))
             let end = ContinuousClock.now
-            record(Ledger.Entry(session: options.session, ref: ref, usage: nil, cost: 0, ttftMs: 0,
+            record(Ledger.Entry(session: options.session, routeRule: options.routeRule, ref: ref, usage: nil, cost: 0, ttftMs: 0,
                                 durationMs: (end - started).milliseconds, attempts: 0, cacheHit: true, outcome: .ok))
             continuation.yield(.finished(TurnResult(model: ref, reply: reply, end: end, cost: 0, fromCache: true)))
             continuation.finish()
@@ -120,7 +122,7 @@ extension ChatEngine {
             do {
                 try checkBudget(request, ref: ref, pricing: pricing, options: options)
             } catch {
-                record(Ledger.Entry(session: options.session, ref: ref, usage: nil, cost: 0, ttftMs: nil, durationMs: 0, attempts: 0,
+                record(Ledger.Entry(session: options.session, routeRule: options.routeRule, ref: ref, usage: nil, cost: 0, ttftMs: nil, durationMs: 0, attempts: 0,
                                     fallbackFrom: fallbackFrom, outcome: .refused, error: "budget"))
                 result = TurnResult(model: ref, reply: ReplyAccumulator(), end: .now, cost: 0, fromCache: false)
                 if isLast { finish(throwing: error); return }
@@ -135,7 +137,7 @@ extension ChatEngine {
                 let (cost, estimated) = Self.cost(of: reply, request: request, pricing: pricing)
                 let end = ContinuousClock.now
                 result = TurnResult(model: ref, reply: reply, end: end, cost: cost, fromCache: false)
-                return Ledger.Entry(session: options.session, ref: ref, usage: reply.usage, cost: cost, costEstimated: estimated,
+                return Ledger.Entry(session: options.session, routeRule: options.routeRule, ref: ref, usage: reply.usage, cost: cost, costEstimated: estimated,
                                     ttftMs: reply.timeToFirstToken?.milliseconds, durationMs: reply.totalDuration(until: end).milliseconds,
                                     tokensPerSecond: reply.tokensPerSecond(until: end), attempts: attempts,
                                     fallbackFrom: fallbackFrom, outcome: outcome, error: error)

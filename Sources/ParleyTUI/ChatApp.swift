@@ -22,6 +22,8 @@ public final class ChatApp: @unchecked Sendable {
     var turn = 0
     /// /cache on|off for this chat; nil follows the config.
     var cacheChoice: Bool?
+    /// `/model auto` (or `-m auto`): each turn's model comes from the router.
+    var autoRoute = false
     /// `/schema`: what every answer must be, until `/schema off`.
     var structured: StructuredOutput?
     var structuredSpec: String?
@@ -35,8 +37,11 @@ public final class ChatApp: @unchecked Sendable {
     public init(engine: ChatEngine, model: String?, system: String?, sessions: SessionStore, resume: Session? = nil) throws {
         self.engine = engine
         self.sessions = sessions
-        let ref = try engine.config.resolve(model ?? resume?.model ?? engine.defaultModelName)
+        let requested = model ?? resume?.model ?? engine.defaultModelName
+        let routing = requested == "auto"
+        let ref = try engine.config.resolve(routing ? engine.config.routerDefault : requested)
         modelRef = ref
+        autoRoute = routing
         themes = ThemeStore(configDirectory: engine.paths.configDirectory, environment: engine.environment, executable: engine.executablePath)
         historyFile = engine.paths.dataDirectory.appendingPathComponent("history.jsonl")
         state = ChatState(width: 80, height: 24, model: ref.description, timeZone: .local)
@@ -45,6 +50,8 @@ public final class ChatApp: @unchecked Sendable {
         state.themeNames = themes.names
         state.history = Self.loadHistory(historyFile)
         _ = reduce(&state, modelFacts(ref))
+        _ = reduce(&state, .guardSettings(engine.config.inputGuard))
+        if routing { _ = reduce(&state, .modelChanged(name: "auto", contextWindow: nil, turnCostText: "$0.00")) }
         if let resume {
             // What the command line says (--model, --system) wins over what the session last used.
             for case let .sessionOpened(session) in reduce(&state, .openSession(resume, resumed: true)) { adopt(session, takeModel: model == nil) }
@@ -133,7 +140,7 @@ public final class ChatApp: @unchecked Sendable {
 
     func perform(_ effect: Effect) {
         switch effect {
-        case let .send(messages, system, retry): send(messages, system: system, retry: retry)
+        case let .send(messages, system, retry, guardAccepted): send(messages, system: system, retry: retry, guardAccepted: guardAccepted)
         case .newSession:
             recorder?.close()
             recorder = nil
@@ -285,20 +292,37 @@ public final class ChatApp: @unchecked Sendable {
         return recorder
     }
 
-    func send(_ messages: [ChatMessage], system: String?, retry: Bool) {
+    func send(_ messages: [ChatMessage], system: String?, retry: Bool, guardAccepted: [String]?) {
         turn += 1
         let recorder = currentRecorder()
         let userText = retry ? nil : messages.last(where: { $0.role == .user })?.content
-        let turn = self.turn, engine = self.engine, model = modelRef, queue = self.queue, cache = cacheChoice, structured = self.structured
+        let turn = self.turn, engine = self.engine, queue = self.queue, cache = cacheChoice, structured = self.structured
+        let routing = autoRoute
+        var model = modelRef
         replyTask = Task.detached {
             var sanitizer = TerminalSanitizer()
             let session = recorder.snapshot.id
-            let request = ChatRequest(model: model.model, system: system, messages: messages, temperature: engine.config.temperature,
+            var request = ChatRequest(model: model.model, system: system, messages: messages, temperature: engine.config.temperature,
                                       responseFormat: structured?.format)
+            var options = TurnOptions(session: session, cache: cache)
+            if routing {
+                // Routed off the UI thread: the budget guard reads the ledger.
+                do {
+                    let decision = try engine.route(request, options: options)
+                    model = decision.model
+                    request.model = model.model
+                    options.routeRule = decision.rule
+                    queue.post(.routed(model: model.description, rule: decision.rule), turn: turn)
+                    for skip in decision.skipped { queue.post(.showNote("auto skipped \(skip.model): \(skip.reason)")) }
+                } catch {
+                    queue.post(.engine(.failed(describe(error))), turn: turn)
+                    return
+                }
+            }
             queue.post(.engine(.waiting), turn: turn)
             var result: TurnResult?
             let outcome = await RecordedTurn.run(engine: engine, recorder: recorder, userText: userText, request: request, model: model,
-                                                 options: TurnOptions(session: session, cache: cache)) { event in
+                                                 options: options, guardAccepted: guardAccepted) { event in
                 switch event {
                 case let .firstToken(milliseconds):
                     queue.post(.engine(.firstToken(milliseconds: milliseconds)), turn: turn)
@@ -411,6 +435,13 @@ public final class ChatApp: @unchecked Sendable {
     }
 
     func switchModel(_ name: String) {
+        if name == "auto" {
+            autoRoute = true
+            let rules = engine.config.router.rules.count
+            dispatch([.modelChanged(name: "auto", contextWindow: nil, turnCostText: "$0.00"),
+                      .showNote("auto: each message goes to the model the [router] rules pick (\(rules) rule\(rules == 1 ? "" : "s"), default \(engine.config.routerDefault)); `parley route PROMPT` explains a choice")])
+            return
+        }
         let ref: ModelRef
         do { ref = try engine.config.resolve(name) } catch { dispatch([.showError(error.userMessage)]); return }
         let endpoint = engine.config.endpoint(for: ref, environment: engine.environment)
@@ -419,6 +450,7 @@ public final class ChatApp: @unchecked Sendable {
             return
         }
         modelRef = ref
+        autoRoute = false
         let pricing = engine.config.pricing(for: ref)
         dispatch([.modelChanged(name: ref.description, contextWindow: pricing?.contextWindow, turnCostText: pricing == nil ? "?" : "$0.00")])
         warmUp()

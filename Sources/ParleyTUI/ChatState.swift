@@ -1,5 +1,6 @@
 import Foundation
 import ParleyCore
+import ParleyKit
 
 /// A model the picker offers, and whether its key is set.
 public struct ModelChoice: Equatable, Sendable {
@@ -76,6 +77,10 @@ public struct ChatState: Sendable {
     /// Saved sessions for /load completion: ids, then titles.
     public var sessionChoices: [String] = []
     public var templateNames: [String] = []
+    /// `[guard]`: what Enter checks before sending.
+    public var guardSettings = GuardSettings()
+    /// A message held back by the input guard: Enter sends it anyway, Esc goes back to editing it.
+    public var pendingGuard: PendingGuard?
     public var themeName = "dark"
     var nextID = 1
     var completion: Completion?
@@ -128,4 +133,10 @@ public struct ChatState: Sendable {
         defer { nextID += 1 }
         return nextID
     }
+}
+
+/// A message the input guard held back, with what it found.
+public struct PendingGuard: Sendable, Equatable {
+    public var text: String
+    public var findings: [GuardFinding]
 }

@@ -23,6 +23,10 @@ public enum Action: Equatable, Sendable {
     case templateApplied(name: String, system: String?, examples: [ChatMessage], draft: String)
     /// Puts text in the prompt line (a command to complete, say).
     case setDraft(String)
+    /// The `[guard]` settings from the config.
+    case guardSettings(GuardSettings)
+    /// `auto` chose a model for the turn in progress.
+    case routed(model: String, rule: String)
     /// A saved session, read off the UI thread, replaces the conversation on screen.
     case openSession(Session, resumed: Bool)
     /// The size of an opened conversation, estimated before any reply reports usage.
@@ -57,7 +61,7 @@ public enum EngineEvent: Equatable, Sendable {
 /// Side effects, described as data; the runtime carries them out.
 public enum Effect: Equatable, Sendable {
     /// `retry`: the last user turn is sent again (its earlier reply stays in the session on a branch).
-    case send(messages: [ChatMessage], system: String?, retry: Bool = false)
+    case send(messages: [ChatMessage], system: String?, retry: Bool = false, guardAccepted: [String]? = nil)
     /// The conversation was forgotten (/new): the next message opens a new session.
     case newSession
     /// The screen shows this session now: the runtime writes to it and takes its model.
@@ -168,6 +172,13 @@ public func reduce(_ state: inout ChatState, _ action: Action) -> [Effect] {
         return []
     case let .setDraft(text):
         state.input.set(text)
+        return []
+    case let .guardSettings(settings):
+        state.guardSettings = settings
+        return []
+    case let .routed(model, rule):
+        state.status.model = "auto → \(model) (\(rule))"
+        updateLast(&state) { $0.model = "\(model) · auto (\(rule))" }
         return []
     case let .openSession(session, resumed):
         show(session, in: &state)
@@ -302,6 +313,22 @@ private func handleKey(_ state: inout ChatState, _ key: Key) -> [Effect] {
     if let overlay = state.overlay {
         return handleOverlayKey(&state, overlay, key)
     }
+    if let pending = state.pendingGuard {
+        state.pendingGuard = nil
+        switch key {
+        case .enter:
+            // Sent anyway: the session keeps what was accepted (the kinds and patterns, not the text).
+            state.input.set("")
+            if state.history.last != pending.text { state.history.append(pending.text) }
+            return [.appendHistory(pending.text)] + startTurn(&state, userText: pending.text,
+                                                             guardAccepted: pending.findings.map { "\($0.kind.rawValue): \($0.pattern)" })
+        case .escape, .control("c"):
+            state.notice = "not sent; edit the message"
+            return []
+        default:
+            break  // any other key edits the draft as usual
+        }
+    }
     state.notice = nil
     switch key {
     case .enter:
@@ -427,12 +454,34 @@ private func submit(_ state: inout ChatState) -> [Effect] {
         state.notice = "a reply is still streaming; Esc stops it"
         return []
     }
+    let settings = state.guardSettings
+    if settings.injection != .off {
+        let findings = InputGuard.scan(text, settings: settings)
+        if !findings.isEmpty {
+            switch settings.injection {
+            case .off: break
+            case .flag:
+                let lines = findings.prefix(3).map { "guard: " + $0.line }.joined(separator: "\n")
+                state.input.set("")
+                if state.history.last != text { state.history.append(text) }
+                let effects = [Effect.appendHistory(text)] + startTurn(&state, userText: text, guardAccepted: findings.map { "\($0.kind.rawValue): \($0.pattern)" })
+                state.notice = lines.split(separator: "\n").first.map(String.init)
+                return effects
+            case .ask:
+                state.pendingGuard = PendingGuard(text: text, findings: findings)
+                return []
+            case .refuse:
+                state.notice = "guard refused to send it: " + findings[0].line + " (injection = \"refuse\" under [guard])"
+                return []
+            }
+        }
+    }
     state.input.set("")
     if state.history.last != text { state.history.append(text) }
     return [.appendHistory(text)] + startTurn(&state, userText: text)
 }
 
-private func startTurn(_ state: inout ChatState, userText: String?) -> [Effect] {
+private func startTurn(_ state: inout ChatState, userText: String?, guardAccepted: [String]? = nil) -> [Effect] {
     if let userText { appendEntry(&state, ChatEntry(id: state.makeID(), kind: .user, time: state.now, text: userText)) }
     let messages = state.contextMessages
     appendEntry(&state, ChatEntry(id: state.makeID(), kind: .assistant, model: state.status.model, time: state.now, text: "", status: .streaming))
@@ -446,7 +495,7 @@ private func startTurn(_ state: inout ChatState, userText: String?) -> [Effect] 
     state.status.tokensOut = nil
     state.status.turnCached = false
     state.status.rateLimit = nil
-    return [.send(messages: messages, system: state.systemPrompt, retry: userText == nil)]
+    return [.send(messages: messages, system: state.systemPrompt, retry: userText == nil, guardAccepted: guardAccepted)]
 }
 
 private func runCommand(_ state: inout ChatState, _ line: String) -> [Effect] {
@@ -548,7 +597,7 @@ private func complete(_ state: inout ChatState) {
         prefix = command + " "
         word = String(text[text.index(after: space)...])
         switch command {
-        case "/model": pool = state.modelChoices.map(\.name)
+        case "/model": pool = ["auto"] + state.modelChoices.map(\.name)
         case "/theme": pool = state.themeNames
         case "/load": pool = state.sessionChoices
         case "/template": pool = state.templateNames

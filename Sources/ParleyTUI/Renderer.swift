@@ -1,4 +1,6 @@
 import Foundation
+import ParleyCore
+import ParleyKit
 
 /// A frame: the cells, and where the terminal cursor goes.
 public struct Frame: Equatable, Sendable {
@@ -119,6 +121,28 @@ public enum Renderer {
             grid.fill(row: pane - 1, role: .newBelow)
             grid.put("  ↓ new text below — End or PgDn to follow", row: pane - 1, column: 0, role: .newBelow)
         }
+        if let pending = state.pendingGuard, pane >= 3 { drawGuardBar(pending, into: &grid, bottom: pane - 1) }
+    }
+
+    /// The input guard's bar: what it found, the message around the match with the match highlighted,
+    /// and the two choices.
+    static func drawGuardBar(_ pending: PendingGuard, into grid: inout CellGrid, bottom: Int) {
+        guard let first = pending.findings.first else { return }
+        let more = pending.findings.count > 1 ? " (+\(pending.findings.count - 1) more)" : ""
+        for row in (bottom - 2)...bottom { grid.fill(row: row, role: .statusWarn) }
+        grid.put(" ⚠ guard: \(first.kind.title): \(first.pattern)\(more)", row: bottom - 2, column: 0, role: .statusWarn)
+        let characters = Array(pending.text)
+        let start = min(max(0, first.start), characters.count), end = min(max(start, first.end), characters.count)
+        func shown(_ slice: ArraySlice<Character>) -> String {
+            TerminalSanitizer.line(String(slice).replacingOccurrences(of: "\n", with: " ⏎ "))
+        }
+        let before = (start > 30 ? "…" : "") + shown(characters[max(0, start - 30)..<start])
+        let match = first.kind == .invisible ? first.excerpt : shown(characters[start..<min(end, start + 60)])
+        let after = shown(characters[end..<min(characters.count, end + 30)]) + (end + 30 < characters.count ? "…" : "")
+        var column = grid.put("   " + before, row: bottom - 1, column: 0, role: .statusWarn)
+        column = grid.put(match, row: bottom - 1, column: column, role: .error)
+        grid.put(after, row: bottom - 1, column: column, role: .statusWarn)
+        grid.put("   Enter: send anyway · Esc: edit it", row: bottom, column: 0, role: .statusWarn)
     }
 
     static func draw(_ row: RenderedRow, into grid: inout CellGrid, at line: Int) {

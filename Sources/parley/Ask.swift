@@ -68,6 +68,9 @@ struct Ask: AsyncParsableCommand {
     @Option(name: .customLong("var"), help: "A template variable, KEY=VALUE (repeatable); stdin and the prompt become `input`.")
     var vars: [String] = []
 
+    @Flag(help: "Print which model `-m auto` would pick, by which [router] rule, and its estimated cost; send nothing.")
+    var explain = false
+
     func run() async throws {
         do {
             try await ask()
@@ -83,8 +86,7 @@ struct Ask: AsyncParsableCommand {
         var parts: [String] = []
         if !prompt.isEmpty { parts.append(prompt.joined(separator: " ")) }
         if isatty(STDIN_FILENO) == 0 {
-            let data = FileHandle.standardInput.readDataToEndOfFile()
-            let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            let text = try Terminal.readStandardInput().trimmingCharacters(in: .whitespacesAndNewlines)
             if !text.isEmpty { parts.append(text) }
         }
         let text = parts.joined(separator: "\n\n")
@@ -93,6 +95,52 @@ struct Ask: AsyncParsableCommand {
             throw ValidationError("no prompt: pass it as an argument (parley ask \"...\") or on stdin")
         }
         return text
+    }
+
+    /// Exit status when the input guard refuses to send.
+    static let guardStatus: Int32 = 5
+
+    /// The `[guard]` checks on what this run sends: findings on stderr, then as `injection` says;
+    /// a request too large for the model as `on_oversize` says. "ask" asks on the terminal, and refuses
+    /// when there is none to ask on.
+    func guardInput(_ text: String, request: inout ChatRequest, ref: ModelRef, engine: ChatEngine) throws {
+        let settings = engine.config.inputGuard
+        if settings.injection != .off {
+            let findings = InputGuard.scan(text, settings: settings)
+            for finding in findings { Terminal.standardError.say("parley: guard: \(finding.line)\n") }
+            if !findings.isEmpty {
+                switch settings.injection {
+                case .off, .flag: break
+                case .refuse:
+                    Terminal.standardError.say("parley: \(GuardRefusal(findings: findings, why: "injection = \"refuse\" under [guard]").userMessage)\n")
+                    throw ExitCode(Self.guardStatus)
+                case .ask:
+                    guard Self.confirm("send it anyway? [y/N] ") else {
+                        Terminal.standardError.say("parley: \(GuardRefusal(findings: findings, why: isatty(STDIN_FILENO) == 1 ? "not confirmed" : "injection = \"ask\" and there is no terminal to ask on").userMessage)\n")
+                        throw ExitCode(Self.guardStatus)
+                    }
+                }
+            }
+        }
+        do {
+            let fitted = try engine.fitInput(request, ref: ref, allowTruncate: settings.onOversize == .truncate)
+            request = fitted.request
+            if fitted.dropped > 0 { Terminal.standardError.say("parley: guard: dropped the \(fitted.dropped) oldest messages to fit \(ref)\n") }
+        } catch {
+            guard settings.onOversize == .ask, Self.confirm("\(error.userMessage)\ndrop the oldest messages to fit? [y/N] ") else {
+                Terminal.standardError.say("parley: \(error.userMessage)\n")
+                throw ExitCode(Self.guardStatus)
+            }
+            request = try engine.fitInput(request, ref: ref, allowTruncate: true).request
+        }
+    }
+
+    /// A yes from the controlling terminal; false when stdin is not one.
+    static func confirm(_ question: String) -> Bool {
+        guard isatty(STDIN_FILENO) == 1 else { return false }
+        Terminal.standardError.say("parley: " + question)
+        let answer = readLine()?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
+        return answer == "y" || answer == "yes"
     }
 
     /// Exit status when the answer still does not match the schema after the re-asks.
@@ -125,11 +173,12 @@ struct Ask: AsyncParsableCommand {
         var values: [String: String] = [:]
         for pair in pairs {
             guard let equals = pair.firstIndex(of: "="), equals != pair.startIndex else {
-                throw ValidationError("--var \(pair): write KEY=VALUE")
+                throw ValidationError("--var \(TerminalSanitizer.line(pair, limit: 80)): write KEY=VALUE")
             }
             let key = String(pair[..<equals])
+            guard key != "input" else { throw ValidationError("--var input: `input` is the prompt and stdin; pass it that way") }
             guard values.updateValue(String(pair[pair.index(after: equals)...]), forKey: key) == nil else {
-                throw ValidationError("--var \(key) is given twice")
+                throw ValidationError("--var \(TerminalSanitizer.line(key, limit: 80)) is given twice")
             }
         }
         return values
@@ -145,11 +194,14 @@ struct Ask: AsyncParsableCommand {
         let structured = try structuredOutput(template: chosenTemplate)
         if let budget, budget < 0 { throw ValidationError("--budget must be at least 0") }
         var request: ChatRequest
-        var ref: ModelRef
+        let requested = model ?? chosenTemplate?.model ?? engine.defaultModelName
+        let routing = requested == "auto" || explain
+        var ref = try engine.config.resolve(routing ? engine.config.routerDefault : requested)
+        let userText: String
         if let chosenTemplate {
             let input = try readPrompt(required: chosenTemplate.prompt == nil)
             let rendered = try chosenTemplate.render(values: values, input: input)
-            ref = try engine.config.resolve(model ?? chosenTemplate.model ?? engine.defaultModelName)
+            userText = rendered.prompt ?? ""
             request = ChatRequest(
                 model: ref.model, system: Self.joinedSystem(rendered.system, system),
                 messages: try rendered.messages(file: chosenTemplate.file), temperature: temperature ?? chosenTemplate.temperature ?? engine.config.temperature,
@@ -157,18 +209,32 @@ struct Ask: AsyncParsableCommand {
             )
         } else {
             let text = try readPrompt(required: true) ?? ""
-            ref = try engine.config.resolve(model ?? engine.defaultModelName)
+            userText = text
             request = ChatRequest(
                 model: ref.model, system: system, messages: [.user(text)], temperature: temperature ?? engine.config.temperature,
                 maxTokens: maxTokens, responseFormat: structured?.format, seed: seed
             )
         }
+        if explain {
+            if let model, model != "auto" { Terminal.standardOutput.line("(--model \(model) is used as given; with -m auto:)") }
+            Terminal.standardOutput.line(try Route.explain(request, template: template, engine: engine, json: json))
+            return
+        }
+        var routeRule: String?
+        if routing {
+            let decision = try engine.route(request, template: template, options: TurnOptions(requestLimit: budget))
+            ref = decision.model
+            request.model = ref.model
+            routeRule = decision.rule
+            Terminal.standardError.say("parley: \(decision.summary)\n")
+        }
+        try guardInput(userText, request: &request, ref: ref, engine: engine)
         if estimate {
             Terminal.standardOutput.line(engine.estimate(request, model: ref).summary)
             return
         }
         guard let structured else {
-            let summary = try await turn(request, ref: &ref, engine: engine, streaming: true)
+            let summary = try await turn(request, ref: &ref, engine: engine, streaming: true, routeRule: routeRule)
             finish(summary, engine: engine)
             return
         }
@@ -177,13 +243,13 @@ struct Ask: AsyncParsableCommand {
         }
         var reasks = 0
         while true {
-            let summary = try await turn(request, ref: &ref, engine: engine, streaming: false)
+            let summary = try await turn(request, ref: &ref, engine: engine, streaming: false, routeRule: routeRule)
             guard let result = summary.result else { return }
             let check = structured.check(text: result.reply.text, finishReason: result.reply.finishReason)
             if case let .invalid(violations) = check, reasks < reask {
                 reasks += 1
                 Terminal.standardError.say("parley: the answer does not match the schema (\(violations.count) violation\(violations.count == 1 ? "" : "s"), first: \(violations[0])); asking again (\(reasks) of \(reask))\n")
-                request.messages += [.assistant(result.reply.text), .user(StructuredOutput.reask(violations))]
+                request.messages += [.assistant(StructuredOutput.echo(result.reply.text)), .user(StructuredOutput.reask(violations))]
                 continue
             }
             try finishStructured(summary, result: result, check: check, reasks: reasks, engine: engine)
@@ -196,8 +262,10 @@ struct Ask: AsyncParsableCommand {
         let out = Terminal.standardOutput
         var violations: [JSONSchemaViolation] = []
         switch check {
-        case .valid:
-            if !json { out.write(StructuredOutput.jsonText(of: result.reply.text) + "\n") }
+        case let .valid(value):
+            // The value that was checked, written by Parley: always valid JSON (whatever number forms the
+            // model used), with terminal controls, bidi and zero-width characters as \u escapes.
+            if !json { out.write(value.serialized() + "\n") }
         case let .invalid(found):
             violations = found
         case .truncated:
@@ -234,11 +302,12 @@ struct Ask: AsyncParsableCommand {
 
     /// One turn through the engine: retries and fallbacks said on stderr, the text streamed to stdout
     /// when `streaming`; `ref` becomes the model that answered.
-    func turn(_ request: ChatRequest, ref: inout ModelRef, engine: ChatEngine, streaming: Bool) async throws -> AskSummary {
+    func turn(_ request: ChatRequest, ref: inout ModelRef, engine: ChatEngine, streaming: Bool, routeRule: String?) async throws -> AskSummary {
         let out = Terminal.standardOutput
         var sanitizer: TerminalSanitizer? = (sanitize || out.isTerminal) && !json ? TerminalSanitizer() : nil
         var summary = AskSummary()
-        let options = TurnOptions(cache: cache, requestLimit: budget, fallback: fallback)
+        var options = TurnOptions(cache: cache, requestLimit: budget, fallback: fallback)
+        options.routeRule = routeRule
         do {
             let showRetries = stats || isatty(STDERR_FILENO) == 1
             for try await event in engine.turn(request, model: ref, options: options) {

@@ -13,8 +13,15 @@ struct Cost: ParsableCommand {
     @Flag(help: "Print JSON instead of tables.")
     var json = false
 
+    @Option(help: "Show one grouping only: day, model, provider or rule (the [router] rule that chose the model).")
+    var by: String?
+
     func run() throws {
         do {
+            let only = try by.map { name throws -> Ledger.ReportGroup in
+                guard let group = Ledger.ReportGroup(rawValue: name) else { throw ValidationError("--by: expected day, model, provider or rule") }
+                return group
+            }
             guard days >= 1 else { throw ValidationError("--days must be at least 1") }
             let engine = try ChatEngine.fromEnvironment()
             let ledger = try engine.stores.ledger()
@@ -25,6 +32,7 @@ struct Cost: ParsableCommand {
             let byDay = try ledger.report(groupedBy: .day, since: firstDay)
             let byModel = try ledger.report(groupedBy: .model, since: firstDay)
             let byProvider = try ledger.report(groupedBy: .provider, since: firstDay)
+            let byRule = try ledger.report(groupedBy: .rule, since: firstDay)
             if json {
                 func lines(_ lines: [Ledger.ReportLine]) -> JSONValue {
                     .array(lines.map { line in
@@ -42,7 +50,7 @@ struct Cost: ParsableCommand {
                     "budget": ["daily": engine.config.budget.daily.map { .number($0) } ?? .null,
                                "monthly": engine.config.budget.monthly.map { .number($0) } ?? .null,
                                "session": engine.config.budget.session.map { .number($0) } ?? .null],
-                    "by_day": lines(byDay), "by_model": lines(byModel), "by_provider": lines(byProvider),
+                    "by_day": lines(byDay), "by_model": lines(byModel), "by_provider": lines(byProvider), "by_rule": lines(byRule),
                 ]
                 Terminal.standardOutput.line(report.serialized())
                 return
@@ -54,7 +62,12 @@ struct Cost: ParsableCommand {
                 Terminal.standardOutput.line("\nno requests in the last \(days) days")
                 return
             }
-            for (title, lines) in [("day", byDay), ("model", byModel), ("provider", byProvider)] {
+            var groups = [(Ledger.ReportGroup.day, byDay), (.model, byModel), (.provider, byProvider)]
+            // Routing rules only once something was routed (or when asked for).
+            if byRule.contains(where: { $0.key != "(not routed)" }) { groups.append((.rule, byRule)) }
+            if let only { groups = [(only, only == .rule ? byRule : groups.first { $0.0 == only }?.1 ?? [])] }
+            for (group, lines) in groups {
+                let title = group.rawValue
                 Terminal.standardOutput.line("")
                 Terminal.standardOutput.line(table(title: title, lines))
             }
@@ -89,15 +102,18 @@ struct Stats: ParsableCommand {
     @Flag(help: "Print JSON instead of a table.")
     var json = false
 
+    @Flag(name: .customLong("by-rule"), help: "Group by the [router] rule that chose the model instead of by model.")
+    var byRule = false
+
     func run() throws {
         do {
             let engine = try ChatEngine.fromEnvironment()
             let ledger = try engine.stores.ledger()
-            let speeds = try ledger.speeds(since: Ledger.day(of: Date().addingTimeInterval(-Double(max(days, 1) - 1) * 86_400)))
+            let speeds = try ledger.speeds(since: Ledger.day(of: Date().addingTimeInterval(-Double(max(days, 1) - 1) * 86_400)), byRule: byRule)
             func number(_ value: Double?) -> JSONValue { value.map { .number(($0 * 10).rounded() / 10) } ?? .null }
             if json {
                 Terminal.standardOutput.line(JSONValue.array(speeds.map { line in
-                    ["model": .string(line.model), "requests": .number(Double(line.requests)),
+                    [(byRule ? "rule" : "model"): .string(line.model), "requests": .number(Double(line.requests)),
                      "ttft_ms_p50": number(line.ttftP50), "ttft_ms_p95": number(line.ttftP95),
                      "tokens_per_second_p50": number(line.tokensPerSecondP50), "tokens_per_second_p95": number(line.tokensPerSecondP95)]
                 }).serialized())
@@ -109,7 +125,7 @@ struct Stats: ParsableCommand {
             }
             func ms(_ value: Double?) -> String { value.map { String(format: "%.0f ms", $0) } ?? "-" }
             func rate(_ value: Double?) -> String { value.map { String(format: "%.1f", $0) } ?? "-" }
-            Terminal.standardOutput.line(formatTable(["model", "requests", "ttft p50", "ttft p95", "tok/s p50", "tok/s p95"], speeds.map {
+            Terminal.standardOutput.line(formatTable([byRule ? "rule" : "model", "requests", "ttft p50", "ttft p95", "tok/s p50", "tok/s p95"], speeds.map {
                 [$0.model, "\($0.requests)", ms($0.ttftP50), ms($0.ttftP95), rate($0.tokensPerSecondP50), rate($0.tokensPerSecondP95)]
             }))
         } catch {

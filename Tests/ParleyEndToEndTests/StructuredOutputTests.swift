@@ -87,6 +87,18 @@ import ParleyTestSupport
         #expect(result.stderr.contains("--max-tokens"))
     }
 
+    /// Numbers written in forms JSON does not allow (`01`, `.5`) never reach stdout as written: what is
+    /// printed is the value that was checked, written as valid JSON.
+    @Test func stdoutIsTheCheckedValueWrittenAsValidJSON() async throws {
+        let server = try await Self.server([Self.openAIReply(#"{"a":01,"b":.5,"c":"\u202e"}"#)])
+        let harness = try ParleyHarness(config: Self.config(server))
+        defer { harness.cleanUp() }
+        let result = try harness.run(["ask", "-m", "script:m", "--json-mode", "hi"])
+        await server.shutdown()
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout == "{\"a\":1,\"b\":0.5,\"c\":\"\\u202e\"}\n")
+    }
+
     @Test func jsonModeAndMultiSendTheirForms() async throws {
         let server = try await Self.server([Self.openAIReply(#"{"items":[{"name":"a"},{"name":"b"}]}"#)])
         let harness = try ParleyHarness(config: Self.config(server))
@@ -121,7 +133,7 @@ import ParleyTestSupport
         let result = try harness.run(["ask", "-m", "script:m", "--schema", Self.scoreSchema, "Rate Ada."])
         await server.shutdown()
         #expect(result.status == 0, "\(result.stderr)")
-        #expect(result.stdout == "{\"name\": \"Ada\", \"score\": 0.5}\n")
+        #expect(result.stdout == "{\"name\":\"Ada\",\"score\":0.5}\n")
         let request = try JSONValue.parse(server.requests[0].bodyText)
         #expect(request["tool_choice"] == ["type": "tool", "name": "json_answer"])
         let tool = try #require(request["tools"]?.array?.first)

@@ -202,48 +202,85 @@ final class JSONSchemaCompiler {
         "format", "unevaluatedProperties", "unevaluatedItems", "dependentSchemas", "$dynamicRef",
         "$recursiveRef", "additionalItems", "dependencies",
     ]
+    /// Most subschemas a schema may have. Real schemas have hundreds; a hostile one (a template from a
+    /// cloned project) could otherwise make compiling take gigabytes.
+    static let maxNodes = 20_000
+    /// Most entries in `unsupportedKeywords`, before a final "and N more".
+    static let maxListedUnsupported = 20
+    /// Longest location shown in an `unsupportedKeywords` entry, in characters; longer ones keep their
+    /// start and end around "…".
+    static let maxListedPathLength = 120
 
     let document: JSONValue
-    /// `unsupportedKeywords`' entries, in document order.
-    var unsupported: [String] { found.sorted { $0.order.lexicographicallyPrecedes($1.order) }.map(\.text) }
-    private var found: [(order: [Int], text: String)] = []
+    /// `unsupportedKeywords`' entries in document order, at most `maxListedUnsupported` and then
+    /// "and N more"; set by `compile()`.
+    private(set) var unsupported: [String] = []
     private var nodes: [SchemaNode] = []
+    /// The location of each node.
+    private var nodeLocation: [Int] = []
+    /// What each node holds in document order: its unsupported keywords and the subschemas first reached
+    /// through it, so that listing unsupported keywords needs no sort key per node (which, as a path from
+    /// the root, would make a deep schema's memory grow with the square of its depth).
+    private var contents: [[Content]] = []
+    private var unsupportedCount = 0
+    /// Nodes first reached through a `$ref` rather than a keyword, in the order they were reached.
+    private var lateNodes: [Int] = []
     /// Schemas with a node but not yet compiled. A work list rather than recursion, so that no nesting
     /// depth can exhaust the stack.
     private var work: [Work] = []
-    private var lateSchemas = 0
-    /// Canonical JSON pointer of each compiled location, so each location compiles once and `$ref` finds it.
-    private var nodeAt: [String: Int] = [:]
+
+    /// Locations in the document, as a tree of steps from the root (location 0) so each costs the same
+    /// however deep it is: the parent and last step of each, and the location for a (parent, step).
+    private var locationParent: [Int] = [-1]
+    private var locationStep: [JSONPathComponent] = [.index(0)]
+    private var locationIndex: [LocationKey: Int] = [:]
+    /// The node compiled for each location, so each location compiles once and `$ref` finds it.
+    private var nodeAt: [Int: Int] = [:]
     /// Absolute URI (without fragment) of each schema resource to its location; "" is the document.
-    private var resources: [String: [JSONPathComponent]] = ["": []]
+    private var resources: [String: Int] = ["": 0]
+    /// The schema at each resource's location.
+    private var resourceSchemas: [Int: JSONValue]
     /// "uri#name" for `$anchor` and `$dynamicAnchor`.
     private var anchors: [String: Int] = [:]
     private var pendingRefs: [PendingRef] = []
+
+    private enum Content {
+        case node(Int)
+        case unsupported(String)
+    }
+
+    /// A step from a location, keyed by code points: String equality (and so hashing) treats canonically
+    /// equivalent property names as one, which JSON does not.
+    private struct LocationKey: Hashable {
+        var parent: Int
+        var key: [UInt8]?
+        var index: Int
+    }
 
     private struct PendingRef {
         var node: Int
         var ref: String
         var base: String
-        var resource: [JSONPathComponent]
-        var location: [JSONPathComponent]
+        var resource: Int
+        var location: Int
     }
 
-    /// A schema to compile into `node`. `order` is the path of member positions from the document
-    /// root, which sorts locations in document order.
+    /// A schema to compile into node `index`.
     private struct Work {
-        var node: SchemaNode
+        var index: Int
         var value: JSONValue
-        var location: [JSONPathComponent]
-        var pointer: String
+        var location: Int
         var base: String
-        var resource: [JSONPathComponent]
-        var order: [Int]
+        var resource: Int
     }
 
-    init(document: JSONValue) { self.document = document }
+    init(document: JSONValue) {
+        self.document = document
+        resourceSchemas = [0: document]
+    }
 
     func compile() throws(JSONSchemaError) -> SchemaProgram {
-        let root = schema(document, at: [], pointer: "", base: "", resource: [], order: [])
+        let root = try schema(document, at: 0, base: "", resource: 0, parent: nil)
         try drain()
         // Resolving a reference may reach a location no keyword did, which may hold references.
         var next = 0
@@ -253,20 +290,59 @@ final class JSONSchemaCompiler {
             nodes[pending.node].ref = try resolve(pending)
             try drain()
         }
+        unsupported = listUnsupported(from: [root] + lateNodes)
         return SchemaProgram(nodes: nodes, root: root)
     }
 
-    /// The node for the schema at `location` (whose JSON pointer is `pointer`), made and queued for
-    /// compiling on first sight.
-    private func schema(
-        _ value: JSONValue, at location: [JSONPathComponent], pointer: String, base: String, resource: [JSONPathComponent], order: [Int]
-    ) -> Int {
-        if let existing = nodeAt[pointer] { return existing }
+    // MARK: Locations
+
+    private func location(_ parent: Int, _ step: JSONPathComponent) -> Int {
+        let key: LocationKey
+        switch step {
+        case let .key(k): key = LocationKey(parent: parent, key: Array(k.utf8), index: 0)
+        case let .index(i): key = LocationKey(parent: parent, key: nil, index: i)
+        }
+        if let existing = locationIndex[key] { return existing }
+        let id = locationParent.count
+        locationParent.append(parent)
+        locationStep.append(step)
+        locationIndex[key] = id
+        return id
+    }
+
+    private func location(_ parent: Int, _ steps: [JSONPathComponent]) -> Int {
+        var id = parent
+        for step in steps { id = location(id, step) }
+        return id
+    }
+
+    /// The steps from the root to `location`, built only for messages.
+    private func steps(to location: Int) -> [JSONPathComponent] {
+        var steps: [JSONPathComponent] = []
+        var id = location
+        while id > 0 {
+            steps.append(locationStep[id])
+            id = locationParent[id]
+        }
+        return steps.reversed()
+    }
+
+    private func path(_ location: Int) -> String { SchemaText.path(steps(to: location)) }
+
+    // MARK: Nodes
+
+    /// The node for the schema at `location`, made and queued for compiling on first sight; `parent` is
+    /// the node whose keyword reached it (nil for the root and `$ref` targets).
+    private func schema(_ value: JSONValue, at location: Int, base: String, resource: Int, parent: Int?) throws(JSONSchemaError) -> Int {
+        if let existing = nodeAt[location] { return existing }
+        guard nodes.count < Self.maxNodes else { throw JSONSchemaError("the schema has more than \(Self.maxNodes) subschemas") }
         let index = nodes.count
-        let node = SchemaNode()
-        nodes.append(node)
-        nodeAt[pointer] = index
-        work.append(Work(node: node, value: value, location: location, pointer: pointer, base: base, resource: resource, order: order))
+        nodes.append(SchemaNode())
+        nodeLocation.append(location)
+        contents.append([])
+        nodeAt[location] = index
+        if let parent { contents[parent].append(.node(index)) } else if index > 0 { lateNodes.append(index) }
+        work.append(Work(index: index, value: value, location: location, base: base, resource: resource))
         return index
     }
 
@@ -275,7 +351,8 @@ final class JSONSchemaCompiler {
     }
 
     private func compile(_ work: Work) throws(JSONSchemaError) {
-        let node = work.node
+        let index = work.index
+        let node = nodes[index]
         let value = work.value
         let location = work.location
         node.source = value
@@ -286,10 +363,9 @@ final class JSONSchemaCompiler {
         case .object:
             break
         default:
-            throw JSONSchemaError("the schema at \(SchemaText.path(location)) must be an object or a boolean, not \(SchemaText.brief(value))")
+            throw JSONSchemaError("the schema at \(path(location)) must be an object or a boolean, not \(SchemaText.brief(value))")
         }
         guard case let .object(members) = value else { return }
-        let index = nodeAt[work.pointer] ?? 0
 
         var base = work.base
         var resource = work.resource
@@ -301,19 +377,18 @@ final class JSONSchemaCompiler {
                 base = Self.resolveURI(id, against: base)
                 resource = location
                 resources[base] = location
+                resourceSchemas[location] = value
             }
         }
         for anchorKeyword in ["$anchor", "$dynamicAnchor"] {
             if case let .string(name)? = value[anchorKeyword] { anchors[base + "#" + name] = index }
         }
 
-        var position = 0  // of the keyword being read, for document order
-        func subschema(_ value: JSONValue, _ steps: JSONPathComponent..., at inner: Int = 0) -> Int {
-            schema(value, at: location + steps, pointer: work.pointer + Self.pointer(steps), base: base, resource: resource,
-                order: work.order + [position, inner])
+        func subschema(_ value: JSONValue, _ steps: JSONPathComponent...) throws(JSONSchemaError) -> Int {
+            try schema(value, at: self.location(location, steps), base: base, resource: resource, parent: index)
         }
         func fail(_ keyword: String, _ requirement: String, _ found: JSONValue) -> JSONSchemaError {
-            JSONSchemaError("\(keyword) at \(SchemaText.path(location)) must be \(requirement), not \(SchemaText.brief(found))")
+            JSONSchemaError("\(keyword) at \(path(location)) must be \(requirement), not \(SchemaText.brief(found))")
         }
         func count(_ keyword: String, _ value: JSONValue) throws(JSONSchemaError) -> Int {
             guard let n = value.int, n >= 0 else { throw fail(keyword, "a non-negative integer", value) }
@@ -339,19 +414,18 @@ final class JSONSchemaCompiler {
         func schemaList(_ keyword: String, _ value: JSONValue) throws(JSONSchemaError) -> [Int] {
             guard case let .array(items) = value else { throw fail(keyword, "an array of schemas", value) }
             var list: [Int] = []
-            for (i, item) in items.enumerated() { list.append(subschema(item, .key(keyword), .index(i), at: i)) }
+            for (i, item) in items.enumerated() { list.append(try subschema(item, .key(keyword), .index(i))) }
             return list
         }
         func pattern(_ source: String, in keyword: String) throws(JSONSchemaError) -> SchemaPattern {
             do {
                 return SchemaPattern(regex: try NSRegularExpression(pattern: Self.icuPattern(source)), source: source)
             } catch {
-                throw JSONSchemaError("invalid regular expression \(SchemaText.quoted(source)) in \(keyword) at \(SchemaText.path(location))")
+                throw JSONSchemaError("invalid regular expression \(SchemaText.quoted(source)) in \(keyword) at \(path(location))")
             }
         }
 
-        for (keywordPosition, (keyword, value)) in members.enumerated() {
-            position = keywordPosition
+        for (keyword, value) in members {
             switch keyword {
             case "$ref":
                 guard case let .string(ref) = value else { throw fail(keyword, "a string", value) }
@@ -360,7 +434,7 @@ final class JSONSchemaCompiler {
                 (node.types, node.typeNames) = try Self.types(value, fail: fail)
             case "enum":
                 guard case let .array(values) = value else { throw fail(keyword, "an array", value) }
-                node.enumValues = values
+                node.enumValues = SchemaValueSet(values)
             case "const":
                 node.constValue = value
             case "minimum": node.minimum = try number(keyword, value)
@@ -381,8 +455,8 @@ final class JSONSchemaCompiler {
                 if case .array = value {
                     throw fail(keyword, "a schema (in draft 2020-12 a list of schemas by position is prefixItems)", value)
                 }
-                node.items = subschema(value, .key(keyword))
-            case "contains": node.contains = subschema(value, .key(keyword))
+                node.items = try subschema(value, .key(keyword))
+            case "contains": node.contains = try subschema(value, .key(keyword))
             case "minContains": node.minContains = try count(keyword, value)
             case "maxContains": node.maxContains = try count(keyword, value)
             case "minItems": node.minItems = try count(keyword, value)
@@ -391,16 +465,16 @@ final class JSONSchemaCompiler {
                 guard case let .bool(unique) = value else { throw fail(keyword, "true or false", value) }
                 node.uniqueItems = unique
             case "properties":
-                for (i, (name, schema)) in try schemaObject(keyword, value).enumerated() {
+                for (name, schema) in try schemaObject(keyword, value) {
                     node.propertyLookup[name, default: []].append(node.properties.count)
-                    node.properties.append((name, subschema(schema, .key(keyword), .key(name), at: i)))
+                    node.properties.append((name, try subschema(schema, .key(keyword), .key(name))))
                 }
             case "patternProperties":
-                for (i, (source, schema)) in try schemaObject(keyword, value).enumerated() {
-                    node.patternProperties.append((try pattern(source, in: keyword), subschema(schema, .key(keyword), .key(source), at: i)))
+                for (source, schema) in try schemaObject(keyword, value) {
+                    node.patternProperties.append((try pattern(source, in: keyword), try subschema(schema, .key(keyword), .key(source))))
                 }
-            case "additionalProperties": node.additionalProperties = subschema(value, .key(keyword))
-            case "propertyNames": node.propertyNames = subschema(value, .key(keyword))
+            case "additionalProperties": node.additionalProperties = try subschema(value, .key(keyword))
+            case "propertyNames": node.propertyNames = try subschema(value, .key(keyword))
             case "required": node.required = try strings(keyword, value)
             case "dependentRequired":
                 for (name, list) in try schemaObject(keyword, value) {
@@ -411,10 +485,10 @@ final class JSONSchemaCompiler {
             case "allOf": node.allOf = try schemaList(keyword, value)
             case "anyOf": node.anyOf = try schemaList(keyword, value)
             case "oneOf": node.oneOf = try schemaList(keyword, value)
-            case "not": node.not = subschema(value, .key(keyword))
-            case "if": node.ifSchema = subschema(value, .key(keyword))
-            case "then": node.thenSchema = subschema(value, .key(keyword))
-            case "else": node.elseSchema = subschema(value, .key(keyword))
+            case "not": node.not = try subschema(value, .key(keyword))
+            case "if": node.ifSchema = try subschema(value, .key(keyword))
+            case "then": node.thenSchema = try subschema(value, .key(keyword))
+            case "else": node.elseSchema = try subschema(value, .key(keyword))
             case "$defs", "definitions":
                 // Compiled now so their mistakes and unsupported keywords show even when no $ref uses them.
                 // `definitions` is the pre-2020 spelling, still what many generators write.
@@ -422,10 +496,11 @@ final class JSONSchemaCompiler {
                     if keyword == "definitions" { continue }
                     throw fail(keyword, "an object", value)
                 }
-                for (i, (name, schema)) in definitions.enumerated() { _ = subschema(schema, .key(keyword), .key(name), at: i) }
+                for (name, schema) in definitions { _ = try subschema(schema, .key(keyword), .key(name)) }
             default:
                 if Self.unsupportedKeywords.contains(keyword) {
-                    found.append((work.order + [position], "\(keyword) at \(SchemaText.path(location))"))
+                    contents[index].append(.unsupported(keyword))
+                    unsupportedCount += 1
                 }
             }
         }
@@ -433,6 +508,40 @@ final class JSONSchemaCompiler {
         node.appliesToMembers = !node.properties.isEmpty || !node.patternProperties.isEmpty
             || node.additionalProperties != nil || node.propertyNames != nil
         node.appliesInPlace = !node.allOf.isEmpty || !node.anyOf.isEmpty || !node.oneOf.isEmpty || node.not != nil || node.ifSchema != nil
+        node.checksStrings = node.minLength != nil || node.maxLength != nil || node.pattern != nil
+            || node.enumValues != nil || node.constValue != nil
+    }
+
+    /// The first `maxListedUnsupported` unsupported keywords in document order (a walk of the nodes'
+    /// contents from `roots`), each as "keyword at location", then "and N more".
+    private func listUnsupported(from roots: [Int]) -> [String] {
+        guard unsupportedCount > 0 else { return [] }
+        var listed: [String] = []
+        var stack: [(node: Int, next: Int)] = roots.reversed().map { ($0, 0) }
+        walk: while var top = stack.popLast() {
+            while top.next < contents[top.node].count {
+                let content = contents[top.node][top.next]
+                top.next += 1
+                switch content {
+                case let .unsupported(keyword):
+                    guard listed.count < Self.maxListedUnsupported else { break walk }
+                    listed.append("\(keyword) at \(Self.shortened(path(nodeLocation[top.node])))")
+                case let .node(child):
+                    stack.append(top)
+                    stack.append((child, 0))
+                    continue walk
+                }
+            }
+        }
+        if unsupportedCount > listed.count { listed.append("and \(unsupportedCount - listed.count) more") }
+        return listed
+    }
+
+    /// `text` cut to about `maxListedPathLength` characters by replacing its middle with "…".
+    static func shortened(_ text: String) -> String {
+        guard text.count > maxListedPathLength else { return text }
+        let head = maxListedPathLength / 3
+        return String(text.prefix(head)) + "…" + String(text.suffix(maxListedPathLength - head - 1))
     }
 
     private static func types(_ value: JSONValue, fail: (String, String, JSONValue) -> JSONSchemaError) throws(JSONSchemaError) -> (SchemaTypes, [String]) {
@@ -460,7 +569,7 @@ final class JSONSchemaCompiler {
     private func resolve(_ pending: PendingRef) throws(JSONSchemaError) -> Int {
         let ref = pending.ref
         func unresolved(_ why: String) -> JSONSchemaError {
-            JSONSchemaError("$ref \(SchemaText.quoted(ref)) at \(SchemaText.path(pending.location)) does not resolve: \(why)")
+            JSONSchemaError("$ref \(SchemaText.quoted(ref)) at \(path(pending.location)) does not resolve: \(why)")
         }
         let hash = ref.firstIndex(of: "#")
         let uri = hash.map { String(ref[..<$0]) } ?? ref
@@ -482,7 +591,7 @@ final class JSONSchemaCompiler {
             guard let node = anchors[base + "#" + fragment] else { throw unresolved("no $anchor named \(SchemaText.quoted(fragment))") }
             return node
         }
-        guard var value = Self.value(in: document, at: resource) else { throw unresolved("the schema resource is missing") }
+        guard var value = resourceSchemas[resource] else { throw unresolved("the schema resource is missing") }
         var location = resource
         if !fragment.isEmpty {
             let tokens = fragment.dropFirst().split(separator: "/", omittingEmptySubsequences: false)
@@ -491,54 +600,23 @@ final class JSONSchemaCompiler {
                 switch value {
                 case let .object(members):
                     guard let member = members.first(where: { $0.0.unicodeScalars.elementsEqual(token.unicodeScalars) }) else {
-                        throw unresolved("no member \(SchemaText.quoted(token)) at \(SchemaText.path(location))")
+                        throw unresolved("no member \(SchemaText.quoted(token)) at \(path(location))")
                     }
                     value = member.1
-                    location.append(.key(token))
+                    location = self.location(location, .key(token))
                 case let .array(items):
                     guard token.allSatisfy(\.isASCII), token.allSatisfy(\.isNumber), token == "0" || !token.hasPrefix("0"),
                         let i = Int(token), items.indices.contains(i)
-                    else { throw unresolved("no item \(SchemaText.quoted(token)) at \(SchemaText.path(location))") }
+                    else { throw unresolved("no item \(SchemaText.quoted(token)) at \(path(location))") }
                     value = items[i]
-                    location.append(.index(i))
+                    location = self.location(location, .index(i))
                 default:
-                    throw unresolved("\(SchemaText.path(location)) is neither an object nor an array")
+                    throw unresolved("\(path(location)) is neither an object nor an array")
                 }
             }
         }
-        // A location no keyword reached: after everything else in document order.
-        lateSchemas += 1
-        return schema(value, at: location, pointer: Self.pointer(location), base: base, resource: resource, order: [Int.max, lateSchemas])
-    }
-
-    private static func value(in document: JSONValue, at location: [JSONPathComponent]) -> JSONValue? {
-        var value = document
-        for step in location {
-            switch (step, value) {
-            case let (.key(k), .object(members)):
-                guard let member = members.first(where: { $0.0.unicodeScalars.elementsEqual(k.unicodeScalars) }) else { return nil }
-                value = member.1
-            case let (.index(i), .array(items)) where items.indices.contains(i):
-                value = items[i]
-            default:
-                return nil
-            }
-        }
-        return value
-    }
-
-    /// An RFC 6901 pointer for `location`, the key under which its node is kept.
-    static func pointer(_ location: [JSONPathComponent]) -> String {
-        var out = ""
-        for step in location {
-            switch step {
-            case let .key(k) where k.contains("~") || k.contains("/"):
-                out += "/" + k.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
-            case let .key(k): out += "/" + k
-            case let .index(i): out += "/\(i)"
-            }
-        }
-        return out
+        // A location no keyword reached (or one already compiled): listed after everything else in document order.
+        return try schema(value, at: location, base: base, resource: resource, parent: nil)
     }
 
     /// `reference` resolved against `base` as RFC 3986 §5.2 says, without its fragment. By hand rather

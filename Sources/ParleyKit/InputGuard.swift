@@ -96,12 +96,37 @@ struct GuardPattern: @unchecked Sendable {
     let kind: GuardFinding.Kind
     let name: String
     let regex: NSRegularExpression
+    /// Lowercase words at least one of which any match contains: text with none of them is not searched
+    /// (a regular expression over 100 KB costs milliseconds; looking for a few words costs microseconds).
+    let needles: [[UInt8]]
 
-    init?(kind: GuardFinding.Kind, name: String, _ pattern: String, options: NSRegularExpression.Options = [.caseInsensitive]) {
+    init?(kind: GuardFinding.Kind, name: String, needles: [String] = [], _ pattern: String, options: NSRegularExpression.Options = [.caseInsensitive]) {
         guard let regex = try? NSRegularExpression(pattern: pattern, options: options) else { return nil }
         self.kind = kind
         self.name = name
         self.regex = regex
+        self.needles = needles.map { Array($0.utf8) }
+    }
+
+    /// Whether the pattern can match `lowered` at all.
+    func mayMatch(_ lowered: [UInt8]) -> Bool {
+        guard !needles.isEmpty else { return true }
+        return lowered.withUnsafeBufferPointer { text in
+            needles.contains { needle in
+                guard let first = needle.first, needle.count <= text.count else { return false }
+                var i = 0
+                let last = text.count - needle.count
+                while i <= last {
+                    if text[i] == first {
+                        var j = 1
+                        while j < needle.count, text[i + j] == needle[j] { j += 1 }
+                        if j == needle.count { return true }
+                    }
+                    i += 1
+                }
+                return false
+            }
+        }
     }
 }
 
@@ -117,56 +142,56 @@ public enum InputGuard {
     static let targets = #"(?:instructions?|prompts?|rules|directions|directives|guidelines|guardrails|constraints|restrictions|context|messages?|commands|orders|programming|training|system prompt|safety (?:rules|guidelines|policies))"#
 
     static let patterns: [GuardPattern] = [
-        GuardPattern(kind: .override, name: "instructions to ignore earlier instructions",
+        GuardPattern(kind: .override, name: "instructions to ignore earlier instructions", needles: ["ignor", "disregard", "forget", "overrid", "overrul", "bypass", "skip", "drop", "abandon", "discard", "neglect", "set aside", "follow", "pay no attention"],
                      #"\b\#(verbs)\b[^.\n]{0,40}?\b(?:all|any|every|the|your|these|those|previous|prior|above|earlier|preceding|former|original|initial|system|old)\b(?:(?!\bmy\b)[^.\n]){0,30}?\b\#(targets)\b"#),
-        GuardPattern(kind: .override, name: "instructions to ignore earlier instructions",
+        GuardPattern(kind: .override, name: "instructions to ignore earlier instructions", needles: ["ignor", "disregard", "forget", "overrid", "overrul", "bypass", "skip", "drop", "abandon", "discard", "neglect", "set aside", "follow", "pay no attention"],
                      #"\b\#(verbs)\s+(?:everything|all)\s+(?:above|before|previously|you (?:were|have been) told)"#),
-        GuardPattern(kind: .override, name: "new instructions that replace the old ones",
+        GuardPattern(kind: .override, name: "new instructions that replace the old ones", needles: ["instructions", "prompt", "rules"],
                      #"\b(?:new|updated|real|actual|true)\s+(?:system\s+)?(?:instructions|prompt|rules)\s*(?::|are\b|follow\b)"#),
-        GuardPattern(kind: .override, name: "an unrestricted persona (DAN, developer mode)",
+        GuardPattern(kind: .override, name: "an unrestricted persona (DAN, developer mode)", needles: ["you are now", "from now on", "act as", "pretend", "roleplay", "switch to"],
                      #"\b(?:you are now|from now on,?\s+you(?:'re| are| will)|act as|pretend (?:to be|you are)|roleplay as|switch to)\b[^.\n]{0,60}?\b(?:DAN|unrestricted|unfiltered|uncensored|jailbroken|jailbreak|developer mode|no (?:rules|restrictions|limits|filters|guidelines)|without (?:any )?(?:rules|restrictions|limits|filters))"#),
-        GuardPattern(kind: .override, name: "an unrestricted persona (DAN, developer mode)",
+        GuardPattern(kind: .override, name: "an unrestricted persona (DAN, developer mode)", needles: ["do anything now", "jailbreak", "god mode", "developer mode"],
                      #"\b(?:do anything now|jailbreak mode|god mode enabled)\b|\bdeveloper mode (?:is )?(?:enabled|activated|on)(?=\s*[.!,;:)]|\s*$)"#),
-        GuardPattern(kind: .override, name: "an unrestricted persona (DAN, developer mode)",
+        GuardPattern(kind: .override, name: "an unrestricted persona (DAN, developer mode)", needles: ["you are", "broken free", "stay in character"],
                      #"\byou are (?:now )?(?:DAN|STAN|DUDE|AIM|BetterDAN|Mongo Tom)\b|\b(?:has |have )?broken free (?:of|from)\b|\bstay in character no matter what\b"#),
-        GuardPattern(kind: .override, name: "a claim that the rules no longer apply",
+        GuardPattern(kind: .override, name: "a claim that the rules no longer apply", needles: ["not have to", "disabled", "removed", "lifted", "turned off", "suspended", "proceed without"],
                      #"\bdo(?:es)? not have to (?:follow|obey|abide by)\b[^.\n]{0,30}\b(?:rules|guidelines|policies|system prompt|instructions)\b|\b(?:guardrails|restrictions|safety (?:filters|rules|guidelines)|content filters?|filters|rules)\s+(?:have been|has been|are|were)\s+(?:disabled|removed|lifted|turned off|suspended)\b|\bproceed without (?:any )?(?:restrictions|rules|limits|filters|guardrails)\b"#),
-        GuardPattern(kind: .override, name: "a fake end of the instructions",
+        GuardPattern(kind: .override, name: "a fake end of the instructions", needles: ["end of", "new rules", "new instructions"],
                      #"(?:^|\n)[-=#*\s]*end of (?:the )?(?:previous |system |original )?(?:instructions|prompt|system prompt)\b|\bnew (?:rules|instructions) from (?:the )?(?:administrator|admin|developers?|system|operator)\b"#),
-        GuardPattern(kind: .override, name: "instructions addressed to an AI reading this text",
+        GuardPattern(kind: .override, name: "instructions addressed to an AI reading this text", needles: ["if you are", "note for", "note to", "ai:", "ai :", "llm", "agent", "assistant", "ai model"],
                      #"\bif you are an? (?:AI|LLM|language model|AI assistant|assistant|chatbot|agent)\b|\bnote (?:for|to) (?:the |any )?(?:AI|LLM|assistant|agent|AI agent|AI assistant)s?\b|(?:^|\n)\s*(?://|#|<!--|/\*|>|\*)?\s*(?:AI|LLM)(?: agents?| assistants?| models?)?\s*:\s*\S|<!--[^>]{0,40}\b(?:AI|LLM) (?:agents?|assistants?|models?)\b"#),
-        GuardPattern(kind: .override, name: "instructions to ignore earlier instructions (German)",
+        GuardPattern(kind: .override, name: "instructions to ignore earlier instructions (German)", needles: ["ignorier", "vergiss", "vergessen", "missachte"],
                      #"\b(?:ignorier(?:e|en|t)?|vergiss|vergessen sie|missachte)\b[^.\n]{0,40}?\b(?:anweisungen|instruktionen|regeln|vorgaben|befehle|systemprompt)\b"#),
-        GuardPattern(kind: .override, name: "instructions to ignore earlier instructions (French)",
+        GuardPattern(kind: .override, name: "instructions to ignore earlier instructions (French)", needles: ["ignore", "oublie", "ne tiens pas"],
                      #"\b(?:ignore[sz]?|oublie[sz]?|ne tiens pas compte)\b[^.\n]{0,40}?\b(?:instructions|consignes|règles|directives)\b"#),
-        GuardPattern(kind: .override, name: "instructions to ignore earlier instructions (Spanish)",
+        GuardPattern(kind: .override, name: "instructions to ignore earlier instructions (Spanish)", needles: ["ignora", "ignore", "olvid", "omite", "descarta"],
                      #"\b(?:ignora|ignore|olvida|olvide|omite|descarta)\b[^.\n]{0,40}?\b(?:instrucciones|reglas|indicaciones|directrices)\b"#),
-        GuardPattern(kind: .roleTokens, name: "chat-template tokens",
+        GuardPattern(kind: .roleTokens, name: "chat-template tokens", needles: ["<|"],
                      #"<\|(?:im_start|im_end|system|user|assistant|endoftext|eot_id|start_header_id|end_header_id|begin_of_text)\|>"#),
-        GuardPattern(kind: .roleTokens, name: "Llama instruction markers", #"\[/?INST\]|<</?SYS>>"#, options: []),
-        GuardPattern(kind: .roleTokens, name: "system tags", #"</?(?:system|system_prompt|instructions)>"#),
-        GuardPattern(kind: .roleTokens, name: "a faked conversation turn",
+        GuardPattern(kind: .roleTokens, name: "Llama instruction markers", needles: ["[inst]", "[/inst]", "<<sys>>", "<</sys>>"], #"\[/?INST\]|<</?SYS>>"#, options: []),
+        GuardPattern(kind: .roleTokens, name: "system tags", needles: ["<system", "</system", "<instructions", "</instructions"], #"</?(?:system|system_prompt|instructions)>"#),
+        GuardPattern(kind: .roleTokens, name: "a faked conversation turn", needles: ["human", "assistant", "system", "ai"],
                      #"(?:^|\n)\s*(?:#{2,3}\s*)?(?:Human|Assistant|System|AI)\s*:\s*\S"#, options: []),
-        GuardPattern(kind: .roleTokens, name: "a faked system section", #"(?:^|\n)\s*#{1,3}\s*(?:system|instruction|instructions)\s*:?\s*(?:\n|$)"#),
-        GuardPattern(kind: .exfiltration, name: "a request for the system prompt or hidden instructions",
+        GuardPattern(kind: .roleTokens, name: "a faked system section", needles: ["#"], #"(?:^|\n)\s*#{1,3}\s*(?:system|instruction|instructions)\s*:?\s*(?:\n|$)"#),
+        GuardPattern(kind: .exfiltration, name: "a request for the system prompt or hidden instructions", needles: ["system prompt", "system message", "initial", "hidden", "developer message", "initiali", "instructions you were", "prompt above", "pre-prompt", "preprompt", "instructions above"],
                      #"\b(?:reveal|show|print|repeat|output|display|tell me|give me|leak|dump|recite|write out|what (?:is|are|were)|share|list|translate|summari[sz]e|paraphrase|rewrite|encode|spell|echo|copy|quote)\b[^.\n?]{0,40}?\b(?:your|initial|original|hidden|secret|above|previous|full|exact|entire|complete)\s+(?:system\s+prompt|system\s+message|initial\s+(?:prompt|instructions)|hidden\s+(?:prompt|instructions)|(?:hidden\s+)?developer\s+message|initiali[sz]ation\s+(?:text|prompt|instructions)|instructions you were given|prompt above|pre-?prompt|instructions above)\b"#),
-        GuardPattern(kind: .exfiltration, name: "a request for the system prompt or hidden instructions",
+        GuardPattern(kind: .exfiltration, name: "a request for the system prompt or hidden instructions", needles: ["systemprompt", "system-prompt", "systemanweisungen", "prompt sys", "prompt del", "instructions cach", "instrucciones"],
                      #"\b(?:deinen?|ihren?|ton|votre|tu|su|tus|vos|tes)\s+(?:\w+\s+)?(?:systemprompt|system-prompt|systemanweisungen|prompt (?:système|systeme|del sistema)|instructions cachées|instrucciones (?:ocultas|del sistema))\b"#),
-        GuardPattern(kind: .exfiltration, name: "a request for the system prompt or hidden instructions",
+        GuardPattern(kind: .exfiltration, name: "a request for the system prompt or hidden instructions", needles: ["repeat", "print", "output"],
                      #"\b(?:repeat|print|output)\b[^.\n]{0,30}\b(?:everything|all|the (?:text|words))\s+(?:above|before this|from the (?:start|beginning))"#),
-        GuardPattern(kind: .exfiltration, name: "a request for keys or secrets",
+        GuardPattern(kind: .exfiltration, name: "a request for keys or secrets", needles: ["api", "secret", "credential", "password", "token", "environment variable", "env var", "private key"],
                      #"\b(?:reveal|show|print|output|display|tell me|give me|leak|dump|send|share|list|what (?:is|are))\b[^.\n?]{0,30}?\b(?:your|the (?:server'?s|system'?s|assistant'?s))\s*(?:api[ _-]?keys?|secret keys?|secrets|credentials|passwords?|access tokens?|environment variables|env vars|private keys?)\b"#),
-        GuardPattern(kind: .exfiltration, name: "a request for keys or secrets",
+        GuardPattern(kind: .exfiltration, name: "a request for keys or secrets", needles: ["you have access", "you can access", "you can see", "you can read", "api_key", "secret", "access_token", "password", "database_url"],
                      #"\b(?:environment variables?|env vars?|secrets|credentials|api[ _-]?keys?|tokens|passwords)\b[^.\n]{0,30}\byou (?:have|can) (?:access|see|read)\b|\b(?:print|show|give|tell|reveal|output|echo|send|paste|include|value of)\b[^.\n]{0,80}[$]?\b[A-Z0-9_]*(?:API_KEY|SECRET_ACCESS_KEY|SECRET_KEY|ACCESS_TOKEN|PASSWORD|DATABASE_URL)\b"#, options: []),
-        GuardPattern(kind: .exfiltration, name: "a request for keys or secrets",
+        GuardPattern(kind: .exfiltration, name: "a request for keys or secrets", needles: [".aws/credentials", ".ssh/id_", "/etc/shadow", ".netrc", ".pypirc", ".git-credentials", "password", "secret word", "passphrase", "access code", "backwards", "with dashes", "letter by letter", "in reverse", "one letter at a time"],
                      #"\b(?:cat|type|print|read|open)\s+[~/.\w-]*(?:\.aws/credentials|\.ssh/id_\w+|/etc/shadow|\.netrc|\.pypirc|\.git-credentials)\b|\bwhat(?:'s| is) the (?:password|secret word|passphrase|access code)\s*\?|\b(?:spell|write|say|give) (?:it|the password|the secret)\s+(?:backwards|with dashes|letter by letter|in reverse|one letter at a time)"#),
-        GuardPattern(kind: .exfiltration, name: "sending data to an outside address",
+        GuardPattern(kind: .exfiltration, name: "sending data to an outside address", needles: ["http", "url", "webhook", "endpoint", "server"],
                      #"\b(?:send|post|upload|exfiltrate|forward|transmit|append)\b[^.\n]{0,60}?\b(?:conversation|chat history|messages|keys?|secrets|credentials|passwords?|system prompt|data|contents)\b[^.\n]{0,40}?\b(?:to|into)\s+(?:https?://|the url|this url|webhook|an? (?:url|endpoint|server))"#),
-        GuardPattern(kind: .exfiltration, name: "a Markdown image that carries data out",
+        GuardPattern(kind: .exfiltration, name: "a Markdown image that carries data out", needles: ["](http", "replace"],
                      #"!\[[^\]]*\]\(https?://[^)\s]*[?&][^)\s]*=\s*(?:\{|\[|%7B|<|[A-Z_]{3,}\))|\breplace\s+\S+\s+with\s+(?:the\s+)?(?:user'?s?|conversation|chat|previous messages|history|api key|secrets?)"#),
-        GuardPattern(kind: .exfiltration, name: "sending data to an outside address",
+        GuardPattern(kind: .exfiltration, name: "sending data to an outside address", needles: ["http", "post ", "send ", "upload "],
                      #"https?://\S+[^.\n]{0,40}\b(?:followed by|with|appending|including|plus)\s+(?:your|the)\s+(?:api[ _-]?key|secret|token|password|credentials|system prompt)|\b(?:post|send|upload)\s+(?:them|it|both|this|these)\s+(?:as a comment|to https?://|to the url)"#),
-        GuardPattern(kind: .encoded, name: "an instruction to decode and follow text",
+        GuardPattern(kind: .encoded, name: "an instruction to decode and follow text", needles: ["decode", "decrypt", "translate", "deobfuscate", "base64", "rot13", "rot-13", "rot 13"],
                      #"\b(?:decode|decrypt|translate|deobfuscate|base64[- ]decode|rot13)\b[^.\n]{0,40}?\b(?:and|then)\s+(?:follow|execute|obey|do|run|carry out|act on|perform)\b"#),
     ].compactMap { $0 }
 
@@ -182,7 +207,8 @@ public enum InputGuard {
             findings.append(GuardFinding(kind: kind, pattern: name, start: start, end: end, excerpt: excerpt(String(source[range]))))
         }
         let nsRange = NSRange(checked.startIndex..., in: checked)
-        for pattern in patterns + settings.extra {
+        let lowered = Array(checked.lowercased().utf8)
+        for pattern in patterns + settings.extra where pattern.mayMatch(lowered) {
             for match in pattern.regex.matches(in: checked, range: nsRange).prefix(20) {
                 if let range = Range(match.range, in: checked) { record(pattern.kind, pattern.name, range, in: checked, shift: true) }
             }
@@ -234,6 +260,9 @@ public enum InputGuard {
 
     static let base64Run = try! NSRegularExpression(pattern: #"[A-Za-z0-9+/_-]{16,}={0,2}"#)
     static let hexRun = try! NSRegularExpression(pattern: #"\b(?:[0-9a-fA-F]{2}[\s:]?){12,}"#)
+    static let reversalMention = try! NSRegularExpression(pattern: #"\bbackwards?\b|\breversed?\b|\bin reverse\b"#, options: [.caseInsensitive])
+    static let leetWord = try! NSRegularExpression(pattern: #"\b[a-z]*[0-9][a-z]+[0-9]*[a-z]*\b"#, options: [.caseInsensitive])
+    static let rotationMention = try! NSRegularExpression(pattern: #"\brot[- ]?13\b|\bcaesar\b"#, options: [.caseInsensitive])
     static let charCodeRun = try! NSRegularExpression(pattern: #"\b\d{2,3}(?:\s*,\s*\d{2,3}){7,}"#)
 
     /// Base64 or hex runs that decode to text which itself reads as an injection or a request for secrets;
@@ -247,7 +276,8 @@ public enum InputGuard {
             guard printable * 10 >= decoded.unicodeScalars.count * 9 else { return }
             let inner = patterns.filter { $0.kind == .override || $0.kind == .exfiltration || $0.kind == .roleTokens }
             let innerRange = NSRange(decoded.startIndex..., in: decoded)
-            guard inner.contains(where: { $0.regex.firstMatch(in: decoded, range: innerRange) != nil }),
+            let lowered = Array(decoded.lowercased().utf8)
+            guard inner.contains(where: { $0.mayMatch(lowered) && $0.regex.firstMatch(in: decoded, range: innerRange) != nil }),
                   let textRange = Range(match, in: text) else { return }
             let start = text.distance(from: text.startIndex, to: textRange.lowerBound)
             findings.append(GuardFinding(kind: .encoded, pattern: "instructions hidden in \(how)", start: start, end: start + text[textRange].count,
@@ -270,11 +300,12 @@ public enum InputGuard {
             }
             check(String(decoding: bytes, as: UTF8.self), "hex", match.range)
         }
-        if text.range(of: #"\bbackwards?\b|\breversed?\b|\bin reverse\b"#, options: [.regularExpression, .caseInsensitive]) != nil {
+        func mentions(_ regex: NSRegularExpression) -> Bool { regex.firstMatch(in: text, range: range) != nil }
+        if mentions(reversalMention) {
             check(String(text.reversed()), "reversed text", range)
         }
         // Leetspeak: digits standing for letters inside words.
-        if text.range(of: #"\b[a-z]*[0-9][a-z]+[0-9]*[a-z]*\b"#, options: [.regularExpression, .caseInsensitive]) != nil {
+        if mentions(leetWord) {
             let leet: [Character: Character] = ["0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a", "$": "s"]
             let plain = String(text.map { leet[$0] ?? $0 })
             if plain != text { check(plain, "leetspeak", range) }
@@ -286,7 +317,7 @@ public enum InputGuard {
             let scalars = codes.compactMap { (32...126).contains($0) ? Unicode.Scalar($0) : nil }
             if scalars.count == codes.count { check(String(String.UnicodeScalarView(scalars)), "character codes", match.range) }
         }
-        if text.range(of: #"\brot[- ]?13\b|\bcaesar\b"#, options: [.regularExpression, .caseInsensitive]) != nil {
+        if mentions(rotationMention) {
             let rotated = String(text.unicodeScalars.map { scalar -> Character in
                 switch scalar.value {
                 case 0x41...0x5A: return Character(Unicode.Scalar((scalar.value - 0x41 + 13) % 26 + 0x41)!)

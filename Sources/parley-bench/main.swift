@@ -20,6 +20,7 @@ import Glibc
 ///     parley-bench estimate          the prompt-token estimate against the local model's own count
 ///     parley-bench hostile           peak memory of the real binary against streams that never end or are huge
 ///     parley-bench schema [RUNS]     validations per second for a 6-field schema; what --schema adds to ask
+///     parley-bench guard             the input guard's time per 100 KB; the router's time per request
 
 let binDirectory = URL(fileURLWithPath: ChatEngine.currentExecutable()).deletingLastPathComponent()
 let parley = ProcessInfo.processInfo.environment["PARLEY_BIN"] ?? binDirectory.appendingPathComponent("parley").path
@@ -180,7 +181,8 @@ case "cache": try await cacheBenchmark(runs: count ?? 50)
 case "estimate": try await estimateBenchmark()
 case "hostile": try await hostileBenchmark()
 case "schema": try await schemaBenchmark(runs: count ?? 20)
+case "guard": try guardBenchmark()
 default:
-    print("usage: parley-bench decode [CHUNKS] | decoder [CHUNKS] | startup [RUNS] | ttft [RUNS] | screen [MESSAGES] | tui [TOKENS] | sessions | cancel [RUNS] | cache [RUNS] | estimate | hostile | schema [RUNS]")
+    print("usage: parley-bench decode [CHUNKS] | decoder [CHUNKS] | startup [RUNS] | ttft [RUNS] | screen [MESSAGES] | tui [TOKENS] | sessions | cancel [RUNS] | cache [RUNS] | estimate | hostile | schema [RUNS] | guard")
     exit(2)
 }

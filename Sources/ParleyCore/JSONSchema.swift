@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 
 /// A JSON Schema (draft 2020-12), compiled once and then used to check any number of values, such as
@@ -16,23 +17,30 @@ import Foundation
 /// as the specification says. Patterns are ECMA-262 as JSON Schema says, translated to ICU for
 /// NSRegularExpression where the two differ, and searched for anywhere in the string (unanchored).
 ///
-/// Limits, each reported as a violation rather than a crash or a hang: `$ref`s followed at once (64,
-/// "schema recursion deeper than 64", which ends reference cycles), and subschemas applied at once
-/// (200). uniqueItems and JSON equality hash a canonical form, so no keyword is quadratic in the value.
+/// Schemas may come from anywhere (a cloned project's template) and values from a model, so neither is
+/// trusted. Compiling refuses a schema of more than 20,000 subschemas and lists at most 20 unsupported
+/// keywords. Checking reports a limit as a violation rather than crashing, hanging or saying "valid":
+/// `$ref`s followed without moving into the value (64, "schema recursion deeper than 64", which ends
+/// reference cycles), subschemas applied at once (200, which keeps the stack safe), work per check
+/// (2,000,000 steps or 5 seconds, "the schema is too costly to check this value"), and time per
+/// regular expression match (200 ms, and 1 second in all per check: "could not check the pattern …
+/// in time"). At most 100 violations are listed, then "and more violations not listed". uniqueItems,
+/// large enums and JSON equality hash a canonical form, so no keyword is quadratic in the value.
 public struct JSONSchema: Sendable {
     /// The schema as given.
     public let root: JSONValue
     /// Keywords found in the schema that the validator does not check, each with where it was found,
-    /// e.g. `["format at $.properties.email"]`, in document order. Annotation-only keywords (`$schema`,
-    /// `$id`, `$anchor`, `$comment`, `title`, `description`, `default`, `examples`, `deprecated`,
-    /// `readOnly`, `writeOnly`, `content*`) are not listed; `format` is (it is not asserted).
+    /// e.g. `["format at $.properties.email"]`, in document order: at most 20, then "and N more", each
+    /// location cut to about 120 characters. Annotation-only keywords (`$schema`, `$id`, `$anchor`,
+    /// `$comment`, `title`, `description`, `default`, `examples`, `deprecated`, `readOnly`,
+    /// `writeOnly`, `content*`) are not listed; `format` is (it is not asserted).
     public var unsupportedKeywords: [String]
     let program: SchemaProgram
 
     /// Compiles `schema`. Throws for a schema (or subschema) that is neither an object nor a boolean,
     /// a keyword whose value has the wrong form (`"minimum": "5"`, `"type": "integr"`), a `$ref` that
-    /// does not resolve within the document, and an invalid regular expression in `pattern` or
-    /// `patternProperties`.
+    /// does not resolve within the document, an invalid regular expression in `pattern` or
+    /// `patternProperties`, and a schema of more than 20,000 subschemas.
     public init(_ schema: JSONValue) throws(JSONSchemaError) {
         let compiler = JSONSchemaCompiler(document: schema)
         program = try compiler.compile()
@@ -92,8 +100,88 @@ struct SchemaPattern: @unchecked Sendable {
     let regex: NSRegularExpression
     let source: String
 
-    func matches(_ text: String) -> Bool {
-        regex.rangeOfFirstMatch(in: text, range: NSRange(text.startIndex..., in: text)).location != NSNotFound
+    enum Outcome: Equatable {
+        case match
+        case noMatch
+        /// The search was still running at the deadline (a pattern that backtracks exponentially, such
+        /// as `(.*a){12}$` on "aaa…ab").
+        case timedOut
+        /// ICU stopped with an error, which NSRegularExpression otherwise reports as "no match": its
+        /// backtracking stack is limited (8 MB), so `^(\w+\s?)*$` gives up on 1 MB of "a a a …"
+        /// although the text matches.
+        case gaveUp
+    }
+
+    /// Searches `text` anywhere for the pattern, abandoning the search at `deadline` (in
+    /// `DispatchTime` uptime nanoseconds).
+    ///
+    /// `.reportProgress` makes ICU call back at each start position and every few thousand steps of
+    /// one match attempt (as documented; checked on Linux, where a single exponential attempt calls
+    /// back about 6 times a millisecond), which is where the deadline is enforced: setting `stop` there
+    /// ends the search at once. `.reportCompletion` makes the last call carry `.internalError` when
+    /// ICU failed (U_REGEX_STACK_OVERFLOW, or any other error), the only way to tell that apart from
+    /// no match through NSRegularExpression.
+    func search(_ text: String, deadline: UInt64) -> Outcome {
+        var outcome = Outcome.noMatch
+        var calls = 0
+        let range = NSRange(location: 0, length: text.utf16.count)
+        regex.enumerateMatches(in: text, options: [.reportProgress, .reportCompletion], range: range) { result, flags, stop in
+            guard outcome == .noMatch else {
+                stop.pointee = true
+                return
+            }
+            if result != nil {
+                outcome = .match
+                stop.pointee = true
+            } else if flags.contains(.internalError) {
+                outcome = .gaveUp
+                stop.pointee = true
+            } else {
+                // Reading the clock every call would double the cost of scanning a long text.
+                calls &+= 1
+                if calls & 15 == 0, DispatchTime.now().uptimeNanoseconds >= deadline {
+                    outcome = .timedOut
+                    stop.pointee = true
+                }
+            }
+        }
+        return outcome
+    }
+}
+
+/// The values of an `enum`, found in time linear in the checked value rather than in the number of
+/// values: a long list is kept as a set of canonical encodings (see `JSONEquality.canonical`).
+struct SchemaValueSet: Sendable {
+    let values: [JSONValue]
+    private let keys: Set<[UInt8]>?
+    private let longest: Int
+
+    init(_ values: [JSONValue]) {
+        self.values = values
+        guard values.count > 8 else {
+            keys = nil
+            longest = 0
+            return
+        }
+        var keys = Set<[UInt8]>()
+        var longest = 0
+        for value in values {
+            let key = JSONEquality.canonical(value)
+            longest = max(longest, key.count)
+            keys.insert(key)
+        }
+        self.keys = keys
+        self.longest = longest
+    }
+
+    /// Steps comparing an array or object with the values may take (see `SchemaNode.comparisonCost`).
+    var comparisonCost: Int { keys == nil ? values.reduce(0) { $0 + JSONSchemaCompiler.size($1) } : longest / 16 }
+
+    func contains(_ value: JSONValue) -> Bool {
+        guard let keys else { return values.contains { JSONEquality.equal($0, value) } }
+        // A value longer than every allowed one is not among them, however long it is.
+        guard let key = JSONEquality.canonical(value, limit: longest) else { return false }
+        return keys.contains(key)
     }
 }
 
@@ -142,7 +230,7 @@ final class SchemaNode: @unchecked Sendable {
     fileprivate(set) var types: SchemaTypes?
     /// The names in `type`, in the schema's order, for messages.
     fileprivate(set) var typeNames: [String] = []
-    fileprivate(set) var enumValues: [JSONValue]?
+    fileprivate(set) var enumValues: SchemaValueSet?
     fileprivate(set) var constValue: JSONValue?
 
     fileprivate(set) var minimum: Double?
@@ -190,6 +278,11 @@ final class SchemaNode: @unchecked Sendable {
     fileprivate(set) var appliesToMembers = false
     /// Whether any of allOf, anyOf, oneOf, not, if applies.
     fileprivate(set) var appliesInPlace = false
+    /// Whether any keyword reads a whole string (length, pattern, enum, const), for the cost of checking.
+    fileprivate(set) var checksStrings = false
+    /// Steps that comparing an array or object with `const` and `enum` may take: the values compared
+    /// with, in JSON values (a large enum: its longest encoding, in 16-byte units).
+    fileprivate(set) var comparisonCost = 0
 }
 
 // MARK: - Compiling
@@ -510,6 +603,22 @@ final class JSONSchemaCompiler {
         node.appliesInPlace = !node.allOf.isEmpty || !node.anyOf.isEmpty || !node.oneOf.isEmpty || node.not != nil || node.ifSchema != nil
         node.checksStrings = node.minLength != nil || node.maxLength != nil || node.pattern != nil
             || node.enumValues != nil || node.constValue != nil
+        node.comparisonCost = (node.constValue.map(Self.size) ?? 0) + (node.enumValues?.comparisonCost ?? 0)
+    }
+
+    /// How many JSON values `value` holds, itself included (without recursion).
+    static func size(_ value: JSONValue) -> Int {
+        var count = 0
+        var pending = [value]
+        while let next = pending.popLast() {
+            count += 1
+            switch next {
+            case let .array(items): pending.append(contentsOf: items)
+            case let .object(members): pending.append(contentsOf: members.lazy.map(\.1))
+            default: break
+            }
+        }
+        return count
     }
 
     /// The first `maxListedUnsupported` unsupported keywords in document order (a walk of the nodes'

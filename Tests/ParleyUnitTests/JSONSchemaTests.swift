@@ -307,8 +307,29 @@ import Testing
         #expect(list.validate(chain(20)).isEmpty)
         let path = "$" + String(repeating: ".next", count: 19) + ".value"
         #expect(list.validate(chain(20, last: "x")).map(\.description) == ["\(path): \"x\" is not of type integer"])
-        // Each level follows one $ref, so a chain deeper than the limit is refused rather than followed.
-        #expect(list.validate(chain(100)).map(\.message) == ["schema recursion deeper than 64"])
+        // Each level follows one $ref but also moves into the value, so only the depth limit (two
+        // subschemas per level) ends a long chain, not the $ref limit.
+        #expect(list.validate(chain(90)).isEmpty)
+        #expect(list.validate(chain(150)).map(\.message) == ["schema and value nested deeper than \(SchemaEvaluator.maxDepth) levels"])
+    }
+
+    @Test func refsThatFollowTheValueAreNotCountedAsACycle() throws {
+        let nested = try JSONSchema(JSONValue.parse(##"{"items": {"$ref": "#"}}"##))
+        func array(_ depth: Int, _ innermost: JSONValue = []) -> JSONValue {
+            var value = innermost
+            for _ in 0..<depth { value = [value] }
+            return value
+        }
+        #expect(nested.validate(array(65)).isEmpty)
+        #expect(nested.isValid(array(65)))
+        #expect(nested.validate(array(95)).isEmpty)
+        #expect(nested.validate(array(150)).map(\.message) == ["schema and value nested deeper than \(SchemaEvaluator.maxDepth) levels"])
+        let typed = try JSONSchema(JSONValue.parse(##"{"type": "array", "items": {"anyOf": [{"type": "integer"}, {"$ref": "#"}]}}"##))
+        #expect(typed.validate(array(60, 1)).isEmpty)
+        #expect(typed.validate(array(60, "x")).count == 1)
+        // A cycle at one place in the value still ends at the $ref limit, however deep it is found.
+        let cycleBelow = try JSONSchema(JSONValue.parse(##"{"$defs": {"loop": {"$ref": "#/$defs/loop"}}, "items": {"$ref": "#"}, "properties": {"x": {"$ref": "#/$defs/loop"}}}"##))
+        #expect(cycleBelow.validate(array(10, ["x": 1])).map(\.message) == ["schema recursion deeper than 64"])
     }
 
     @Test func refFindsPointersAnchorsAndIDs() throws {
@@ -392,6 +413,14 @@ import Testing
         #expect(SchemaEvaluator.isMultiple(-6, of: 3))
         #expect(!SchemaEvaluator.isMultiple(1e10 + 0.5, of: 1))
         #expect(try violations(["type": "integer", "multipleOf": 0.123456789], 1e308) == ["$: 1e+308 is not a multiple of 0.123456789"])
+        // A quotient that underflows to 0 (or rounds to 0) is no multiple; only 0 itself is.
+        #expect(!SchemaEvaluator.isMultiple(4.9e-324, of: 1e308))
+        #expect(!SchemaEvaluator.isMultiple(-4.9e-324, of: 1e308))
+        #expect(!SchemaEvaluator.isMultiple(1e-323, of: 1))
+        #expect(!SchemaEvaluator.isMultiple(1e-300, of: 1e10))
+        #expect(SchemaEvaluator.isMultiple(0, of: 1e308))
+        #expect(SchemaEvaluator.isMultiple(1e-300, of: 1e-300))
+        #expect(try violations(["multipleOf": 1e308], 4.9e-324) == ["$: 5e-324 is not a multiple of 1e+308"])
     }
 
     @Test func equalityIsJSONEquality() {
@@ -481,6 +510,200 @@ import Testing
             return await group.reduce(0, +)
         }
         #expect(results == 4)  // 12, 15, 18, 21
+    }
+
+    // MARK: - Hostile schemas and values
+
+    @Test func patternThatBacktracksForeverIsReportedNotRun() throws {
+        let schema = try JSONSchema(JSONValue.parse(#"{"properties": {"s": {"pattern": "(.*a){12}$"}}}"#))
+        let value: JSONValue = ["s": .string(String(repeating: "a", count: 60) + "b")]
+        let start = ContinuousClock.now
+        // Never "does not match" (the search did not finish), never valid.
+        #expect(schema.validate(value).map(\.description) == [#"$.s: could not check the pattern "(.*a){12}$" in time"#])
+        #expect(ContinuousClock.now - start < .seconds(2))
+        #expect(schema.validate(["s": "aaab"]).map(\.description) == [#"$.s: "aaab" does not match the pattern "(.*a){12}$""#])
+
+        // The same with a short deadline, where the answer must not be "valid": isValid, inside not,
+        // as an if condition, in oneOf, and matching property names.
+        func quick(_ schema: String, _ value: JSONValue) throws -> (violations: [String], valid: Bool) {
+            let program = try JSONSchema(JSONValue.parse(schema)).program
+            return (SchemaEvaluator(program, patternNanoseconds: 5_000_000).violations(of: value).map(\.description),
+                    SchemaEvaluator(program, patternNanoseconds: 5_000_000).isValid(value))
+        }
+        let evil = String(repeating: "a", count: 60) + "b"
+        let notEvil = try quick(#"{"not": {"pattern": "(.*a){12}$"}}"#, .string(evil))
+        #expect(notEvil.violations == [#"$: could not check the pattern "(.*a){12}$" in time"#])
+        #expect(!notEvil.valid)
+        #expect(try !quick(#"{"if": {"pattern": "(.*a){12}$"}, "else": true, "then": false}"#, .string(evil)).valid)
+        #expect(try !quick(#"{"oneOf": [{"pattern": "(.*a){12}$"}, {"type": "string"}]}"#, .string(evil)).valid)
+        let names = try quick(#"{"patternProperties": {"(.*a){12}$": {"type": "integer"}}, "additionalProperties": true}"#, .object([(evil, .string("x"))]))
+        #expect(names.violations == [#"$: could not check the property name "# + SchemaText.quoted(evil) + #" against the pattern "(.*a){12}$" in time"#])
+        #expect(!names.valid)
+        // Once the budget for all searches of a check is spent, the next search is not even started.
+        let program = try JSONSchema(["pattern": "^a"]).program
+        #expect(SchemaEvaluator(program, patternBudgetNanoseconds: 0).violations(of: "abc").map(\.description)
+            == [#"$: could not check the pattern "^a" in time"#])
+    }
+
+    @Test func patternTheEngineGivesUpOnIsReportedNotFailed() throws {
+        // ICU's backtracking stack is limited: on a long value it stops and NSRegularExpression would
+        // say "no match", although the text matches.
+        let schema = try JSONSchema(JSONValue.parse(#"{"pattern": "^(\\w+\\s?)*$"}"#))
+        #expect(schema.isValid(.string(String(repeating: "a ", count: 1_000))))
+        let long = JSONValue.string(String(repeating: "a ", count: 500_000))
+        #expect(schema.validate(long).map(\.description)
+            == [#"$: could not check the pattern "^(\\w+\\s?)*$": the regular expression engine gave up on this value"#])
+        #expect(!schema.isValid(long))
+    }
+
+    /// d0 … dN, each d(i) = allOf of two $refs to d(i+1): 2^N applications without a budget.
+    func fanOut(_ levels: Int, leaf: JSONValue) throws -> JSONSchema {
+        var defs: [(String, JSONValue)] = (0..<levels).map { i in
+            ("d\(i)", ["allOf": [["$ref": .string("#/$defs/d\(i + 1)")], ["$ref": .string("#/$defs/d\(i + 1)")]]])
+        }
+        defs.append(("d\(levels)", leaf))
+        return try JSONSchema(.object([("$defs", .object(defs)), ("$ref", "#/$defs/d0")]))
+    }
+
+    @Test func refFanOutStopsAtTheStepBudget() throws {
+        let schema = try fanOut(30, leaf: ["type": "object"])
+        let cheap = SchemaEvaluator(schema.program, maxSteps: 100_000)
+        #expect(cheap.violations(of: ["a": 1]).map(\.description) == ["$: the schema is too costly to check this value (more than 100000 steps)"])
+        #expect(!SchemaEvaluator(schema.program, maxSteps: 100_000).isValid(["a": 1]))
+        // With the real budget: reading a long string counts too, so this stops in a fraction of the time.
+        let strings = try fanOut(30, leaf: ["minLength": 1])
+        let start = ContinuousClock.now
+        #expect(strings.validate(.string(String(repeating: "a", count: 1 << 20))).map(\.description)
+            == ["$: the schema is too costly to check this value (more than \(SchemaEvaluator.maxSteps) steps)"])
+        #expect(ContinuousClock.now - start < .seconds(5))
+        // A few levels fit in the budget and are checked in full.
+        #expect(try fanOut(6, leaf: ["type": "object"]).validate(["a": 1]).isEmpty)
+        #expect(try fanOut(6, leaf: ["type": "object"]).validate(1) == Array(repeating: JSONSchemaViolation(path: "$", message: "1 is not of type object"), count: 64))
+    }
+
+    @Test func violationsStopAtAHundred() throws {
+        let strings = try JSONSchema(["type": "array", "items": ["type": "string"]])
+        let ones = JSONValue.array(Array(repeating: 1, count: 50_000))
+        let found = strings.validate(ones).map(\.description)
+        #expect(found.count == SchemaEvaluator.maxViolations + 1)
+        #expect(found.first == "$[0]: 1 is not of type string")
+        #expect(found[99] == "$[99]: 1 is not of type string")
+        #expect(found.last == "$: and more violations not listed")
+        #expect(strings.validate(.array(Array(repeating: 1, count: 100))).count == 100)
+        #expect(strings.validate(.array(Array(repeating: 1, count: 101))).last == JSONSchemaViolation(path: "$", message: "and more violations not listed"))
+
+        // Messages name a few of a long list without rendering the rest.
+        let allowed = JSONValue.array((0..<1_000).map { .string("value\($0)") })
+        let enumSchema = try JSONSchema(["items": ["enum": allowed]])
+        let reply = JSONValue.array((0..<10_000).map { .string("other\($0)") })
+        let enumFound = enumSchema.validate(reply)
+        #expect(enumFound.count == 101)
+        #expect(enumFound[0].message == #""other0" is not one of the allowed values "value0", "value1", "value2", "value3", "value4", "value5", "value6", "value7", "value8", "value9", "value10", "value11", … (988 more)"#)
+        // A long enum is a set: every value of a large valid reply is found quickly.
+        #expect(enumSchema.validate(.array((0..<10_000).map { .string("value\($0 % 1_000)") })).isEmpty)
+        #expect(enumSchema.isValid(.array([.string("value999")])))
+        #expect(!enumSchema.isValid(.array([.string("value1000")])))
+
+        let properties = JSONValue.object((0..<5_000).map { ("p\($0)", ["type": "integer"]) })
+        let closed = try JSONSchema(["properties": properties, "additionalProperties": false])
+        let extra = closed.validate(.object((0..<5_000).map { ("x\($0)", 1) }))
+        #expect(extra.count == 101)
+        #expect(extra[0].description == #"$: unexpected property "x0" (allowed: "p0", "p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8", "p9", … (4990 more))"#)
+
+        // Inside an alternative only the first violation is shown, with how many more there were.
+        let alternatives = try JSONSchema(["anyOf": [["items": ["type": "string"]], ["type": "string"]]])
+        #expect(alternatives.validate(.array(Array(repeating: 1, count: 5))).map(\.message)
+            == ["[1,1,1,1,1] does not match any of the anyOf alternatives: (1) $[0]: 1 is not of type string (and 4 more); (2) $: [1,1,1,1,1] is not of type string"])
+        #expect(alternatives.validate(.array(Array(repeating: 1, count: 500))).first?.message.contains("(1) $[0]: 1 is not of type string (and at least 10 more); (2)") == true)
+        // A long key is cut in paths rather than repeated whole in every violation below it.
+        let longKey = String(repeating: "k", count: 100_000)
+        let pairs: JSONValue = [1, 1]
+        let underLongKey = try JSONSchema(["additionalProperties": ["items": ["type": "string"]]]).validate(.object([(longKey, pairs)]))
+        let shownKey = "$[\"" + String(repeating: "k", count: 59) + "…\"]"
+        #expect(underLongKey.map(\.path) == [shownKey + "[0]", shownKey + "[1]"])
+        let several = try JSONSchema(.object([("oneOf", .array(Array(repeating: ["type": "integer"], count: 20)))]))
+        #expect(several.validate(1).map(\.message) == ["1 matches more than one of the oneOf alternatives (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 and 8 more) but must match exactly one"])
+    }
+
+    @Test func schemasWithTooManySubschemasAreRefused() throws {
+        func error(_ schema: JSONValue) -> String? {
+            do {
+                _ = try JSONSchema(schema)
+                return nil
+            } catch {
+                return error.description
+            }
+        }
+        let tooMany = "the schema has more than \(JSONSchemaCompiler.maxNodes) subschemas"
+        #expect(error(["prefixItems": .array(Array(repeating: true, count: 20_000))]) == tooMany)
+        #expect(error(["prefixItems": .array(Array(repeating: true, count: 19_998))]) == nil)
+        #expect(error(.object([("properties", .object((0..<60_000).map { ("p\($0)", ["type": "string"]) }))])) == tooMany)
+        // A deep schema costs the same per subschema as a shallow one (locations share their prefixes).
+        var deep: JSONValue = ["prefixItems": .array(Array(repeating: true, count: 19_000))]
+        for _ in 0..<505 { deep = ["items": deep] }
+        let start = ContinuousClock.now
+        let compiled = try JSONSchema(deep)
+        #expect(ContinuousClock.now - start < .seconds(2))
+        var value: JSONValue = [1, 2]
+        for _ in 0..<50 { value = [value] }
+        #expect(compiled.isValid(value))
+        // Errors deep down still say where.
+        var bad: JSONValue = ["minimum": "x"]
+        for _ in 0..<3 { bad = ["items": bad] }
+        #expect(error(bad) == #"minimum at $.items.items.items must be a number, not "x""#)
+    }
+
+    @Test func unsupportedKeywordsAreListedBriefly() throws {
+        let many = try JSONSchema(.object([("properties", .object((0..<30).map { ("p\($0)", ["format": "email"]) }))]))
+        #expect(many.unsupportedKeywords.count == JSONSchemaCompiler.maxListedUnsupported + 1)
+        #expect(many.unsupportedKeywords.first == "format at $.properties.p0")
+        #expect(many.unsupportedKeywords[19] == "format at $.properties.p19")
+        #expect(many.unsupportedKeywords.last == "and 10 more")
+
+        var deep: JSONValue = ["format": "date"]
+        for _ in 0..<500 { deep = ["items": deep] }
+        let deepSchema = try JSONSchema(.object([("unevaluatedItems", false), ("allOf", [deep])]))
+        #expect(deepSchema.unsupportedKeywords.count == 2)
+        #expect(deepSchema.unsupportedKeywords[0] == "unevaluatedItems at $")
+        let entry = deepSchema.unsupportedKeywords[1]
+        #expect(entry.hasPrefix("format at $.allOf[0].items.items"))
+        #expect(entry.hasSuffix(".items.items"))
+        #expect(entry.contains("…"))
+        #expect(entry.count <= "format at ".count + JSONSchemaCompiler.maxListedPathLength)
+    }
+
+    @Test func deepChecksFitA512KBStack() throws {
+        // Stacks of secondary threads can be this small (macOS); unoptimised frames are the largest.
+        var chain: JSONValue = 1
+        for _ in 0..<300 { chain = [chain] }
+        var nested: JSONValue = [chain, chain]
+        for _ in 0..<90 { nested = [nested] }
+        var alternatives: JSONValue = ["type": "integer"]
+        for i in 0..<300 {
+            alternatives = i % 2 == 0 ? ["anyOf": [["type": "string"], alternatives]] : ["oneOf": [alternatives, ["type": "string"]], "propertyNames": ["pattern": "^a"]]
+        }
+        let cases: [(JSONSchema, JSONValue)] = [
+            (try JSONSchema(JSONValue.parse(##"{"anyOf": [{"type": "integer"}, {"items": {"$ref": "#"}, "not": {"$ref": "#/$defs/x"}}], "$defs": {"x": {"oneOf": [{"$ref": "#"}, {"const": 1}]}}}"##)), chain),
+            (try JSONSchema(JSONValue.parse(##"{"items": {"$ref": "#"}, "uniqueItems": true, "const": [[[1]]], "enum": [1, 2, 3, 4, 5, 6, 7, 8, 9, [[[[1]]]]]}"##)), nested),
+            (try JSONSchema(alternatives), 1.5),
+        ]
+        let done = DispatchSemaphore(value: 0)
+        let counts = Counts()
+        let thread = Thread {
+            for (schema, value) in cases { counts.add(schema.validate(value).count) }
+            done.signal()
+        }
+        thread.stackSize = 512 << 10
+        thread.start()
+        done.wait()
+        #expect(counts.total > 0)
+    }
+
+    final class Counts: @unchecked Sendable {
+        private let lock = NSLock()
+        private var sum = 0
+        func add(_ n: Int) { lock.withLock { sum += n } }
+        var total: Int { lock.withLock { sum } }
     }
 
     // MARK: - Own groups in the suite's format

@@ -360,7 +360,8 @@ public final class ChatApp: @unchecked Sendable {
         }
     }
 
-    func setSchema(_ argument: String) {
+    /// `/schema`; a template's schema names files beside the template only (`baseDirectory`).
+    func setSchema(_ argument: String, baseDirectory: URL? = nil) {
         switch argument {
         case "":
             dispatch([.showNote(structuredSpec.map { "schema: \($0) (/schema off stops it)" } ?? "no schema: /schema SPEC asks for JSON (JSON Schema, a file, or fields like `name, age int`)")])
@@ -370,7 +371,7 @@ public final class ChatApp: @unchecked Sendable {
             dispatch([.showNote("schema off: answers are text again")])
         default:
             do {
-                structured = try StructuredOutput(spec: argument)
+                structured = try StructuredOutput(spec: argument, baseDirectory: baseDirectory)
                 structuredSpec = argument
                 var note = "schema set: every answer is asked for as JSON and checked"
                 if let unchecked = structured?.unchecked, !unchecked.isEmpty { note += "; not checked: " + unchecked.joined(separator: ", ") }
@@ -404,7 +405,7 @@ public final class ChatApp: @unchecked Sendable {
             }
             let rendered = try template.render(values: values, input: nil)
             if let model = template.model { switchModel(model) }
-            if let spec = template.schema { setSchema(spec) }
+            if let spec = template.schema { setSchema(spec, baseDirectory: template.file.deletingLastPathComponent()) }
             var sanitizer = TerminalSanitizer()
             let draft = sanitizer.sanitize(rendered.prompt ?? "")
             dispatch([.templateApplied(name: name, system: rendered.system, examples: rendered.examples, draft: draft)])

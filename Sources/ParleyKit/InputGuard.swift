@@ -377,7 +377,7 @@ extension ChatEngine {
     /// The most prompt tokens `ref` is sent: `[guard] max_input_tokens`, else its window after the output limit.
     public func inputLimit(_ request: ChatRequest, ref: ModelRef) -> Int? {
         if let limit = config.inputGuard.maxInputTokens { return limit }
-        guard let window = config.pricing(for: ref)?.contextWindow else { return nil }
+        guard let window = config.contextWindow(for: ref) else { return nil }
         return max(0, window - outputReserve(request, ref: ref))
     }
 

@@ -132,6 +132,13 @@ extension ParleyConfig {
     }
 }
 
+extension ParleyConfig {
+    /// A model's context window: `context_window` from the config even without a price, else the catalog's.
+    public func contextWindow(for ref: ModelRef) -> Int? {
+        models[ref]?.pricing.contextWindow ?? pricing(for: ref)?.contextWindow
+    }
+}
+
 /// Money as the screen and reports show it: cents for large sums, more digits for small ones.
 public func formatDollars(_ amount: Double?) -> String {
     guard let amount, amount.isFinite else { return "?" }

@@ -146,7 +146,7 @@ extension ChatEngine {
     /// writes into whatever room is left.
     public func outputReserve(_ request: ChatRequest, ref: ModelRef) -> Int {
         if let limit = request.maxTokens ?? config.endpoint(for: ref, environment: environment).defaultMaxTokens { return limit }
-        let window = config.pricing(for: ref)?.contextWindow ?? 4096
+        let window = config.contextWindow(for: ref) ?? 4096
         return min(1024, window / 4)
     }
 
@@ -156,7 +156,7 @@ extension ChatEngine {
         var sized = request
         sized.model = ref.model
         let output = outputReserve(sized, ref: ref)
-        if let window = pricing?.contextWindow, facts.promptTokens + output > window {
+        if let window = config.contextWindow(for: ref), facts.promptTokens + output > window {
             return "its context window of \(window) tokens is too small for about \(facts.promptTokens) prompt tokens plus \(output) output"
         }
         if facts.hasTools, !config.supportsTools(ref) {

@@ -319,6 +319,16 @@ public final class ChatApp: @unchecked Sendable {
                     return
                 }
             }
+            // [guard] on_oversize: a conversation too large for the model is refused before anything is
+            // sent, or its oldest messages are left out of what is sent (the session keeps them all).
+            do {
+                let fitted = try engine.fitInput(request, ref: model, allowTruncate: engine.config.inputGuard.onOversize == .truncate)
+                request = fitted.request
+                if fitted.dropped > 0 { queue.post(.showNote("guard: the \(fitted.dropped) oldest messages are not sent, to fit \(model)")) }
+            } catch {
+                queue.post(.engine(.failed(describe(error))), turn: turn)
+                return
+            }
             queue.post(.engine(.waiting), turn: turn)
             var result: TurnResult?
             let outcome = await RecordedTurn.run(engine: engine, recorder: recorder, userText: userText, request: request, model: model,

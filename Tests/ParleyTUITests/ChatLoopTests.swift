@@ -43,12 +43,12 @@ final class RecordingScreen: Screen, @unchecked Sendable {
         private let finished = LockedFlag()
         let directory: URL
 
-        init(baseURL: String, templates: [String: String] = [:]) throws {
+        init(baseURL: String, templates: [String: String] = [:], extraConfig: String = "") throws {
             directory = FileManager.default.temporaryDirectory.appendingPathComponent("parley-loop-\(UUID().uuidString)")
             let templateDirectory = directory.appendingPathComponent("config/templates")
             try FileManager.default.createDirectory(at: templateDirectory, withIntermediateDirectories: true)
             for (name, text) in templates { try text.write(to: templateDirectory.appendingPathComponent("\(name).toml"), atomically: true, encoding: .utf8) }
-            let config = try ParleyConfig.parse("[providers.fake]\nbase_url = \"\(baseURL)\"\nmodels = [\"m\"]\n", file: "test.toml")
+            let config = try ParleyConfig.parse("[providers.fake]\nbase_url = \"\(baseURL)\"\nmodels = [\"m\"]\n" + extraConfig, file: "test.toml")
             let paths = ParleyPaths(configDirectory: directory.appendingPathComponent("config"), dataDirectory: directory.appendingPathComponent("data"),
                                     runtimeDirectory: directory.appendingPathComponent("runtime"))
             let engine = ChatEngine(config: config, paths: paths, environment: [:])
@@ -210,6 +210,21 @@ final class RecordingScreen: Screen, @unchecked Sendable {
         #expect(messages.map { $0["role"]?.string ?? "" } == ["system", "user", "assistant", "user"])
         #expect(messages[0]["content"]?.string == "You review Swift.")
         #expect(messages[3]["content"]?.string == "Review this Swift code: let x = 1")
+        #expect(await driver.quit())
+        await server.shutdown()
+    }
+}
+
+/// Issue 17 on the screen: a conversation too large for the model is refused before anything is sent.
+@Suite(.serialized) struct OversizeScreenTests {
+    @Test func anOversizedMessageIsRefusedWithNothingSent() async throws {
+        let server = try await ScriptedHTTPServer { _ in StructuredScreenTests.reply("never") }
+        let driver = try ChatLoopTests.Driver(baseURL: server.baseURL + "/v1", extraConfig: "[models.\"fake:m\"]\ncontext_window = 300\n")
+        await driver.wait(for: "type a message")
+        driver.type(String(repeating: "a long line of words to fill the window ", count: 60) + "\r")
+        let refused = await driver.wait(for: "nothing was sent")
+        #expect(refused.contains("guard: this request is about"), "\(refused)")
+        #expect(server.requestCount == 0)
         #expect(await driver.quit())
         await server.shutdown()
     }

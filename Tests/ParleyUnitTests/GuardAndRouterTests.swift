@@ -274,6 +274,25 @@ import ParleyCore
         #expect(decision.rule == "tiny")
     }
 
+    @Test func oversizedInputIsRefusedOrTrimmedFromTheOldest() throws {
+        let engine = try Self.engine()
+        let ref = try engine.config.resolve("cheap:small")
+        let turn = String(repeating: "word ", count: 300)
+        let request = ChatRequest(model: "small", system: "Be brief.",
+                                  messages: (0..<12).flatMap { [ChatMessage.user("\($0) " + turn), .assistant("ok \($0)")] } + [.user("newest")], maxTokens: 200)
+        #expect(engine.inputLimit(request, ref: ref) == 1800, "the window (2000) minus the output limit (200)")
+        #expect(throws: OversizeRefusal.self) { try engine.fitInput(request, ref: ref, allowTruncate: false) }
+        let (fitted, dropped) = try engine.fitInput(request, ref: ref, allowTruncate: true)
+        #expect(dropped > 0)
+        #expect(TokenEstimator.estimate(fitted) <= 1800)
+        #expect(fitted.system == "Be brief.")
+        #expect(fitted.messages.last?.content == "newest")
+        #expect(fitted.messages.first?.content.hasPrefix("\(dropped / 2)") == true || dropped % 2 == 1, "the oldest go first")
+        // A newest message that alone is too large cannot be trimmed to fit.
+        let alone = ChatRequest(model: "small", messages: [.user(String(repeating: "word ", count: 3000))], maxTokens: 200)
+        #expect(throws: OversizeRefusal.self) { try engine.fitInput(alone, ref: ref, allowTruncate: true) }
+    }
+
     @Test func rulesAreCheckedWhenTheConfigLoads() {
         #expect(throws: ConfigError(file: "c.toml", line: 3, message: "router.rules[1].model: unknown model 'nosuch'; name it as provider:model (for example openai:gpt-4o-mini or local); `parley models` lists what is configured")) {
             try ParleyConfig.parse("[[router.rules]]\nname = \"x\"\nmodel = \"nosuch\"\n", file: "c.toml")

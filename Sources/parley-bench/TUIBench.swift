@@ -114,6 +114,7 @@ func tuiBenchmark(tokens: Int) async throws {
     defer {
         tmux.run(["kill-server"])
         try? FileManager.default.removeItem(at: home)
+        try? FileManager.default.removeItem(atPath: tmux.socket)
     }
     tmux.startShell(home: home)
 

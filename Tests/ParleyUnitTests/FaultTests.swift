@@ -25,6 +25,8 @@ final class Rig: Sendable {
                             provider: ChatClient(sleep: { seconds in delays.append(seconds) }, random: { 0 }))
     }
 
+    deinit { try? FileManager.default.removeItem(at: directory) }
+
     static func provider(_ name: String, _ server: FaultServer, extra: String = "") -> String {
         """
         [providers.\(name)]

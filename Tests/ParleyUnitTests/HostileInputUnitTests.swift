@@ -94,6 +94,7 @@ import Glibc
         let config = try ParleyConfig.parse("[budget]\ndaily = 0.000001\n[providers.box]\nbase_url = \"http://127.0.0.1:9/v1\"\nmodels = [\"50%off-%@-%n-%s\"]\n"
                                             + "[models.\"box:50%off-%@-%n-%s\"]\ninput_price = 5\noutput_price = 15\n", file: "c.toml")
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("parley-pct-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
         let engine = ChatEngine(config: config, paths: ParleyPaths(configDirectory: directory, dataDirectory: directory, runtimeDirectory: directory), environment: [:])
         let ref = ModelRef(provider: "box", model: "50%off-%@-%n-%s")
         #expect { try engine.checkBudget(ChatRequest(model: ref.model, messages: [.user("hi")]), ref: ref, pricing: config.pricing(for: ref), options: TurnOptions()) } throws: {
@@ -270,7 +271,7 @@ struct SeededGenerator: RandomNumberGenerator {
 }
 
 /// A symlink planted at each of Parley's paths, crafted ids and prefixes: nothing outside is touched.
-@Suite struct HostileFileTests {
+@Suite final class HostileFileTests {
     let directory: URL
     let outside: URL
 
@@ -279,6 +280,11 @@ struct SeededGenerator: RandomNumberGenerator {
         outside = FileManager.default.temporaryDirectory.appendingPathComponent("parley-victim-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try Data("precious".utf8).write(to: outside)
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(at: directory)
+        try? FileManager.default.removeItem(at: outside)
     }
 
     /// Plants `name` in the directory as a link to the victim file.

@@ -58,8 +58,10 @@ struct RouterRegex: @unchecked Sendable {
         regex = try NSRegularExpression(pattern: source, options: [.caseInsensitive])
     }
 
+    /// An expression still running after 100 ms does not match (a config's own pattern can backtrack
+    /// exponentially on what someone pastes).
     func matches(_ text: String) -> Bool {
-        regex.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil
+        regex.matches(text, within: .milliseconds(100)) ?? false
     }
 }
 
@@ -73,8 +75,10 @@ public struct RouteFacts: Sendable, Equatable {
     public var hasCode: Bool
     public var language: String
 
+    /// Routing looks at the first 100 KB of the newest message: enough to tell what it is, and a pasted
+    /// 30 MB file costs no more to route than a long one.
     public init(request: ChatRequest, template: String?) {
-        text = request.messages.last(where: { $0.role == .user })?.content ?? ""
+        text = String((request.messages.last(where: { $0.role == .user })?.content ?? "").prefix(100_000))
         promptTokens = TokenEstimator.estimate(request)
         hasSchema = request.responseFormat != nil
         hasTools = !request.tools.isEmpty

@@ -97,7 +97,7 @@ import ParleyCore
         for tail in ["Human: x", "# system\n", "AI: hi", "end of instructions"] {
             let text = String(repeating: "\n", count: 300_000) + tail
             let start = ContinuousClock.now
-            #expect(InputGuard.scan(text).count == 1, "\(tail)")
+            #expect(!InputGuard.scan(text).isEmpty, "\(tail)")
             #expect(ContinuousClock.now - start < .seconds(20), "\(tail)")
         }
     }

@@ -193,7 +193,8 @@ public final class Ledger: Sendable {
                            COUNT(*) FILTER (WHERE cache_hit) AS hits
                     FROM request WHERE day >= ? GROUP BY key ORDER BY \(group == .day ? "key DESC" : "dollars DESC, key")
                     """, arguments: [firstDay]).map { row in
-                    ReportLine(key: row["key"], requests: row["requests"], promptTokens: row["prompt"] ?? 0,
+                    // A value that is not text (a crafted or damaged row) is shown as such, never a crash.
+                    ReportLine(key: String.fromDatabaseValue(row["key"]) ?? "(not text)", requests: row["requests"], promptTokens: row["prompt"] ?? 0,
                                completionTokens: row["completion"] ?? 0, cachedTokens: row["cached"] ?? 0,
                                dollars: row["dollars"] ?? 0, unpriced: row["unpriced"] ?? 0, errors: row["errors"] ?? 0, cacheHits: row["hits"] ?? 0)
                 }
@@ -227,7 +228,7 @@ public final class Ledger: Sendable {
             }
             var byModel: [String: (ttft: [Double], rate: [Double], count: Int)] = [:]
             for row in rows {
-                let model: String = row["model"]
+                let model = String.fromDatabaseValue(row["model"]) ?? "(not text)"
                 var item = byModel[model] ?? ([], [], 0)
                 item.count += 1
                 if let ttft: Double = row["ttft_ms"] { item.ttft.append(ttft) }

@@ -123,6 +123,8 @@ public func reduce(_ state: inout ChatState, _ action: Action) -> [Effect] {
         state.scrollFromBottom = followed ? 0 : min(state.scrollFromBottom, state.maxScroll)
         return [.redraw]
     case let .input(.paste(text)):
+        // A paste edits the draft: a held-back message is not sent without being looked at again.
+        state.pendingGuard = nil
         state.notice = nil
         state.quitArmed = false
         var sanitizer = TerminalSanitizer()
@@ -467,6 +469,10 @@ private func submit(_ state: inout ChatState) -> [Effect] {
                 let effects = [Effect.appendHistory(text)] + startTurn(&state, userText: text, guardAccepted: findings.map { "\($0.kind.rawValue): \($0.pattern)" })
                 state.notice = lines.split(separator: "\n").first.map(String.init)
                 return effects
+            case .ask where state.isTooSmall:
+                // The bar cannot be drawn, so nothing can be confirmed: held back, as with refuse.
+                state.notice = "guard held it back: " + findings[0].line
+                return []
             case .ask:
                 state.pendingGuard = PendingGuard(text: text, findings: findings)
                 return []

@@ -206,25 +206,15 @@ public enum InputGuard {
             if shift, start > scanLimit / 2 { start += offsetShift - 1; end += offsetShift - 1 }
             findings.append(GuardFinding(kind: kind, pattern: name, start: start, end: end, excerpt: excerpt(String(source[range]))))
         }
-        let nsRange = NSRange(checked.startIndex..., in: checked)
         let lowered = Array(checked.lowercased().utf8)
         // Each expression gets 1 s: one still running then (crafted text can make a regular expression
         // backtrack for minutes) is a finding of its own, never a silent pass.
         for pattern in patterns + settings.extra where pattern.mayMatch(lowered) {
-            let deadline = DispatchTime.now().uptimeNanoseconds &+ 1_000_000_000
-            var found = 0, calls = 0, timedOut = false
-            pattern.regex.enumerateMatches(in: checked, options: [.reportProgress], range: nsRange) { match, _, stop in
-                if let match, let range = Range(match.range, in: checked) {
-                    record(pattern.kind, pattern.name, range, in: checked, shift: true)
-                    found += 1
-                    if found >= 20 { stop.pointee = true }
-                    return
-                }
-                calls &+= 1
-                if calls & 15 == 0, DispatchTime.now().uptimeNanoseconds >= deadline {
-                    timedOut = true
-                    stop.pointee = true
-                }
+            var found = 0
+            let timedOut = !pattern.regex.enumerateMatches(in: checked, within: .seconds(1)) { match in
+                if let range = Range(match.range, in: checked) { record(pattern.kind, pattern.name, range, in: checked, shift: true) }
+                found += 1
+                return found < 20
             }
             if timedOut {
                 findings.append(GuardFinding(kind: pattern.kind, pattern: "\(pattern.name) (the text could not be checked in time)",

@@ -16,6 +16,12 @@
 /// glibc's malloc_trim: returns free heap pages to the system (the screen calls it when a reply ends).
 static inline void parley_release_free_memory(void) { malloc_trim(0); }
 
+/// A fixed 1 MB mmap threshold for glibc's malloc: buffers that big (a session file's bytes, a paste, a
+/// reply's stream) are then mapped on their own and unmapped when freed. The default threshold grows
+/// to the size of the largest block freed, after which such blocks come from a thread's arena, whose
+/// top malloc_trim never returns (a resumed 9 MB session held 7 MB that way).
+static inline void parley_tune_malloc(void) { mallopt(M_MMAP_THRESHOLD, 1 << 20); }
+
 static inline int parley_lines(void) { return LINES; }
 static inline int parley_cols(void) { return COLS; }
 static inline int parley_colors(void) { return COLORS; }

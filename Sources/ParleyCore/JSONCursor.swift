@@ -6,8 +6,11 @@ import Foundation
 public struct JSONCursor {
     private var parser: JSONByteParser
 
-    public init(_ bytes: UnsafeBufferPointer<UInt8>) {
+    /// `strict`: a `\u` escape of a lone surrogate fails the walk instead of becoming U+FFFD (check
+    /// the bytes with `UTF8Validation` too, for all of JSONDecoder's strictness).
+    public init(_ bytes: UnsafeBufferPointer<UInt8>, strict: Bool = false) {
         parser = JSONByteParser(bytes: bytes)
+        parser.strict = strict
         parser.skipWhitespace()
     }
 
@@ -72,6 +75,50 @@ public struct JSONCursor {
     public mutating func readString() -> String? {
         guard parser.index < parser.bytes.count, parser.bytes[parser.index] == UInt8(ascii: "\"") else { return nil }
         do { return try parser.parseString() } catch { failed = true; return nil }
+    }
+
+    /// The raw bytes of a string value without escapes or control characters (a time, an enum's name),
+    /// consumed; nil, with nothing consumed, for any other value.
+    public mutating func readPlainString() -> UnsafeBufferPointer<UInt8>? {
+        let bytes = parser.bytes
+        guard parser.index < bytes.count, bytes[parser.index] == UInt8(ascii: "\"") else { return nil }
+        var end = parser.index + 1
+        while end < bytes.count {
+            let byte = bytes[end]
+            if byte == UInt8(ascii: "\"") {
+                let text = UnsafeBufferPointer(rebasing: bytes[(parser.index + 1)..<end])
+                parser.index = end + 1
+                return text
+            }
+            if byte == UInt8(ascii: "\\") || byte < 0x20 { return nil }
+            end += 1
+        }
+        return nil
+    }
+
+    /// Reads a number; nil if the value is not one.
+    public mutating func readNumber() -> Double? {
+        guard parser.index < parser.bytes.count else { return nil }
+        let byte = parser.bytes[parser.index]
+        guard byte == UInt8(ascii: "-") || (byte >= 0x30 && byte <= 0x39) else { return nil }
+        do { return try parser.parseNumber() } catch { failed = true; return nil }
+    }
+
+    /// Reads `true` or `false`; nil if the value is something else (nothing consumed).
+    public mutating func readBool() -> Bool? {
+        guard parser.index < parser.bytes.count else { return nil }
+        do {
+            switch parser.bytes[parser.index] {
+            case UInt8(ascii: "t"): try parser.expectLiteral("true"); return true
+            case UInt8(ascii: "f"): try parser.expectLiteral("false"); return false
+            default: return nil
+            }
+        } catch { failed = true; return nil }
+    }
+
+    /// Builds whatever value is here, for the rare parts of a known shape.
+    public mutating func readValue() -> JSONValue? {
+        do { return try parser.parseValue(depth: 1) } catch { failed = true; return nil }
     }
 
     /// Consumes `null`; false if the value is something else (nothing consumed).

@@ -65,6 +65,10 @@ public struct JSONKeySet: Sendable {
 struct JSONByteParser {
     let bytes: UnsafeBufferPointer<UInt8>
     let keys: JSONKeySet?
+    /// A `\u` escape of a lone surrogate is an error instead of becoming U+FFFD (for files, where a
+    /// damaged text must be reported, not rewritten on the next save; the caller checks the bytes are
+    /// UTF-8 with `UTF8Validation`).
+    var strict = false
     var index = 0
     static let maxDepth = 512
 
@@ -224,15 +228,29 @@ struct JSONByteParser {
             if byte < 0x20 { throw error("control character in string") }
             index += 1
         }
-        var out = [UInt8](UnsafeBufferPointer(rebasing: bytes[start..<index]))
+        // With escapes: the decoded text is never longer than the source, so reserve that once, and
+        // copy each run between escapes whole (byte-at-a-time appends were most of a session's decode).
+        var end = index
+        do {
+            var probe = self
+            probe.index = start - 1
+            try probe.skipString()
+            end = probe.index
+        }
+        var out = [UInt8]()
+        out.reserveCapacity(end - start)
+        out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<index]))
         while index < bytes.count {
+            var run = index
+            while run < bytes.count, bytes[run] != UInt8(ascii: "\"") && bytes[run] != UInt8(ascii: "\\") && bytes[run] >= 0x20 { run += 1 }
+            if run > index { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[index..<run])); index = run }
+            guard index < bytes.count else { break }
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
                 index += 1
                 return String(decoding: out, as: UTF8.self)
             }
             if byte < 0x20 { throw error("control character in string") }
-            if byte != UInt8(ascii: "\\") { out.append(byte); index += 1; continue }
             index += 1
             guard index < bytes.count else { break }
             let escape = bytes[index]
@@ -256,13 +274,16 @@ struct JSONByteParser {
                         if (0xDC00..<0xE000).contains(low) {
                             scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
                         } else {
+                            if strict { throw error("a lone surrogate escape") }
                             appendScalar(0xFFFD, to: &out)
                             scalar = low
                         }
                     } else {
+                        if strict { throw error("a lone surrogate escape") }
                         scalar = 0xFFFD
                     }
                 } else if (0xDC00..<0xE000).contains(scalar) {
+                    if strict { throw error("a lone surrogate escape") }
                     scalar = 0xFFFD
                 }
                 appendScalar(scalar, to: &out)

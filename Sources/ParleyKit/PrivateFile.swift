@@ -59,6 +59,22 @@ public enum PrivateFile {
         }
         defer { close(fd) }
         var data = Data()
+        // A regular file is read into one buffer of its size: growing a Data by appends left freed
+        // copies of every size up to the file's behind (a resumed 9 MB session held 7 MB more).
+        var info = stat()
+        if fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_size > 0, info.st_size <= limit {
+            let size = Int(info.st_size)
+            data = Data(count: size)
+            var filled = 0
+            while filled < size {
+                let n = data.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + filled, size - filled) }
+                if n < 0 { if errno == EINTR { continue }; throw AtomicFile.WriteError(path: path, reason: String(cString: strerror(errno))) }
+                if n == 0 { break }
+                filled += n
+            }
+            // Shrunk while being read: what was there. Grown: the rest is appended below.
+            if filled < size { return data.prefix(filled) }
+        }
         var buffer = [UInt8](repeating: 0, count: 65_536)
         while true {
             let n = Glibc.read(fd, &buffer, buffer.count)

@@ -48,6 +48,12 @@ public struct Session: Codable, Sendable, Equatable {
     /// The messages on the current branch: from the last one back to the first through parent ids
     /// (a retried reply stays in the file, on a branch of its own).
     public var currentBranch: [SessionMessage] {
+        // Most sessions have no branches: each message follows the one before it, and the branch is all
+        // of them (checked in one pass, without the table below).
+        if messages.first?.parentID == nil,
+           !messages.indices.dropFirst().contains(where: { messages[$0].parentID != messages[$0 - 1].id }) {
+            return messages
+        }
         var byID: [String: SessionMessage] = [:]
         for message in messages { byID[message.id] = message }
         var branch: [SessionMessage] = []

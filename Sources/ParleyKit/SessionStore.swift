@@ -142,6 +142,20 @@ public struct SessionStore: Sendable {
         if data.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
             throw SessionFileError(path: path, problem: "is empty")
         }
+        let session = try data.withUnsafeBytes { raw in
+            try SessionFastDecoder.decode(raw.bindMemory(to: UInt8.self)) ?? codableDecode(data, path: path)
+        }
+        guard SessionID.isValid(session.id), session.id == name else {
+            let shown = TerminalSanitizer.line(session.id, limit: 80)
+            throw SessionFileError(path: path, problem: SessionID.isValid(session.id)
+                ? "has the id \"\(shown)\", which is not its file name; rename the file to \(shown).json"
+                : "has the id \"\(shown)\", which is not a session id (letters, digits, '-' and '_'); it is not opened")
+        }
+        return session
+    }
+
+    /// The slow path, for files the fast decoder gives up on: Codable, which names what is wrong and where.
+    static func codableDecode(_ data: Data, path: String) throws -> Session {
         struct Header: Decodable { var format: Int? }
         guard let header = try? JSONDecoder().decode(Header.self, from: data) else {
             throw SessionFileError(path: path, problem: "is not valid JSON (truncated or corrupt)")
@@ -162,12 +176,6 @@ public struct SessionStore: Sendable {
         } catch {
             throw SessionFileError(path: path, problem: "cannot be decoded: \(TerminalSanitizer.line("\(error)", limit: 200))")
         }
-        guard SessionID.isValid(session.id), session.id == name else {
-            let shown = TerminalSanitizer.line(session.id, limit: 80)
-            throw SessionFileError(path: path, problem: SessionID.isValid(session.id)
-                ? "has the id \"\(shown)\", which is not its file name; rename the file to \(shown).json"
-                : "has the id \"\(shown)\", which is not a session id (letters, digits, '-' and '_'); it is not opened")
-        }
         return session
     }
 
@@ -178,11 +186,9 @@ public struct SessionStore: Sendable {
 
     /// Every session that reads, newest first, and one line for each file that does not.
     public func list() -> (sessions: [Session], problems: [SessionFileError]) {
-        let files = ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? [])
-            .filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }
         var sessions: [Session] = []
         var problems: [SessionFileError] = []
-        for file in files {
+        for file in sessionFiles() {
             do { sessions.append(try load(directory.appendingPathComponent(file))) } catch let error as SessionFileError {
                 problems.append(error)
             } catch {
@@ -191,6 +197,34 @@ public struct SessionStore: Sendable {
         }
         sessions.sort { ($0.updatedAt, $0.id) > ($1.updatedAt, $1.id) }
         return (sessions, problems)
+    }
+
+    /// Every session's summary, newest first, and one line for each file that does not read. Only the
+    /// top-level fields are decoded; a file the quick reader does not take is read whole (and named if bad).
+    public func summaries() -> (sessions: [SessionSummary], problems: [SessionFileError]) {
+        var sessions: [SessionSummary] = []
+        var problems: [SessionFileError] = []
+        for file in sessionFiles() {
+            let url = directory.appendingPathComponent(file)
+            let name = url.deletingPathExtension().lastPathComponent
+            if let data = try? PrivateFile.read(url.path, limit: Self.maxFileBytes),
+               let summary = data.withUnsafeBytes({ SessionSummary.read($0.bindMemory(to: UInt8.self)) }), summary.id == name,
+               SessionID.isValid(summary.id) {
+                sessions.append(summary)
+                continue
+            }
+            do { sessions.append(SessionSummary(try load(url))) } catch let error as SessionFileError {
+                problems.append(error)
+            } catch {
+                problems.append(SessionFileError(path: url.path, problem: "\(error)"))
+            }
+        }
+        sessions.sort { ($0.updatedAt, $0.id) > ($1.updatedAt, $1.id) }
+        return (sessions, problems)
+    }
+
+    private func sessionFiles() -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []).filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }
     }
 
     /// The most recent session for nil; else an exact id, then the one session whose id starts with the
@@ -202,17 +236,32 @@ public struct SessionStore: Sendable {
             return try load(url(for: query))
         }
         guard let query else {
-            guard let newest = list().sessions.first else { throw SessionNotFound(query: "") }
-            return newest
+            // The newest: each file's summary is read, and the newest file's bytes kept and decoded
+            // (not read twice). One that does not decode is skipped, as the listing skips it.
+            var newest: (summary: SessionSummary, data: Data)?
+            for file in sessionFiles() {
+                let url = directory.appendingPathComponent(file)
+                guard let data = try? PrivateFile.read(url.path, limit: Self.maxFileBytes),
+                      let summary = data.withUnsafeBytes({ SessionSummary.read($0.bindMemory(to: UInt8.self)) }),
+                      summary.id == url.deletingPathExtension().lastPathComponent else { continue }
+                if newest.map({ (summary.updatedAt, summary.id) > ($0.summary.updatedAt, $0.summary.id) }) ?? true { newest = (summary, data) }
+            }
+            if let newest, var session = try? Self.decode(newest.data, path: url(for: newest.summary.id).path, name: newest.summary.id) {
+                applyJournal(to: &session)
+                return session
+            }
+            for summary in summaries().sessions { if let session = try? load(url(for: summary.id)) { return session } }
+            throw SessionNotFound(query: "")
         }
+        // Otherwise summaries pick the one session, and only it is read whole.
+        let (sessions, _) = summaries()
         let trimmed = query.trimmingCharacters(in: .whitespaces)
         guard !trimmed.isEmpty else { throw SessionNotFound(query: query) }
-        let (sessions, _) = list()
-        if let exact = sessions.first(where: { $0.id == trimmed }) { return exact }
+        if let exact = sessions.first(where: { $0.id == trimmed }) { return try load(url(for: exact.id)) }
         for matches in [sessions.filter { $0.id.hasPrefix(trimmed) },
                         sessions.filter { $0.title.lowercased().hasPrefix(trimmed.lowercased()) }] where !matches.isEmpty {
             guard matches.count == 1 else { throw SessionAmbiguous(query: trimmed, matches: matches.map { ($0.id, $0.title) }) }
-            return matches[0]
+            return try load(url(for: matches[0].id))
         }
         throw SessionNotFound(query: trimmed)
     }

@@ -15,10 +15,14 @@ public enum TokenEstimator {
 
     public static func estimate(_ request: ChatRequest) -> Int {
         var tokens = replyPrimer
-        var texts = request.messages.map { $0.content + $0.toolCalls.map { $0.name + $0.arguments }.joined() }
-        if let system = request.system, !system.isEmpty { texts.append(system) }
-        for tool in request.tools { texts.append(tool.name + tool.description + tool.parametersJSON) }
-        for text in texts { tokens += perMessageOverhead + estimate(text) }
+        // Each part on its own (no joined copies of every message): a run never spans two parts anyway
+        // but for a tool call's name and arguments, which differ by at most a token.
+        for message in request.messages {
+            tokens += perMessageOverhead + estimate(message.content)
+            for call in message.toolCalls { tokens += estimate(call.name) + estimate(call.arguments) }
+        }
+        if let system = request.system, !system.isEmpty { tokens += perMessageOverhead + estimate(system) }
+        for tool in request.tools { tokens += perMessageOverhead + estimate(tool.name) + estimate(tool.description) + estimate(tool.parametersJSON) }
         return tokens
     }
 
@@ -46,7 +50,19 @@ public enum TokenEstimator {
         for scalar in text.unicodeScalars {
             let value = scalar.value
             let kind: Run
-            if (0x2E80...0x9FFF).contains(value) || (0xAC00...0xD7AF).contains(value) || (0xF900...0xFAFF).contains(value) || (0xFF00...0xFFEF).contains(value) {
+            if value < 0x80 {
+                // ASCII by table: Unicode property lookups were nearly all of the time (275 ms for a
+                // 10,000-message conversation).
+                switch UInt8(value) {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"): kind = .word
+                case UInt8(ascii: "0")...UInt8(ascii: "9"): kind = .digits
+                case 0x09...0x0D, 0x20:
+                    close()
+                    if value == 0x0A { tokens += 0.5 }
+                    continue
+                default: kind = .punctuation
+                }
+            } else if (0x2E80...0x9FFF).contains(value) || (0xAC00...0xD7AF).contains(value) || (0xF900...0xFAFF).contains(value) || (0xFF00...0xFFEF).contains(value) {
                 kind = .wide
             } else if scalar.properties.isAlphabetic || scalar.properties.generalCategory == .nonspacingMark {
                 kind = .word
@@ -61,7 +77,7 @@ public enum TokenEstimator {
             }
             if kind != run { close(); run = kind }
             length += 1
-            bytes += String(scalar).utf8.count
+            bytes += value < 0x80 ? 1 : value < 0x800 ? 2 : value < 0x10000 ? 3 : 4
             if value > 0x7F { nonASCII = true }
         }
         close()

@@ -77,6 +77,8 @@ public final class ChatApp: @unchecked Sendable {
     public func run(on screen: any Screen, input: Int32, themeName: String? = nil, themeError: String? = nil) {
         let runtime = ChatRuntime(screen: screen, input: input, app: self)
         self.runtime = runtime
+        // A session resumed before the loop started has left its file's bytes freed but held.
+        runtime.trimPending = true
         defer { self.runtime = nil }
         state.themeName = themeName ?? state.themeName
         let size = screen.size
@@ -129,7 +131,10 @@ public final class ChatApp: @unchecked Sendable {
             let effects = reduce(&state, action)
             runtime?.dirty = true
             switch action {
-            case .engine(.finished), .engine(.stopped), .engine(.failed), .input(.paste): runtime?.trimPending = true
+            // After these, memory that served a transient copy is free: a reply's stream, a paste, a
+            // session file's bytes and the work of estimating or listing sessions off the UI thread.
+            case .engine(.finished), .engine(.stopped), .engine(.failed), .input(.paste), .openSession, .contextEstimated, .sessionChoices:
+                runtime?.trimPending = true
             default: break
             }
             for effect in effects { perform(effect) }
@@ -203,22 +208,26 @@ public final class ChatApp: @unchecked Sendable {
 
     // MARK: sessions
 
-    static func choices(_ sessions: [Session]) -> [String] {
+    static func choices(_ sessions: [SessionSummary]) -> [String] {
         sessions.map(\.id) + sessions.map(\.title).filter { !$0.isEmpty }
     }
 
     /// Reads the sessions directory off the UI thread, for /load completion.
     func loadSessionChoices() {
         let store = sessions, queue = self.queue
-        Task.detached { queue.post(.sessionChoices(Self.choices(store.list().sessions))) }
+        Task.detached {
+            // After the first screen, not competing with it (a resumed session is read at the same time).
+            try? await Task.sleep(for: .milliseconds(500))
+            queue.post(.sessionChoices(Self.choices(store.summaries().sessions)))
+        }
     }
 
     /// Reads the sessions directory off the UI thread and lists it as a note.
     func listSessions() {
         let store = sessions, queue = self.queue
         Task.detached {
-            let (found, problems) = store.list()
-            var lines = found.prefix(20).map { "\($0.id)  \($0.messages.count) msgs  \($0.model)  \($0.title)" }
+            let (found, problems) = store.summaries()
+            var lines = found.prefix(20).map { "\($0.id)  \($0.messageCount) msgs  \($0.model)  \($0.title)" }
             if found.count > 20 { lines.append("… \(found.count - 20) more (parley sessions list)") }
             if found.isEmpty { lines.append("no saved sessions yet in \(store.directory.path)") }
             lines += problems.map(\.userMessage)

@@ -75,7 +75,7 @@ enum SignalPipe {
 /// turns bytes into actions for the interpreter (`ChatApp`, which reduces them and carries out the
 /// effects) and paints what the state shows. It takes any `Screen` and any descriptor, so a test
 /// drives the same loop through a pipe and a recording screen.
-final class ChatRuntime {
+public final class ChatRuntime {
     let screen: any Screen
     let input: Int32
     unowned let app: ChatApp
@@ -95,6 +95,10 @@ final class ChatRuntime {
     }
 
     func stop() { running = false }
+
+    /// Called first by the chat command, before a session is read: big transient buffers go back to
+    /// the system when freed (see the shim).
+    public static func tuneMemory() { parley_tune_malloc() }
 
     /// Until the user quits, a signal asks to end, or the input closes.
     func run() {

@@ -90,7 +90,7 @@ public struct RenderedRow: Equatable, Sendable {
 public struct ConversationLayout: Sendable {
     public static let margin = 2
     /// Rows measured from the bottom by `rebuild`; older entries are measured when scrolled to.
-    public static let rebuildRows = 2_000
+    public static let rebuildRows = 400
     public private(set) var width: Int
     /// Entries before this index are not measured yet: after a resize or a bulk load only the rows
     /// near the bottom, where the view is, are wrapped, so the cost does not grow with the history.

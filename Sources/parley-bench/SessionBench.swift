@@ -62,9 +62,35 @@ func sessionBenchmark() async throws {
     tmux.startShell(home: home)
     var rss = 0.0
     let times = try await tmux.timeStarts("\(parley) --resume", until: "resumed", runs: 5) { pid in
-        try await Task.sleep(for: .milliseconds(500))
+        // Settled: after the /load list is read (at 0.5 s) and the context estimated.
+        try await Task.sleep(for: .milliseconds(1500))
         rss = processUsage(pid).rssMB
     }
     print(String(format: "resume of 10,000 messages to the first painted screen: median %.0f ms, min %.0f ms over %d runs; resident %.1f MB after it",
                  median(times), times.min() ?? 0, times.count, rss))
+}
+
+/// Where a resume's time goes, in process: read, decode, branch, estimate.
+func resumePartsBenchmark(path: String) throws {
+    func time(_ label: String, _ body: () throws -> Void) rethrows {
+        var samples: [Double] = []
+        for _ in 0..<5 {
+            let start = ContinuousClock.now
+            try body()
+            samples.append((ContinuousClock.now - start).milliseconds)
+        }
+        print(String(format: "%@: median %.1f ms", label, median(samples)))
+    }
+    let url = URL(fileURLWithPath: path)
+    var data = Data()
+    try time("read") { data = try PrivateFile.read(path, limit: SessionStore.maxFileBytes) }
+    var session: Session?
+    try time("decode") { session = try SessionStore.decode(data, path: path, name: url.deletingPathExtension().lastPathComponent) }
+    try time("JSONValue.parse") { _ = try JSONValue.parse(Array(data)) }
+    let store = SessionStore(directory: url.deletingLastPathComponent())
+    time("summaries") { _ = store.summaries() }
+    try time("find newest") { _ = try store.find(nil) }
+    var messages: [ChatMessage] = []
+    time("chatMessages") { messages = session!.chatMessages }
+    time("estimate") { _ = TokenEstimator.estimate(ChatRequest(model: "", messages: messages)) }
 }

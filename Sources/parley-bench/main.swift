@@ -182,6 +182,12 @@ case "estimate": try await estimateBenchmark()
 case "hostile": try await hostileBenchmark()
 case "schema": try await schemaBenchmark(runs: count ?? 20)
 case "guard": try guardBenchmark()
+case "resume-parts": try resumePartsBenchmark(path: arguments[1])
+case "write-session":
+    // For profiling by hand: `parley-bench write-session 10000 DIR` writes DIR/data/parley/sessions/ID.json.
+    guard arguments.count > 2 else { print("usage: parley-bench write-session MESSAGES HOME"); exit(64) }
+    let store = SessionStore(directory: URL(fileURLWithPath: arguments[2]).appendingPathComponent("data/parley/sessions"))
+    try store.save(syntheticSession(messages: count ?? 10_000))
 default:
     print("usage: parley-bench decode [CHUNKS] | decoder [CHUNKS] | startup [RUNS] | ttft [RUNS] | screen [MESSAGES] | tui [TOKENS] | sessions | cancel [RUNS] | cache [RUNS] | estimate | hostile | schema [RUNS] | guard")
     exit(2)

@@ -29,6 +29,7 @@ struct Chat: AsyncParsableCommand {
     }
 
     func run() async throws {
+        ChatRuntime.tuneMemory()
         do {
             let engine = try ChatEngine.fromEnvironment()
             let store = SessionStore(directory: SessionStore.directory(paths: engine.paths, environment: engine.environment, override: sessionsDir))

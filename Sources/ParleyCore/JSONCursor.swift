@@ -48,6 +48,9 @@ public struct JSONCursor {
     /// Moves to the next element of the array just entered; false at `]` (consumed) or on bad syntax.
     public mutating func nextElement() -> Bool { moveToNextItem(close: UInt8(ascii: "]")) }
 
+    /// The byte offset the walk has reached.
+    public var position: Int { parser.index }
+
     /// Set when the walk met bad syntax.
     public private(set) var failed = false
 
@@ -136,9 +139,12 @@ public struct JSONCursor {
 
 extension UnsafeBufferPointer where Element == UInt8 {
     /// Byte equality with an ASCII key, without making a String.
-    @inline(__always)
+    @inlinable @inline(__always)
     public func equals(_ key: StaticString) -> Bool {
         guard count == key.utf8CodeUnitCount, let base = baseAddress else { return count == 0 && key.utf8CodeUnitCount == 0 }
-        return memcmp(base, key.utf8Start, count) == 0
+        // Keys are short: a loop beats a call to memcmp (which was 8% of decoding a stream).
+        let other = key.utf8Start
+        for i in 0..<count where base[i] != other[i] { return false }
+        return true
     }
 }

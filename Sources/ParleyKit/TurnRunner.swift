@@ -73,7 +73,7 @@ extension ChatEngine {
     /// chain, each model tried recorded in the ledger. `ask` and the screen both go through here.
     public func turn(_ request: ChatRequest, model: ModelRef, options: TurnOptions = TurnOptions()) -> AsyncThrowingStream<TurnEvent, any Error> {
         AsyncThrowingStream { continuation in
-            let task = Task { await runTurn(request, model: model, options: options, continuation: continuation) }
+            let task = Task(executorPreference: StreamExecutor.shared) { await runTurn(request, model: model, options: options, continuation: continuation) }
             continuation.onTermination = { _ in task.cancel() }
         }
     }

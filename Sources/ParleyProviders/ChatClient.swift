@@ -30,7 +30,7 @@ public struct ChatClient: ChatProvider {
     public func stream(_ request: ChatRequest, endpoint: ProviderEndpoint) -> AsyncThrowingStream<ChatEvent, any Error> {
         let transport = self.transport, sleep = self.sleep, random = self.random
         return AsyncThrowingStream { continuation in
-            let task = Task {
+            let task = Task(executorPreference: StreamExecutor.shared) {
                 var retries = 0
                 while true {
                     let progress = AttemptProgress()

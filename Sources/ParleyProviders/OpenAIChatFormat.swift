@@ -91,6 +91,8 @@ public enum OpenAIChatFormat {
         public let provider: String
         private var sse: SSEDecoder
         public private(set) var sawTerminator = false
+        /// The bytes around the content string of the last ordinary chunk (see `ChunkShape`).
+        private var shape: ChunkShape?
 
         public init(provider: String, limits: StreamLimits = .standard) {
             self.provider = provider
@@ -107,12 +109,13 @@ public enum OpenAIChatFormat {
             var failure: (any Error)?
             let provider = self.provider
             var done = sawTerminator
-            defer { sawTerminator = done }
+            var shape = self.shape
+            defer { sawTerminator = done; self.shape = shape }
             do { try sse.feedRaw(bytes) { _, _, data in
                 guard failure == nil, !done else { return }
-                if data.elementsEqual("[DONE]".utf8) { done = true; return }
+                if data.count == 6, data.elementsEqual("[DONE]".utf8) { done = true; return }
                 do {
-                    try Self.decodeChunk(data, provider: provider, emit: emit)
+                    try Self.decodeChunk(data, provider: provider, shape: &shape, emit: emit)
                 } catch {
                     failure = error
                 }
@@ -130,24 +133,57 @@ public enum OpenAIChatFormat {
             "predicted_per_second", "error", "message", "type", "code", "msg", "status", "detail",
         ], topLevel: ["choices", "usage", "x_groq", "timings", "error", "message", "type", "code", "detail"])
 
-        static func decodeChunk(_ data: UnsafeRawBufferPointer, provider: String, emit: (ChatEvent) -> Void) throws {
+        static func decodeChunk(_ data: UnsafeRawBufferPointer, provider: String, shape: inout ChunkShape?, emit: (ChatEvent) -> Void) throws {
             let bytes = data.assumingMemoryBound(to: UInt8.self)
+            if let shape, let text = shape.text(of: bytes) {
+                if !text.isEmpty { emit(.textDelta(text)) }
+                return
+            }
             if let fast = fastPath(bytes) {
                 if let text = fast.text, !text.isEmpty { emit(.textDelta(text)) }
                 if let reason = fast.finishReason { emit(.finish(FinishReason(providerValue: reason))) }
+                // Only a chunk that carries text and nothing else is a shape to compare the next with.
+                if fast.finishReason == nil, let range = fast.contentRange {
+                    shape = ChunkShape(prefix: Array(bytes[..<range.lowerBound]), suffix: Array(bytes[range.upperBound...]))
+                }
                 return
             }
             try decodeTree(data, provider: provider, emit: emit)
         }
 
+        /// A provider sends the same bytes around every token of a reply (id, model, fingerprint,
+        /// index, `"logprobs":null,"finish_reason":null`); only the content string changes. When a
+        /// chunk's bytes before and after its content string equal those of the last chunk the full
+        /// walk read, it has the same structure, so only the string between is read (two memcmps
+        /// instead of walking every key: the walk was most of `ask`'s decode time). Anything else —
+        /// a finish reason, usage, another field, a different length of id — takes the full walk.
+        struct ChunkShape {
+            let prefix: [UInt8]
+            let suffix: [UInt8]
+
+            func text(of bytes: UnsafeBufferPointer<UInt8>) -> String? {
+                let p = prefix.count, s = suffix.count
+                guard bytes.count >= p + s + 2, let base = bytes.baseAddress,
+                      prefix.withUnsafeBufferPointer({ memcmp(base, $0.baseAddress!, p) == 0 }),
+                      suffix.withUnsafeBufferPointer({ memcmp(base + bytes.count - s, $0.baseAddress!, s) == 0 }) else { return nil }
+                // What is between must be exactly one JSON string.
+                var cursor = JSONCursor(UnsafeBufferPointer(rebasing: bytes[p..<(bytes.count - s)]))
+                guard let text = cursor.readString(), !cursor.failed, cursor.atEnd() else { return nil }
+                return text
+            }
+        }
+
         /// The common chunk, `{..., "choices":[{"index":0,"delta":{"content":"..."},"finish_reason":null}]}`,
         /// read in place without building a tree. Anything else (tool calls, reasoning, usage, errors,
         /// several choices, odd syntax) returns nil and takes the full path, which gives the same events.
-        static func fastPath(_ bytes: UnsafeBufferPointer<UInt8>) -> (text: String?, finishReason: String?)? {
+        static func fastPath(_ bytes: UnsafeBufferPointer<UInt8>) -> (text: String?, finishReason: String?, contentRange: Range<Int>?)? {
             var cursor = JSONCursor(bytes)
             guard cursor.enterObject() else { return nil }
             var text: String?
             var finishReason: String?
+            // Where the content string is, for `ChunkShape`.
+            var contentRange: Range<Int>?
+            var contents = 0
             var sawChoices = false
             while let key = cursor.nextKey() {
                 if key.equals("choices") {
@@ -162,8 +198,13 @@ public enum OpenAIChatFormat {
                                 guard cursor.enterObject() else { return nil }
                                 while let deltaKey = cursor.nextKey() {
                                     if deltaKey.equals("content") {
+                                        // A second content key (duplicate keys) is the tree's to read, so both agree.
+                                        contents += 1
+                                        guard contents == 1 else { return nil }
                                         if cursor.readNull() { continue }
+                                        let start = cursor.position
                                         guard let value = cursor.readString() else { return nil }
+                                        contentRange = start..<cursor.position
                                         text = value
                                     } else if deltaKey.equals("role") {
                                         guard cursor.skipValue() else { return nil }
@@ -191,7 +232,7 @@ public enum OpenAIChatFormat {
                 }
             }
             guard !cursor.failed, cursor.atEnd() else { return nil }
-            return (text, finishReason)
+            return (text, finishReason, contentRange)
         }
 
         static func decodeTree(_ data: UnsafeRawBufferPointer, provider: String, emit: (ChatEvent) -> Void) throws {

@@ -110,6 +110,11 @@ public struct SSEDecoder: Sendable {
     /// but is reported so callers can tell a clean end from a truncated one.
     public var hasPendingData: Bool { hasData || !line.isEmpty }
 
+    @inline(__always)
+    static func isField(_ field: UnsafeRawBufferPointer, _ name: StaticString) -> Bool {
+        field.count == name.utf8CodeUnitCount && field.assumingMemoryBound(to: UInt8.self).equals(name)
+    }
+
     private mutating func processLine(_ line: UnsafeRawBufferPointer, emit: (String?, String?, UnsafeRawBufferPointer) -> Void) throws {
         if line.isEmpty {
             dispatch(emit: emit)
@@ -122,14 +127,14 @@ public struct SSEDecoder: Sendable {
         if valueStart < line.count, line[valueStart] == 0x20 { valueStart += 1 }
         let field = UnsafeRawBufferPointer(rebasing: line[0..<fieldEnd])
         let value = UnsafeRawBufferPointer(rebasing: line[valueStart..<line.count])
-        if field.elementsEqual("data".utf8) {
+        if Self.isField(field, "data") {
             guard data.count + value.count + 1 <= maxEventBytes else { throw StreamLimitExceeded(what: .event, limit: maxEventBytes) }
             if hasData { data.append(0x0A) }
             data.append(contentsOf: value)
             hasData = true
-        } else if field.elementsEqual("event".utf8) {
+        } else if Self.isField(field, "event") {
             eventName = String(decoding: value.prefix(256), as: UTF8.self)
-        } else if field.elementsEqual("id".utf8) {
+        } else if Self.isField(field, "id") {
             if !value.contains(0) { lastID = String(decoding: value.prefix(256), as: UTF8.self) }
         }
         // `retry` and unknown fields are ignored.

@@ -308,7 +308,7 @@ public final class ChatApp: @unchecked Sendable {
         let turn = self.turn, engine = self.engine, queue = self.queue, cache = cacheChoice, structured = self.structured
         let routing = autoRoute
         var model = modelRef
-        replyTask = Task.detached {
+        replyTask = Task.detached(executorPreference: StreamExecutor.shared) {
             var sanitizer = TerminalSanitizer()
             let session = recorder.snapshot.id
             var request = ChatRequest(model: model.model, system: system, messages: messages, temperature: engine.config.temperature,

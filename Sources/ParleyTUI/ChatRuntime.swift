@@ -28,9 +28,11 @@ final class ActionQueue: @unchecked Sendable {
 
     func post(_ action: Action, turn: Int = 0) {
         lock.lock()
+        let wasEmpty = items.isEmpty
         items.append((turn, action))
         lock.unlock()
-        wake(UInt8(ascii: "a"))
+        // One wake-up byte per batch: the loop reads the pipe, then drains everything queued.
+        if wasEmpty { wake(UInt8(ascii: "a")) }
     }
 
     func wake(_ byte: UInt8) {
@@ -85,7 +87,9 @@ public final class ChatRuntime {
     /// Set when a reply ends or a paste arrives; the next paint returns freed memory to the system.
     var trimPending = false
     var lastFrame = ContinuousClock.now - .seconds(1)
-    static let frameInterval = Duration.milliseconds(16)
+    /// Streamed text is painted at most 30 times a second (keys are drawn at once): a scrolling reply
+    /// repaints the whole pane each frame, and 60 a second doubled the screen's CPU for no text seen sooner.
+    static let frameInterval = Duration.milliseconds(33)
     static let escapeWait: Int32 = 30
 
     init(screen: any Screen, input: Int32, app: ChatApp) {
@@ -104,32 +108,51 @@ public final class ChatRuntime {
     func run() {
         var fds = [pollfd(fd: input, events: Int16(POLLIN), revents: 0), pollfd(fd: app.queue.readFD, events: Int16(POLLIN), revents: 0)]
         var buffer = [UInt8](repeating: 0, count: 65_536)
+        var lastInput = ContinuousClock.now
+        var lastDrain = ContinuousClock.now - .seconds(1)
+        func milliseconds(until instant: ContinuousClock.Instant) -> Int32 {
+            max(0, Int32((instant - ContinuousClock.now).milliseconds.rounded(.up)))
+        }
         while running {
             var timeout: Int32 = -1
-            if decoder.hasPendingEscape { timeout = Self.escapeWait }
-            if dirty {
-                let wait = (lastFrame + Self.frameInterval) - ContinuousClock.now
-                let ms = max(0, Int32(wait.milliseconds.rounded(.up)))
-                timeout = timeout < 0 ? ms : min(timeout, ms)
-            }
+            func wake(within ms: Int32) { timeout = timeout < 0 ? ms : min(timeout, ms) }
+            let escapeDeadline = lastInput + .milliseconds(Int(Self.escapeWait))
+            if decoder.hasPendingEscape { wake(within: milliseconds(until: escapeDeadline)) }
+            let nextFrame = lastFrame + Self.frameInterval
+            if dirty { wake(within: milliseconds(until: nextFrame)) }
             if dirty, timeout == 0 { paint(); continue }
+            // While a reply streams, its events are taken once per frame: within a frame of the last
+            // time the queue was read it is not watched, so the tokens are folded and laid out together
+            // instead of waking this thread for each. Keys are still read at once (and do not hold the
+            // queue back: typing never starves a reply); when no reply runs, events are taken at once.
+            let nextDrain = lastDrain + Self.frameInterval
+            if app.state.busy, ContinuousClock.now < nextDrain {
+                fds[1].events = 0
+                wake(within: milliseconds(until: nextDrain))
+            } else {
+                fds[1].events = Int16(POLLIN)
+            }
             fds[0].revents = 0
             fds[1].revents = 0
             let ready = poll(&fds, 2, timeout)
             if ready < 0 { if errno == EINTR { continue }; break }
             if ready == 0 {
-                if decoder.hasPendingEscape { app.dispatch(decoder.flushEscape().map { .input($0) }) }
-                if dirty { paint() }
+                if decoder.hasPendingEscape, ContinuousClock.now >= escapeDeadline {
+                    app.dispatch(decoder.flushEscape().map { .input($0) })
+                }
+                if dirty, ContinuousClock.now >= nextFrame { paint() }
                 continue
             }
             if fds[0].revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 {
                 let n = read(input, &buffer, buffer.count)
                 if n <= 0 { running = false; break }
+                lastInput = .now
                 app.dispatch(decoder.feed(Array(buffer[0..<n])).map { .input($0) })
                 // What the user typed is drawn at once; only streamed text waits for the frame clock.
                 if dirty { paint() }
             }
             if fds[1].revents & Int16(POLLIN) != 0 {
+                lastDrain = .now
                 var bytes = [UInt8](repeating: 0, count: 256)
                 var resize = false
                 while true {
@@ -162,6 +185,7 @@ public final class ChatRuntime {
     }
 
     func paint() {
+        settleLayout(&app.state)
         screen.draw(Renderer.render(app.state))
         lastFrame = .now
         dirty = false

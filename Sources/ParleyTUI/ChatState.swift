@@ -58,6 +58,8 @@ public struct ChatState: Sendable {
     public var layout: ConversationLayout
     /// Rows scrolled up from the bottom; 0 follows the conversation.
     public var scrollFromBottom = 0
+    /// An entry whose streamed text is not laid out yet (see `settleLayout`).
+    public internal(set) var pendingLayout: Int?
     public var newTextBelow = false
     public var input = InputBuffer()
     public var history: [String] = []

@@ -132,7 +132,7 @@ public struct ConversationLayout: Sendable {
         var added = 0
         while firstMeasured > 0, added < wanted {
             firstMeasured -= 1
-            let height = rows(for: entries[firstMeasured]).count
+            let height = height(of: entries[firstMeasured])
             heights.append(height)
             added += height
         }
@@ -149,7 +149,7 @@ public struct ConversationLayout: Sendable {
     }
 
     public mutating func append(_ entry: ChatEntry) {
-        let height = rows(for: entry, index: firstMeasured + ends.count).count
+        let height = height(of: entry, index: firstMeasured + ends.count)
         ends.append((ends.last ?? 0) + height)
     }
 
@@ -158,7 +158,7 @@ public struct ConversationLayout: Sendable {
         let k = index - firstMeasured
         guard k >= 0, k < ends.count else { return }
         let start = k == 0 ? 0 : ends[k - 1]
-        let height = rows(for: entry, index: index).count
+        let height = height(of: entry, index: index)
         let delta = start + height - ends[k]
         if delta != 0 { for i in k..<ends.count { ends[i] += delta } }
     }
@@ -177,10 +177,16 @@ public struct ConversationLayout: Sendable {
         var k = firstEntry(containing: range.lowerBound)
         while firstMeasured + k < entries.count, k < ends.count, out.count < range.count {
             let start = k == 0 ? 0 : ends[k - 1]
-            let entryRows = cachedRows(for: entries[firstMeasured + k], index: firstMeasured + k)
+            let entry = entries[firstMeasured + k]
             let from = max(0, range.lowerBound - start)
-            let to = min(entryRows.count, range.upperBound - start)
-            if from < to { out += entryRows[from..<to] }
+            if let streaming, streaming.id == entry.id, entry.status == .streaming {
+                // Only the rows in view, from the streaming entry's parts (never the whole message joined).
+                streaming.rows(from..<max(from, range.upperBound - start), header: header(entry), into: &out)
+            } else {
+                let entryRows = cachedRows(for: entry, index: firstMeasured + k)
+                let to = min(entryRows.count, range.upperBound - start)
+                if from < to { out += entryRows[from..<to] }
+            }
             k += 1
         }
         return out
@@ -204,17 +210,21 @@ public struct ConversationLayout: Sendable {
         return rows
     }
 
-    private mutating func rows(for entry: ChatEntry, index: Int? = nil) -> [RenderedRow] {
-        let rows: [RenderedRow]
+    /// The entry's height in rows; its rows are built and kept in the cache, or, while it streams,
+    /// only its new text is wrapped (the incremental layout keeps the rest).
+    private mutating func height(of entry: ChatEntry, index: Int? = nil) -> Int {
         if entry.status == .streaming {
             if streaming?.id != entry.id || streaming?.width != width { streaming = StreamingLayout(id: entry.id, width: width) }
-            rows = header(entry) + streaming!.update(entry.text, layout: self) + [RenderedRow()]
-        } else {
-            if streaming?.id == entry.id { streaming = nil }
-            rows = buildRows(for: entry)
+            var current = streaming!
+            streaming = nil   // (uniquely referenced while it is updated: no copy of its rows)
+            current.update(entry.text, layout: self)
+            streaming = current
+            return current.height
         }
+        if streaming?.id == entry.id { streaming = nil }
+        let rows = buildRows(for: entry)
         if let index { cache.put(RowKey(entry, index: index, width: width), rows) }
-        return rows
+        return rows.count
     }
 
     func buildRows(for entry: ChatEntry) -> [RenderedRow] {
@@ -268,63 +278,144 @@ public struct ConversationLayout: Sendable {
 
     /// Word-wraps a styled line to the width (minus the margin); continuation rows get the hanging indent.
     func wrap(_ line: StyledLine) -> [RenderedRow] {
-        let available = max(1, width - Self.margin)
-        let margin = Array(repeating: StyledChar(" ", line.fill ?? .text), count: Self.margin)
-        var rows: [RenderedRow] = []
-        var current: [StyledChar] = []
-        var currentWidth = 0
-        var lastSpace: Int?
-        let indent = min(line.hangingIndent, available / 2)
-        func flush(_ chars: [StyledChar]) { rows.append(RenderedRow(chars: margin + chars, fill: line.fill)) }
-        for styled in line.chars {
-            let w = DisplayWidth.of(styled.character)
-            if currentWidth + w > available, !current.isEmpty {
-                if let space = lastSpace, space > indent {
-                    let head = Array(current[..<space])
-                    let tail = Array(current[(space + 1)...])
-                    flush(head)
-                    current = Array(repeating: StyledChar(" ", line.fill ?? .text), count: indent) + tail
-                } else {
-                    flush(current)
-                    current = Array(repeating: StyledChar(" ", line.fill ?? .text), count: indent)
-                }
-                currentWidth = current.reduce(0) { $0 + DisplayWidth.of($1.character) }
-                lastSpace = nil
-            }
-            if styled.character == " " { lastSpace = current.count }
-            current.append(styled)
-            currentWidth += w
-        }
-        flush(current)
-        return rows
+        var wrapper = RowWrapper(width: width, fill: line.fill, hangingIndent: line.hangingIndent)
+        for styled in line.chars { wrapper.add(styled) }
+        return wrapper.rows + [wrapper.currentRow]
     }
 }
 
-/// The streaming entry's finished lines, wrapped once; only the unfinished last line is redone per frame.
+/// Word wrapping one character at a time: finished rows never change as characters are added (a
+/// break depends only on what came before it), so a streaming line adds its new characters to the
+/// wrapper it already has instead of wrapping the whole line again.
+struct RowWrapper: Sendable {
+    let available: Int
+    let fill: StyleRole?
+    let indent: Int
+    let margin: [StyledChar]
+    private(set) var rows: [RenderedRow] = []
+    private var current: [StyledChar] = []
+    private var currentWidth = 0
+    private var lastSpace: Int?
+
+    init(width: Int, fill: StyleRole?, hangingIndent: Int) {
+        available = max(1, width - ConversationLayout.margin)
+        self.fill = fill
+        indent = min(hangingIndent, available / 2)
+        margin = Array(repeating: StyledChar(" ", fill ?? .text), count: ConversationLayout.margin)
+    }
+
+    mutating func add(_ styled: StyledChar) {
+        let w = DisplayWidth.of(styled.character)
+        if currentWidth + w > available, !current.isEmpty {
+            if let space = lastSpace, space > indent {
+                let head = Array(current[..<space])
+                let tail = Array(current[(space + 1)...])
+                rows.append(RenderedRow(chars: margin + head, fill: fill))
+                current = Array(repeating: StyledChar(" ", fill ?? .text), count: indent) + tail
+            } else {
+                rows.append(RenderedRow(chars: margin + current, fill: fill))
+                current = Array(repeating: StyledChar(" ", fill ?? .text), count: indent)
+            }
+            currentWidth = current.reduce(0) { $0 + DisplayWidth.of($1.character) }
+            lastSpace = nil
+        }
+        if styled.character == " " { lastSpace = current.count }
+        current.append(styled)
+        currentWidth += w
+    }
+
+    /// The row being filled, as it would be drawn now.
+    var currentRow: RenderedRow { RenderedRow(chars: margin + current, fill: fill) }
+    var rowCount: Int { rows.count + 1 }
+}
+
+/// The streaming entry's finished lines, wrapped once; only the unfinished last line is redone, once
+/// per frame. Its rows are the header, `doneRows`, `tailRows` and a blank row, never joined into one array.
 struct StreamingLayout: Sendable {
     let id: Int
     let width: Int
     var processedUTF8 = 0
     var styler = MarkdownStyler()
     var doneRows: [RenderedRow] = []
+    /// The unfinished last line, wrapped so far.
+    var tail: TailLine?
+
+    /// The last line as far as it has arrived. New text that cannot change how the earlier part is
+    /// styled or where it breaks (no `*`, `_` or backtick, which may close a span; the line long enough
+    /// that its kind — heading, list, quote — is settled; an ASCII character on each side of the join,
+    /// so no grapheme spans it) is added to the wrapper; anything else styles and wraps the line again.
+    /// So a token costs the same on a 12 KB line as on a short one.
+    struct TailLine: Sendable {
+        var utf8Count: Int
+        var wrapper: RowWrapper
+        var base: StyleRole
+        var endsInASCII: Bool
+        var settled: Bool
+    }
 
     init(id: Int, width: Int) {
         self.id = id
         self.width = width
     }
 
-    mutating func update(_ text: String, layout: ConversationLayout) -> [RenderedRow] {
+    var height: Int { 1 + doneRows.count + (tail?.wrapper.rowCount ?? 1) + 1 }
+
+    mutating func update(_ text: String, layout: ConversationLayout) {
         if text.utf8.count < processedUTF8 { self = StreamingLayout(id: id, width: width) }
         let utf8 = text.utf8
         var start = utf8.index(utf8.startIndex, offsetBy: processedUTF8)
-        while let newline = utf8[start...].firstIndex(of: 0x0A) {
-            let line = text[start..<newline]
-            doneRows += layout.wrap(styler.style(line: line))
-            start = utf8.index(after: newline)
-            processedUTF8 = utf8.distance(from: utf8.startIndex, to: start)
+        // The tail has no newline up to what it holds: only the new text is searched.
+        let searched = utf8.index(start, offsetBy: tail?.utf8Count ?? 0, limitedBy: utf8.endIndex) ?? start
+        if let newline = utf8[searched...].firstIndex(of: 0x0A) {
+            var next: String.UTF8View.Index? = newline
+            while let newline = next {
+                let line = text[start..<newline]
+                doneRows += layout.wrap(styler.style(line: line))
+                start = utf8.index(after: newline)
+                processedUTF8 = utf8.distance(from: utf8.startIndex, to: start)
+                tail = nil
+                next = utf8[start...].firstIndex(of: 0x0A)
+            }
+        }
+        let line = text[start...]
+        let count = line.utf8.count
+        if var current = tail, current.settled, count >= current.utf8Count {
+            tail = nil   // (uniquely referenced while it grows)
+            let added = line.utf8.dropFirst(current.utf8Count)
+            if added.isEmpty || Self.canExtend(current, with: added) {
+                for character in Substring(added) { current.wrapper.add(StyledChar(character, current.base)) }
+                current.utf8Count = count
+                current.endsInASCII = (added.last ?? 0x41) < 0x80
+                tail = current
+                return
+            }
         }
         var tailStyler = styler
-        return doneRows + layout.wrap(tailStyler.style(line: text[start...]))
+        let styled = tailStyler.style(line: line)
+        var wrapper = RowWrapper(width: width, fill: styled.fill, hangingIndent: styled.hangingIndent)
+        for character in styled.chars { wrapper.add(character) }
+        let leadingSpaces = line.utf8.prefix { $0 == 0x20 }.count
+        tail = TailLine(utf8Count: count, wrapper: wrapper, base: tailStyler.lastBase,
+                        endsInASCII: (line.utf8.last ?? 0x41) < 0x80, settled: count >= 16 && leadingSpaces < 8)
+    }
+
+    static func canExtend(_ tail: TailLine, with added: Substring.UTF8View.SubSequence) -> Bool {
+        guard tail.endsInASCII, let first = added.first, first >= 0x20, first < 0x7F else { return false }
+        return !added.contains { $0 == UInt8(ascii: "*") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "`") || $0 == 0x09 }
+    }
+
+    /// Rows `range` of the entry (0 is the header), appended to `out`.
+    func rows(_ range: Range<Int>, header: [RenderedRow], into out: inout [RenderedRow]) {
+        let tailCount = tail?.wrapper.rowCount ?? 1
+        for row in range.clamped(to: 0..<height) {
+            if row == 0 { out.append(header.first ?? RenderedRow()) }
+            else if row <= doneRows.count { out.append(doneRows[row - 1]) }
+            else if row <= doneRows.count + tailCount {
+                let k = row - 1 - doneRows.count
+                if let wrapper = tail?.wrapper, k < wrapper.rows.count { out.append(wrapper.rows[k]) }
+                else { out.append(tail?.wrapper.currentRow ?? RenderedRow(chars: Array(repeating: StyledChar(" ", .text), count: ConversationLayout.margin))) }
+            } else { out.append(RenderedRow()) }
+        }
     }
 }
 

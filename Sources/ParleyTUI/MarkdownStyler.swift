@@ -30,28 +30,35 @@ public struct StyledLine: Equatable, Sendable {
 /// A line's style depends only on earlier lines (fence state), so finished lines never change.
 public struct MarkdownStyler: Sendable, Equatable {
     public private(set) var inCodeBlock = false
+    /// The role the last styled line gives plain characters (what more text on it would get).
+    public private(set) var lastBase = StyleRole.text
 
     public init() {}
 
     public mutating func style(line: Substring) -> StyledLine {
         let trimmed = line.drop { $0 == " " }
+        lastBase = .text
         if trimmed.hasPrefix("```") || trimmed.hasPrefix("~~~") {
             // The fence stays as typed (so nothing shifts when its language arrives), shown as the
             // block's label line: ```swift.
             inCodeBlock.toggle()
+            lastBase = .codeLabel
             return StyledLine(chars: line.map { StyledChar($0, .codeLabel) }, fill: .codeBlock)
         }
         if inCodeBlock {
+            lastBase = .codeBlock
             return StyledLine(chars: line.map { StyledChar($0 == "\t" ? " " : $0, .codeBlock) }, fill: .codeBlock)
         }
         if let level = headingLevel(trimmed) {
             let markerCount = level + 1
+            lastBase = .heading
             var chars = trimmed.prefix(markerCount).map { StyledChar($0, .marker) }
             chars += inline(trimmed.dropFirst(markerCount), base: .heading)
             return StyledLine(chars: chars)
         }
         if trimmed.hasPrefix(">") {
             let body = trimmed.dropFirst().drop { $0 == " " }
+            lastBase = .quote
             var chars = [StyledChar("│", .quote), StyledChar(" ", .quote)]
             chars += inline(body, base: .quote)
             return StyledLine(chars: chars, hangingIndent: 2)

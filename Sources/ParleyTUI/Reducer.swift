@@ -114,6 +114,9 @@ public enum Commands {
 
 /// The pure update: state and action in, changed state and effects out. No I/O.
 public func reduce(_ state: inout ChatState, _ action: Action) -> [Effect] {
+    // Streamed text is laid out once per frame, not per token: every other action first sees the
+    // layout brought up to date.
+    if case .engine(.delta) = action {} else { settleLayout(&state) }
     switch action {
     case let .resize(width, height):
         let followed = state.scrollFromBottom == 0
@@ -243,6 +246,17 @@ private func keepViewSteady(_ state: inout ChatState, grownBy rows: Int) {
     state.newTextBelow = true
 }
 
+/// Lays out text streamed since the last frame (the runtime calls this before it paints; `reduce`
+/// before any other action).
+public func settleLayout(_ state: inout ChatState) {
+    guard let index = state.pendingLayout else { return }
+    state.pendingLayout = nil
+    guard state.entries.indices.contains(index) else { return }
+    let before = state.layout.totalRows
+    state.layout.update(state.entries[index], at: index)
+    keepViewSteady(&state, grownBy: state.layout.totalRows - before)
+}
+
 private func updateLast(_ state: inout ChatState, _ change: (inout ChatEntry) -> Void) {
     guard let index = state.entries.indices.last(where: { state.entries[$0].kind == .assistant }) else { return }
     let before = state.layout.totalRows
@@ -258,7 +272,12 @@ private func handleEngine(_ state: inout ChatState, _ event: EngineEvent) {
     case let .retrying(seconds, reason): state.status.phase = .retrying(seconds: seconds, reason: reason)
     case let .firstToken(ms): state.status.timeToFirstTokenMs = ms
     case let .delta(text):
-        updateLast(&state) { $0.text += text }
+        // Appended now, laid out at the next frame (settleLayout).
+        if let index = state.entries.indices.last(where: { state.entries[$0].kind == .assistant }) {
+            if let pending = state.pendingLayout, pending != index { settleLayout(&state) }
+            state.entries[index].text += text
+            state.pendingLayout = index
+        }
         let tokens: Int
         if case let .streaming(n) = state.status.phase { tokens = n + 1 } else { tokens = 1 }
         state.status.phase = .streaming(tokens: tokens)

@@ -91,6 +91,12 @@ public enum InputLayout {
 /// Draws the state into a cell grid. Pure: the same state always gives the same frame.
 public enum Renderer {
     public static func render(_ state: ChatState) -> Frame {
+        if state.pendingLayout != nil {
+            // The runtime settles before it paints; a caller that did not gets the same frame.
+            var settled = state
+            settleLayout(&settled)
+            return render(settled)
+        }
         var grid = CellGrid(width: state.width, height: state.height)
         guard !state.isTooSmall else {
             if state.height > 0 {

@@ -86,8 +86,19 @@ func screenBenchmark(messages: Int) {
     _ = reduce(&state, .input(.key(.end)))
     state.input.set("Another question?")
     _ = reduce(&state, .input(.key(.enter)))
-    report("streamed token → frame (reduce + render, \(state.entries.count - 2) messages above)", timed(2000) {
+    // As the runtime does: the layout is settled on the state itself before each frame.
+    let longLine = timed(2000) {
         _ = reduce(&state, .engine(.delta(" token")))
+        settleLayout(&state)
+        frame = Renderer.render(state)
+    }
+    report("streamed token → frame, a line growing to 12 KB (reduce + render, \(state.entries.count - 2) messages above)", longLine)
+    // (Both with the screen full of the line: a frame's cost follows the cells drawn, not the line's length.)
+    print(String(format: "  the same while the line is at 6 KB: median %.3f ms; at 12 KB: median %.3f ms",
+                 median(Array(longLine[1000..<1200])), median(Array(longLine.suffix(200)))))
+    report("streamed token → frame, short lines", timed(2000) {
+        _ = reduce(&state, .engine(.delta(Int.random(in: 0..<12) == 0 ? " token\n" : " token")))
+        settleLayout(&state)
         frame = Renderer.render(state)
     })
     _ = reduce(&state, .engine(.finished(tokensPerSecond: 100)))

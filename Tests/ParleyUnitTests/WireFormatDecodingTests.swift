@@ -139,17 +139,44 @@ import ParleyCore
             SSEEvent(data: #" { "id" : "c" , "choices" : [ { "delta" : { "role" : "assistant" , "content" : "spaced" } } ] } "#),
             SSEEvent(data: #"{"choices":[{"delta":{"content":"x"}}]"#),
         ]
+        // The shape of one chunk is carried to the next, as in a stream.
+        var shape: OpenAIChatFormat.Decoder.ChunkShape?
         for event in events where event.data != "[DONE]" {
             var fast: [ChatEvent] = []
             var tree: [ChatEvent] = []
             var fastError: (any Error)?
             var treeError: (any Error)?
             Array(event.data.utf8).withUnsafeBytes { raw in
-                do { try OpenAIChatFormat.Decoder.decodeChunk(raw, provider: "p") { fast.append($0) } } catch { fastError = error }
+                do { try OpenAIChatFormat.Decoder.decodeChunk(raw, provider: "p", shape: &shape) { fast.append($0) } } catch { fastError = error }
                 do { try OpenAIChatFormat.Decoder.decodeTree(raw, provider: "p") { tree.append($0) } } catch { treeError = error }
             }
             #expect(fast == tree, "\(event.data)")
             #expect((fastError == nil) == (treeError == nil), "\(event.data)")
+        }
+    }
+
+    /// After an ordinary chunk, a chunk with the same bytes around its content is read by comparing
+    /// them; whatever is put between them, the events are the full walk's (or both fail).
+    @Test func aChunkOfTheSameShapeReadsAsTheFullWalkWould() throws {
+        let before = #"{"id":"chatcmpl-1","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"content":"#
+        let after = #"},"logprobs":null,"finish_reason":null}]}"#
+        let middles = [#""plain""#, #""a\"b\\c\u00e9\n""#, #""""#, #" "spaced" "#, #""x","content":"y""#, #""x"},"usage":{"prompt_tokens":1"#,
+                       #""unterminated"#, #"null"#, #"5"#, #""a" "b""#, #""\ud800""#, #""x\""#, #"{"#, ""]
+        for middle in middles {
+            var shape: OpenAIChatFormat.Decoder.ChunkShape?
+            var fast: [ChatEvent] = []
+            var tree: [ChatEvent] = []
+            var fastError: (any Error)?, treeError: (any Error)?
+            try Array((before + #""first""# + after).utf8).withUnsafeBytes { raw in
+                try OpenAIChatFormat.Decoder.decodeChunk(raw, provider: "p", shape: &shape) { _ in }
+            }
+            #expect(shape != nil, "an ordinary chunk is remembered as a shape")
+            Array((before + middle + after).utf8).withUnsafeBytes { raw in
+                do { try OpenAIChatFormat.Decoder.decodeChunk(raw, provider: "p", shape: &shape) { fast.append($0) } } catch { fastError = error }
+                do { try OpenAIChatFormat.Decoder.decodeTree(raw, provider: "p") { tree.append($0) } } catch { treeError = error }
+            }
+            #expect(fast == tree, "\(middle)")
+            #expect((fastError == nil) == (treeError == nil), "\(middle)")
         }
     }
 }

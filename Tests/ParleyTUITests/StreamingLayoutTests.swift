@@ -1,0 +1,56 @@
+import Foundation
+import Testing
+@testable import ParleyTUI
+
+/// The streaming layout extends the last line's wrapper instead of wrapping it again, and lays out
+/// once per frame: whatever pieces the text arrives in and whenever frames are drawn, the rows must
+/// be exactly those of the whole text laid out at once.
+@Suite struct StreamingLayoutTests {
+    struct Seeded: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    static let words = ["word", "a", "longerwordthatgoeson", " ", " ", " ", "**bold**", "*it", "_x_", "`code`", "\t", "日本語", "e\u{301}", "👍", "🏽",
+                        "\u{200D}", "#", "# ", "- ", "1. ", "> ", "```", "\n", "\n", "snake_case", "    ", "x" + String(repeating: "y", count: 150)]
+
+    func rows(_ state: ChatState) -> [[String]] {
+        var state = state
+        settleLayout(&state)
+        return state.layout.rows(0..<state.layout.totalRows, entries: state.entries).map { row in row.chars.map { "\($0.character)\($0.role)" } }
+    }
+
+    @Test func streamedPiecesLayOutAsTheWholeText() {
+        var rng = Seeded(state: 42)
+        for round in 0..<150 {
+            let width = [20, 37, 60, 120].randomElement(using: &rng)!
+            var state = ChatState(width: width, height: 30, model: "local:smollm2")
+            _ = reduce(&state, .resize(width: width, height: 30))
+            type(&state, "q")
+            _ = reduce(&state, .input(.key(.enter)))
+            var text = ""
+            for _ in 0..<Int.random(in: 1...80, using: &rng) {
+                // Long runs of one line too, so the wrapper is extended across many rows.
+                let piece = (0..<Int.random(in: 1...6, using: &rng)).map { _ in Self.words.randomElement(using: &rng)! }.joined()
+                text += piece
+                _ = reduce(&state, .engine(.delta(piece)))
+                if Bool.random(using: &rng) { settleLayout(&state) }   // a frame, sometimes
+            }
+            // The same entry with the whole text, laid out from scratch.
+            var fresh = ChatState(width: width, height: 30, model: "local:smollm2")
+            _ = reduce(&fresh, .resize(width: width, height: 30))
+            type(&fresh, "q")
+            _ = reduce(&fresh, .input(.key(.enter)))
+            _ = reduce(&fresh, .engine(.delta(text)))
+            fresh.entries = state.entries
+            fresh.layout.rebuild(fresh.entries, width: width)
+            #expect(rows(state) == rows(fresh), "round \(round), width \(width): \(text.debugDescription)")
+        }
+    }
+}

@@ -28,12 +28,15 @@ public struct Session: Codable, Sendable, Equatable {
     }
 
     /// Sortable by time, unique enough for one person's sessions: `20261125-143012-a1b2`.
+    /// By hand (gmtime_r): a DateFormatter loads ICU's data, about 5 MB resident, for the first message.
     public static func newID(now: Date = Date()) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyyMMdd-HHmmss"
-        return formatter.string(from: now) + "-" + String(format: "%04x", UInt16.random(in: 0...UInt16.max))
+        var seconds = time_t(now.timeIntervalSince1970.rounded(.down))
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        let random = String(UInt16.random(in: 0...UInt16.max), radix: 16)
+        return "\(parts.tm_year + 1900)\(two(parts.tm_mon + 1))\(two(parts.tm_mday))-\(two(parts.tm_hour))\(two(parts.tm_min))\(two(parts.tm_sec))-"
+            + String(repeating: "0", count: 4 - random.count) + random
     }
 
     /// A title from the first prompt, without asking a model: its first line, cut at a word near 60 characters.

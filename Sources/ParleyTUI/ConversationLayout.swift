@@ -446,7 +446,10 @@ final class RowCache: @unchecked Sendable {
     private var rows: [RowKey: [RenderedRow]] = [:]
     private var keyForIndex: [Int: RowKey] = [:]
     private var order: [Int] = []
-    static let capacity = 96
+    /// Entries whose rows are kept: a 40-row screen never shows more than 40 entries, and each kept
+    /// reply of a few hundred tokens holds about 70 KB of rows (96 entries made a long session's
+    /// memory climb by 7 MB before it levelled off).
+    static let capacity = 40
 
     func get(_ key: RowKey) -> [RenderedRow]? { rows[key] }
 

@@ -56,18 +56,25 @@ func sessionBenchmark() async throws {
         if count != 10_000 { try? FileManager.default.removeItem(at: store.url(for: session.id)) }
     }
 
-    // Resume the 10,000-message session in tmux: Enter → the resumed screen painted.
-    let tmux = TmuxSession()
-    defer { tmux.run(["kill-server"]) }
-    tmux.startShell(home: home)
-    var rss = 0.0
-    let times = try await tmux.timeStarts("\(parley) --resume", until: "resumed", runs: 5) { pid in
-        // Settled: after the /load list is read (at 0.5 s) and the context estimated.
-        try await Task.sleep(for: .milliseconds(1500))
-        rss = processUsage(pid).rssMB
+    // Resume sessions of 1,000, 10,000 and 50,000 messages in tmux: Enter → the resumed screen painted.
+    try? FileManager.default.removeItem(at: store.directory)
+    for count in [1_000, 10_000, 50_000] {
+        let session = syntheticSession(messages: count)
+        try store.save(session)
+        let size = Double((try? FileManager.default.attributesOfItem(atPath: store.url(for: session.id).path)[.size] as? Int) ?? 0) / 1e6
+        let tmux = TmuxSession()
+        tmux.startShell(home: home)
+        var rss = 0.0
+        let times = try await tmux.timeStarts("\(parley) --resume", until: "resumed", runs: 5) { pid in
+            // Settled: after the /load list is read (at 0.5 s) and the context estimated.
+            try await Task.sleep(for: .milliseconds(1500))
+            rss = processUsage(pid).rssMB
+        }
+        tmux.run(["kill-server"])
+        print(String(format: "resume of %d messages (%.1f MB) to the first painted screen: median %.0f ms, min %.0f ms over %d runs; resident %.1f MB after it",
+                     count, size, median(times), times.min() ?? 0, times.count, rss))
+        try store.remove(session.id)
     }
-    print(String(format: "resume of 10,000 messages to the first painted screen: median %.0f ms, min %.0f ms over %d runs; resident %.1f MB after it",
-                 median(times), times.min() ?? 0, times.count, rss))
 }
 
 /// Where a resume's time goes, in process: read, decode, branch, estimate.

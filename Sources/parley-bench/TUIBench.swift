@@ -188,3 +188,86 @@ func tuiBenchmark(tokens: Int) async throws {
     print(String(format: "resident after two replies and the paste: %.1f MB", afterPaste.rssMB))
     await server.shutdown()
 }
+
+/// A loopback provider streaming `tokens` one per write, `pause` apart, and a home whose config names it
+/// `bench:fast`; for the screen benchmarks that need a provider at a given rate.
+func streamingProvider(tokens: Int, pause: Duration) async throws -> (server: ScriptedHTTPServer, home: URL) {
+    var body: [ScriptedHTTPServer.Step] = [.head(status: 200, headers: [("Content-Type", "text/event-stream")])]
+    for i in 0..<tokens {
+        let token = i % 12 == 11 ? "\\n" : " word\(i % 97)"
+        body.append(.write(Array("data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\(token)\"}}]}\n\n".utf8)))
+        body.append(.pause(pause))
+    }
+    body.append(.write(Array("data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":\(tokens)}}\n\ndata: [DONE]\n\n".utf8)))
+    body.append(.end)
+    let steps = body
+    let server = try await ScriptedHTTPServer { _ in steps }
+    let home = FileManager.default.temporaryDirectory.appendingPathComponent("parley-bench-rate-\(getpid())-\(tokens)-\(UInt32.random(in: 0...UInt32.max))")
+    try FileManager.default.createDirectory(at: home.appendingPathComponent("config/parley"), withIntermediateDirectories: true)
+    try """
+    [providers.bench]
+    base_url = "\(server.baseURL)/v1"
+    models = ["fast"]
+    """.write(to: home.appendingPathComponent("config/parley/config.toml"), atomically: true, encoding: .utf8)
+    return (server, home)
+}
+
+/// CPU of the real screen per 1,000 streamed tokens at 100, 1,000 and 5,000 tokens/s.
+func streamRatesBenchmark() async throws {
+    for (rate, tokens) in [(100, 1_000), (1_000, 5_000), (5_000, 10_000)] {
+        let (server, home) = try await streamingProvider(tokens: tokens, pause: .microseconds(1_000_000 / rate))
+        let tmux = TmuxSession()
+        tmux.startShell(home: home)
+        tmux.type("\(parley) --model bench:fast")
+        tmux.keys("Enter")
+        tmux.wait(for: "type a message")
+        guard let pid = tmux.foregroundChild() else { print("no parley process"); exit(1) }
+        try await Task.sleep(for: .milliseconds(500))
+        tmux.type("go")
+        let before = processUsage(pid)
+        let start = ContinuousClock.now
+        tmux.keys("Enter")
+        tmux.wait(for: "streaming")
+        tmux.wait(for: " tok/s", seconds: 120)
+        let wall = (ContinuousClock.now - start).seconds
+        let cpu = processUsage(pid).cpu - before.cpu
+        let shown = tmux.screen().split(separator: "│").first { $0.contains("tok/s") }?.trimmingCharacters(in: .whitespaces) ?? "?"
+        print(String(format: "%5d tokens/s (status bar: %@): %d tokens in %.1f s, %.2f s CPU = %.0f%% of one core, %.0f ms CPU per 1,000 tokens",
+                     rate, shown, tokens, wall, cpu, cpu / wall * 100, cpu / Double(tokens) * 1000 * 1000))
+        tmux.run(["kill-server"])
+        await server.shutdown()
+        try? FileManager.default.removeItem(at: home)
+    }
+}
+
+/// Resident memory of the real screen over a person's hour of chat, compressed: 60 exchanges, each a
+/// prompt and a 600-token reply (streamed fast), sampled as the session grows.
+func hourBenchmark(exchanges: Int) async throws {
+    let (server, home) = try await streamingProvider(tokens: 600, pause: .microseconds(200))
+    let tmux = TmuxSession()
+    defer {
+        tmux.run(["kill-server"])
+        try? FileManager.default.removeItem(at: home)
+    }
+    tmux.startShell(home: home)
+    tmux.type("\(parley) --model bench:fast")
+    tmux.keys("Enter")
+    tmux.wait(for: "type a message")
+    guard let pid = tmux.foregroundChild() else { print("no parley process"); exit(1) }
+    try await Task.sleep(for: .milliseconds(500))
+    var samples: [String] = [String(format: "start %.1f", processUsage(pid).rssMB)]
+    for exchange in 1...exchanges {
+        tmux.type("question number \(exchange): how do I count the words in a large file without reading it all into memory?")
+        tmux.keys("Enter")
+        // The status bar's tok/s appears when the reply has finished.
+        tmux.wait(for: "streaming", seconds: 5)
+        tmux.wait(for: " tok/s", seconds: 60)
+        try await Task.sleep(for: .milliseconds(50))
+        if [1, 10, 20, 30, 40, 50, 60, exchanges].contains(exchange) {
+            try await Task.sleep(for: .milliseconds(300))
+            samples.append(String(format: "%d: %.1f", exchange, processUsage(pid).rssMB))
+        }
+    }
+    print("resident MB after N exchanges (600-token replies): " + samples.joined(separator: ", "))
+    await server.shutdown()
+}

@@ -21,6 +21,10 @@ import Glibc
 ///     parley-bench hostile           peak memory of the real binary against streams that never end or are huge
 ///     parley-bench schema [RUNS]     validations per second for a 6-field schema; what --schema adds to ask
 ///     parley-bench guard             the input guard's time per 100 KB; the router's time per request
+///     parley-bench rates             the screen's CPU per 1,000 streamed tokens at 100, 1,000 and 5,000 tokens/s
+///     parley-bench hour [EXCHANGES]  the screen's resident memory over an hour's exchanges, compressed
+///     parley-bench resume-parts FILE where a resume's time goes, in process (read, decode, branch, estimate)
+///     parley-bench write-session N HOME  writes an N-message session into HOME, for profiling by hand
 
 let binDirectory = URL(fileURLWithPath: ChatEngine.currentExecutable()).deletingLastPathComponent()
 let parley = ProcessInfo.processInfo.environment["PARLEY_BIN"] ?? binDirectory.appendingPathComponent("parley").path
@@ -182,6 +186,8 @@ case "estimate": try await estimateBenchmark()
 case "hostile": try await hostileBenchmark()
 case "schema": try await schemaBenchmark(runs: count ?? 20)
 case "guard": try guardBenchmark()
+case "rates": try await streamRatesBenchmark()
+case "hour": try await hourBenchmark(exchanges: count ?? 60)
 case "resume-parts": try resumePartsBenchmark(path: arguments[1])
 case "write-session":
     // For profiling by hand: `parley-bench write-session 10000 DIR` writes DIR/data/parley/sessions/ID.json.

@@ -201,6 +201,14 @@ import Glibc
         #expect(RFC3339.parse("2026-13-25T12:47:09Z") == nil)
     }
 
+    /// Session ids are made by hand (no DateFormatter, which loads ICU): UTC to the second, then four hex digits.
+    @Test func sessionIDsAreUTCTimesAndFourHexDigits() {
+        let id = Session.newID(now: Date(timeIntervalSince1970: 1_764_000_000.9))
+        #expect(id.hasPrefix("20251124-160000-"), "\(id)")
+        #expect(id.wholeMatch(of: /\d{8}-\d{6}-[0-9a-f]{4}/) != nil, "\(id)")
+        #expect(Session.newID(now: Date(timeIntervalSince1970: 0)).hasPrefix("19700101-000000-"))
+    }
+
     /// Well-formed UTF-8 exactly as the standard library decides it: random bytes, and text with
     /// every length of sequence, cut and damaged.
     @Test func utf8ValidationAgreesWithTheStandardLibrary() {

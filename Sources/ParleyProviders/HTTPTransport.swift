@@ -117,7 +117,8 @@ public final class AsyncHTTPTransport: HTTPTransport {
             // A refused connection fails at once instead of being retried until the connect timeout.
             configuration.connectionPool.retryConnectionEstablishment = false
             configuration.httpVersion = .automatic
-            let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+            // On the stream executor's event loop, so reading a reply and handling it share a thread.
+            let client = HTTPClient(eventLoopGroup: StreamExecutor.group, configuration: configuration)
             clients[timeouts] = client
             return client
         }

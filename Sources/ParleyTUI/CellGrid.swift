@@ -93,4 +93,23 @@ public struct CellGrid: Equatable, Sendable {
     }
 
     public func roles(row: Int) -> [StyleRole] { (0..<width).map { self[row, $0].role } }
+
+    /// Whether row `row` equals `other`'s row `otherRow` (same width).
+    func sameRow(_ row: Int, as other: CellGrid, row otherRow: Int) -> Bool {
+        guard width == other.width else { return false }
+        return cells[(row * width)..<((row + 1) * width)] == other.cells[(otherRow * width)..<((otherRow + 1) * width)]
+    }
+
+    /// This grid with rows 0..<rows moved up by `by` (what a terminal's scroll of that region shows):
+    /// the rows that came in at the bottom of the region are unknown, so they are marked with a cell no
+    /// frame ever draws and are all put again.
+    func scrolled(rows: Int, by: Int) -> CellGrid {
+        var copy = self
+        for row in 0..<rows {
+            for column in 0..<width {
+                copy.cells[row * width + column] = row + by < rows ? cells[(row + by) * width + column] : Cell(text: "\u{0}", role: .text)
+            }
+        }
+        return copy
+    }
 }

@@ -93,12 +93,24 @@ public final class TerminalScreen: Screen {
         let grid = frame.grid
         let full = forceFull || previous?.width != grid.width || previous?.height != grid.height
         if full { erase() }
+        // A streaming reply moves the conversation up a row or two per frame: every cell of the pane
+        // changes, and putting each one was most of a frame's cost. When the top rows are the last
+        // frame's rows moved up, ncurses scrolls that region and only the rows that came in are put.
+        var before = previous
+        if !full, let previous, let (rows, by) = Self.scroll(from: previous, to: grid) {
+            wsetscrreg(parley_stdscr(), 0, Int32(rows - 1))
+            scrollok(parley_stdscr(), true)
+            wscrl(parley_stdscr(), Int32(by))
+            scrollok(parley_stdscr(), false)
+            wsetscrreg(parley_stdscr(), 0, Int32(grid.height - 1))
+            before = previous.scrolled(rows: rows, by: by)
+        }
         for row in 0..<grid.height {
             for column in 0..<grid.width {
                 let cell = grid[row, column]
                 if cell.isContinuation { continue }
-                if !full, let previous, previous[row, column] == cell,
-                   column + 1 >= grid.width || previous[row, column + 1] == grid[row, column + 1] { continue }
+                if !full, let before, before[row, column] == cell,
+                   column + 1 >= grid.width || before[row, column + 1] == grid[row, column + 1] { continue }
                 put(cell, row: row, column: column)
             }
         }
@@ -112,6 +124,19 @@ public final class TerminalScreen: Screen {
         doupdate()
         previous = grid
         forceFull = false
+    }
+
+    /// The region (rows 0..<rows) and distance by which `grid`'s top is `previous`'s moved up, when at
+    /// least half the screen is such rows; nil otherwise.
+    static func scroll(from previous: CellGrid, to grid: CellGrid) -> (rows: Int, by: Int)? {
+        let height = grid.height
+        guard height >= 4 else { return nil }
+        for by in 1...min(8, height / 2) {
+            var same = 0
+            while same + by < height, grid.sameRow(same, as: previous, row: same + by) { same += 1 }
+            if same >= height / 2 { return (same + by, by) }
+        }
+        return nil
     }
 
     private func put(_ cell: Cell, row: Int, column: Int) {

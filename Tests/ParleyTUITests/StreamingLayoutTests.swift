@@ -54,3 +54,31 @@ import Testing
         }
     }
 }
+
+/// The screen scrolls the terminal's region when the conversation moved up, and puts only what came
+/// in: the model of what the terminal then shows must be exact.
+@Suite struct ScrollDetectionTests {
+    func grid(_ rows: [String], width: Int = 10) -> CellGrid {
+        var grid = CellGrid(width: width, height: rows.count)
+        for (row, text) in rows.enumerated() { _ = grid.put(text, row: row, column: 0, role: .text) }
+        return grid
+    }
+
+    @Test func aConversationMovedUpIsSeenAsAScrollOfItsRegion() throws {
+        let before = grid(["a", "b", "c", "d", "e", "f", "status", "input"])
+        let after = grid(["c", "d", "e", "f", "g", "h", "status", "input"])
+        let found = try #require(TerminalScreen.scroll(from: before, to: after))
+        #expect(found.by == 2)
+        #expect(found.rows == 6, "the status bar and input are outside the region")
+        let shown = before.scrolled(rows: found.rows, by: found.by)
+        // The moved rows are what the terminal now shows; the two that came in are unknown.
+        for row in 0..<4 { #expect(shown.text(row: row) == after.text(row: row)) }
+        for row in 4..<6 { #expect(shown[row, 0].text == "\u{0}") }
+        for row in 6..<8 { #expect(shown.text(row: row) == before.text(row: row)) }
+    }
+
+    @Test func unrelatedFramesAreNotScrolled() {
+        #expect(TerminalScreen.scroll(from: grid(["a", "b", "c", "d", "e", "f"]), to: grid(["x", "y", "z", "a", "b", "c"])) == nil)
+        #expect(TerminalScreen.scroll(from: grid(["a", "b", "c", "d"]), to: grid(["a", "b", "c", "d"])) == nil)
+    }
+}

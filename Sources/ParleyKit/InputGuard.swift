@@ -397,15 +397,20 @@ extension ChatEngine {
         let tokens = TokenEstimator.estimate(request)
         guard tokens > limit else { return (request, 0) }
         guard allowTruncate else { throw OversizeRefusal(model: ref.description, tokens: tokens, limit: limit) }
-        var trimmed = request
-        var dropped = 0
-        while TokenEstimator.estimate(trimmed) > limit {
-            guard let first = trimmed.messages.firstIndex(where: { $0.role != .system }), first < trimmed.messages.count - 1 else {
-                throw OversizeRefusal(model: ref.description, tokens: TokenEstimator.estimate(trimmed), limit: limit)
-            }
-            trimmed.messages.remove(at: first)
-            dropped += 1
+        // Each message is estimated once and the oldest are dropped by subtraction: estimating the
+        // whole request again after each drop made a 10,000-message session take minutes.
+        var remaining = tokens
+        var drop = Set<Int>()
+        let last = request.messages.count - 1
+        for index in request.messages.indices where remaining > limit {
+            guard index < last else { break }
+            if request.messages[index].role == .system { continue }
+            remaining -= TokenEstimator.estimate(request.messages[index])
+            drop.insert(index)
         }
-        return (trimmed, dropped)
+        guard remaining <= limit else { throw OversizeRefusal(model: ref.description, tokens: remaining, limit: limit) }
+        var trimmed = request
+        trimmed.messages = request.messages.indices.filter { !drop.contains($0) }.map { request.messages[$0] }
+        return (trimmed, drop.count)
     }
 }

@@ -17,12 +17,16 @@ public enum TokenEstimator {
         var tokens = replyPrimer
         // Each part on its own (no joined copies of every message): a run never spans two parts anyway
         // but for a tool call's name and arguments, which differ by at most a token.
-        for message in request.messages {
-            tokens += perMessageOverhead + estimate(message.content)
-            for call in message.toolCalls { tokens += estimate(call.name) + estimate(call.arguments) }
-        }
+        for message in request.messages { tokens += estimate(message) }
         if let system = request.system, !system.isEmpty { tokens += perMessageOverhead + estimate(system) }
         for tool in request.tools { tokens += perMessageOverhead + estimate(tool.name) + estimate(tool.description) + estimate(tool.parametersJSON) }
+        return tokens
+    }
+
+    /// One message's share of a request's estimate.
+    public static func estimate(_ message: ChatMessage) -> Int {
+        var tokens = perMessageOverhead + estimate(message.content)
+        for call in message.toolCalls { tokens += estimate(call.name) + estimate(call.arguments) }
         return tokens
     }
 

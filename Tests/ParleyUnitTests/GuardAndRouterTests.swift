@@ -304,6 +304,26 @@ import ParleyCore
         #expect(throws: OversizeRefusal.self) { try engine.fitInput(alone, ref: ref, allowTruncate: true) }
     }
 
+    /// Trimming drops exactly the oldest messages that must go (the same as estimating again after each
+    /// drop), keeps the order, and a 10,000-message conversation is trimmed to fit a 2,000-token window.
+    @Test func trimmingDropsTheFewestOldestMessagesEvenFromTenThousand() throws {
+        let engine = try Self.engine()
+        let ref = try engine.config.resolve("cheap:small")
+        for count in [40, 300, 10_000] {
+            let messages = (0..<count).map { i in i % 2 == 0 ? ChatMessage.user("question \(i): " + String(repeating: "w ", count: i % 37)) : .assistant("answer \(i)") }
+            let request = ChatRequest(model: "small", system: "Be brief.", messages: messages, maxTokens: 200)
+            let (fitted, dropped) = try engine.fitInput(request, ref: ref, allowTruncate: true)
+            #expect(TokenEstimator.estimate(fitted) <= 1800)
+            #expect(fitted.messages == Array(messages.dropFirst(dropped)), "the oldest \(dropped) go, the rest stay in order")
+            // One fewer dropped would not fit.
+            if dropped > 0 {
+                var oneMore = request
+                oneMore.messages = Array(messages.dropFirst(dropped - 1))
+                #expect(TokenEstimator.estimate(oneMore) > 1800)
+            }
+        }
+    }
+
     @Test func rulesAreCheckedWhenTheConfigLoads() {
         #expect(throws: ConfigError(file: "c.toml", line: 3, message: "router.rules[1].model: unknown model 'nosuch'; name it as provider:model (for example openai:gpt-4o-mini or local); `parley models` lists what is configured")) {
             try ParleyConfig.parse("[[router.rules]]\nname = \"x\"\nmodel = \"nosuch\"\n", file: "c.toml")

@@ -14,7 +14,8 @@ struct Ask: AsyncParsableCommand {
     @Argument(help: "The prompt. Read from stdin when stdin is not a terminal.")
     var prompt: [String] = []
 
-    @Option(name: .shortAndLong, help: "provider:model, an alias, or a provider name (default: the config's default_model, or local).")
+    @Option(name: .shortAndLong, help: "provider:model, an alias, or a provider name (default: the config's default_model, or local).",
+            completion: Completions.models)
     var model: String?
 
     @Option(name: .shortAndLong, help: "A system prompt.")
@@ -62,7 +63,8 @@ struct Ask: AsyncParsableCommand {
     @Option(help: "How many times an answer that does not match the schema is asked again, with its violations.")
     var reask = 1
 
-    @Option(name: [.customShort("t"), .customLong("template")], help: "Use the prompt template NAME (see `parley templates list`).")
+    @Option(name: [.customShort("t"), .customLong("template")], help: "Use the prompt template NAME (see `parley templates list`).",
+            completion: Completions.templates)
     var template: String?
 
     @Option(name: .customLong("var"), help: "A template variable, KEY=VALUE (repeatable); stdin and the prompt become `input`.")

@@ -9,7 +9,7 @@ import ParleyTUI
 struct Chat: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Chat (the default when no subcommand is given).")
 
-    @Option(name: .shortAndLong, help: "provider:model to start with.")
+    @Option(name: .shortAndLong, help: "provider:model to start with.", completion: Completions.models)
     var model: String?
 
     @Option(name: .shortAndLong, help: "A system prompt.")
@@ -18,7 +18,7 @@ struct Chat: AsyncParsableCommand {
     @Flag(help: "Continue the most recent session, or the one named by SESSION.")
     var resume = false
 
-    @Argument(help: "With --resume: a session id, id prefix or title prefix.")
+    @Argument(help: "With --resume: a session id, id prefix or title prefix.", completion: Completions.sessions)
     var session: String?
 
     @Option(help: "Where sessions are kept (default: $PARLEY_SESSIONS_DIR, else $XDG_DATA_HOME/parley/sessions).")

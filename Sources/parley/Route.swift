@@ -11,7 +11,7 @@ struct Route: ParsableCommand {
 
     @Argument(help: "The prompt (else stdin).") var prompt: [String] = []
     @Option(help: "Route as if answering with this schema (see ask --schema).") var schema: String?
-    @Option(name: [.customShort("t"), .customLong("template")], help: "Route as if using this template.") var template: String?
+    @Option(name: [.customShort("t"), .customLong("template")], help: "Route as if using this template.", completion: Completions.templates) var template: String?
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {

@@ -54,7 +54,7 @@ struct Sessions: AsyncParsableCommand {
     struct Show: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "A session as Markdown on stdout.")
         @OptionGroup var location: Location
-        @Argument(help: "Session id, id prefix or title prefix.") var session: String
+        @Argument(help: "Session id, id prefix or title prefix.", completion: Completions.sessions) var session: String
 
         func run() throws {
             do { Sessions.output(try location.store().find(session).markdown()) } catch { throw fail(error) }
@@ -86,7 +86,7 @@ struct Sessions: AsyncParsableCommand {
     struct Export: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "A session as Markdown (for people) or JSON (the file's own format).")
         @OptionGroup var location: Location
-        @Argument(help: "Session id, id prefix or title prefix.") var session: String
+        @Argument(help: "Session id, id prefix or title prefix.", completion: Completions.sessions) var session: String
         @Option(help: "md or json.") var format = "md"
 
         func validate() throws {
@@ -110,7 +110,7 @@ struct Sessions: AsyncParsableCommand {
     struct Remove: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "rm", abstract: "Delete a session (asks first unless --yes).")
         @OptionGroup var location: Location
-        @Argument(help: "Session id, id prefix or title prefix.") var session: String
+        @Argument(help: "Session id, id prefix or title prefix.", completion: Completions.sessions) var session: String
         @Flag(help: "Do not ask.") var yes = false
 
         func run() throws {

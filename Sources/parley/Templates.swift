@@ -32,7 +32,7 @@ struct Templates: ParsableCommand {
     struct Show: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print a template's file and its variables.")
 
-        @Argument(help: "The template's name.") var name: String
+        @Argument(help: "The template's name.", completion: Completions.templates) var name: String
 
         func run() throws {
             do {
@@ -56,10 +56,10 @@ struct Templates: ParsableCommand {
             abstract: "Print the exact messages a template would send, their estimated tokens and worst-case cost; sends nothing."
         )
 
-        @Argument(help: "The template's name.") var name: String
+        @Argument(help: "The template's name.", completion: Completions.templates) var name: String
         @Option(name: .customLong("var"), help: "A variable, KEY=VALUE (repeatable).") var vars: [String] = []
         @Option(help: "The text of the `input` variable (else stdin when it is not a terminal).") var input: String?
-        @Option(name: .shortAndLong, help: "The model to estimate for (default: the template's, else the default model).") var model: String?
+        @Option(name: .shortAndLong, help: "The model to estimate for (default: the template's, else the default model).", completion: Completions.models) var model: String?
         @Flag(help: "Print the request as JSON: model, system, messages, response_format.") var json = false
 
         func run() throws {

@@ -7,6 +7,27 @@ import ParleyTestSupport
 /// `parley` as a user runs it, against loopback servers that play providers: errors on stderr as one line,
 /// exit codes, and what reaches stdout.
 @Suite struct CommandLineTests {
+    /// The shell asks parley for candidates (as the script from --generate-completion-script does):
+    /// configured models and aliases, saved session ids, template names.
+    @Test func shellCompletionsNameModelsSessionsAndTemplates() throws {
+        let harness = try ParleyHarness(config: "[aliases]\nfast = \"local:smollm2\"\n[providers.box]\nbase_url = \"http://127.0.0.1:9/v1\"\nmodels = [\"big\", \"small\"]\n")
+        defer { harness.cleanUp() }
+        let store = SessionStore(directory: harness.home.appendingPathComponent("data/parley/sessions"))
+        let session = Session(title: "t", model: "local:smollm2")
+        try store.save(session)
+        let templates = harness.home.appendingPathComponent("config/parley/templates")
+        try FileManager.default.createDirectory(at: templates, withIntermediateDirectories: true)
+        try "prompt = \"Review {{ input }}\"\n".write(to: templates.appendingPathComponent("review.toml"), atomically: true, encoding: .utf8)
+        func complete(_ words: [String], _ path: [String], _ option: String) throws -> [String] {
+            let result = try harness.run(["---completion"] + path + ["--", option, "\(words.count - 1)", "\(words.last!.count)"] + words)
+            return result.stdout.split(separator: "\n").map(String.init)
+        }
+        #expect(try complete(["parley", "ask", "-m", "box:"], ["ask"], "--model") == ["box:big", "box:small"])
+        #expect(try complete(["parley", "ask", "-m", "fa"], ["ask"], "--model") == ["fast"])
+        #expect(try complete(["parley", "sessions", "show", ""], ["sessions", "show"], "positional@0") == [session.id])
+        #expect(try complete(["parley", "ask", "-t", "r"], ["ask"], "--template") == ["review"])
+    }
+
     @Test func missingKeyNamesTheVariableAndExitsNonZero() throws {
         let harness = try ParleyHarness()
         defer { harness.cleanUp() }

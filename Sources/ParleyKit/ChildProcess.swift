@@ -137,20 +137,25 @@ public struct ChildProcess: Sendable {
     }
 
     /// Runs to completion and returns stdout (stderr passes through).
-    public static func capture(_ arguments: [String]) throws -> (status: Int32, output: String) {
+    /// `environment` as for `spawn`; `discardingErrors` sends the child's stderr to /dev/null (for a
+    /// question asked while the screen is drawn, where its error text would land on the screen).
+    public static func capture(_ arguments: [String], environment: [String: String]? = nil,
+                               discardingErrors: Bool = false) throws -> (status: Int32, output: String) {
         // In a fresh 0700 directory: the shell's `>` would follow a link planted at a guessable name in /tmp.
         let directory = try PrivateFile.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let temp = URL(fileURLWithPath: directory).appendingPathComponent("output")
-        let child = try spawnCapturing(arguments, into: temp.path)
+        let child = try spawnCapturing(arguments, into: temp.path, environment: environment, discardingErrors: discardingErrors)
         let status = child.wait()
         let output = (try? String(contentsOf: temp, encoding: .utf8)) ?? ""
         return (status, output)
     }
 
-    private static func spawnCapturing(_ arguments: [String], into path: String) throws -> ChildProcess {
-        // stdout to the file only; stderr stays with the caller so errors are seen.
+    private static func spawnCapturing(_ arguments: [String], into path: String, environment: [String: String]?,
+                                       discardingErrors: Bool) throws -> ChildProcess {
+        // stdout to the file only; stderr stays with the caller so errors are seen, unless discarded.
         let shellQuoted = arguments.map(shellQuote).joined(separator: " ")
-        return try spawn(["/bin/sh", "-c", "exec \(shellQuoted) > \(shellQuote(path))"])
+        return try spawn(["/bin/sh", "-c", "exec \(shellQuoted) > \(shellQuote(path))" + (discardingErrors ? " 2>/dev/null" : "")],
+                         environment: environment)
     }
 }

@@ -187,6 +187,7 @@ public final class ChatApp: @unchecked Sendable {
         case let .openEditor(draft): openEditor(draft)
         case let .appendHistory(text): appendHistory(text)
         case .redraw: screen?.invalidate()
+        case let .copy(text, what): copy(text, what: what)
         case .suspend:
             suspendToShell()
             if let screen {
@@ -194,6 +195,30 @@ public final class ChatApp: @unchecked Sendable {
                 dispatch([.resize(width: size.width, height: size.height)])
             }
         }
+    }
+
+    /// /copy and Alt-W: OSC 52 to the terminal, and a note that says what was copied or why it cannot be.
+    func copy(_ text: String, what: String) {
+        guard text.utf8.count <= Clipboard.maxBytes else {
+            dispatch([.showError("\(what) is \(text.utf8.count / 1000) KB, more than terminals take through OSC 52 (\(Clipboard.maxBytes / 1000) KB); /export writes it to a file")])
+            return
+        }
+        var tmuxSetting: String?
+        if engine.environment["TMUX"] != nil {
+            // tmux finds its server through $TMUX, which children are not otherwise given.
+            var environment = ChildProcess.childEnvironment(engine.environment)
+            environment["TMUX"] = engine.environment["TMUX"]
+            if let answer = try? ChildProcess.capture(["tmux", "show-options", "-gv", "set-clipboard"], environment: environment, discardingErrors: true),
+               answer.status == 0 {
+                tmuxSetting = answer.output.trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+        }
+        if let problem = Clipboard.problem(environment: engine.environment, tmuxSetting: tmuxSetting) {
+            dispatch([.showError("/copy: \(problem)")])
+            return
+        }
+        screen?.copyToClipboard(Clipboard.osc52(text))
+        dispatch([.showNote("copied \(what) (\(text.count) characters) to the clipboard")])
     }
 
     /// Ctrl-Z: back to the shell until `fg`. A reply that is streaming is not stopped: its bytes wait in

@@ -400,7 +400,8 @@ struct StreamingLayout: Sendable {
     }
 
     static func canExtend(_ tail: TailLine, with added: Substring.UTF8View.SubSequence) -> Bool {
-        guard tail.endsInASCII, let first = added.first, first >= 0x20, first < 0x7F else { return false }
+        // (A fence line ends in its block's number, which more text would have to stay after.)
+        guard tail.endsInASCII, tail.base != .codeLabel, let first = added.first, first >= 0x20, first < 0x7F else { return false }
         return !added.contains { $0 == UInt8(ascii: "*") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "`") || $0 == 0x09 }
     }
 

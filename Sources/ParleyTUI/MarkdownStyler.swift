@@ -32,6 +32,8 @@ public struct MarkdownStyler: Sendable, Equatable {
     public private(set) var inCodeBlock = false
     /// The role the last styled line gives plain characters (what more text on it would get).
     public private(set) var lastBase = StyleRole.text
+    /// Code blocks opened so far; the closing fence shows the block's number (`/copy N` names it).
+    public private(set) var blocks = 0
 
     public init() {}
 
@@ -43,7 +45,10 @@ public struct MarkdownStyler: Sendable, Equatable {
             // block's label line: ```swift.
             inCodeBlock.toggle()
             lastBase = .codeLabel
-            return StyledLine(chars: line.map { StyledChar($0, .codeLabel) }, fill: .codeBlock)
+            var chars = line.map { StyledChar($0, .codeLabel) }
+            // Numbered where the block ends, after what was typed, so nothing before it moves.
+            if inCodeBlock { blocks += 1 } else { chars += " [\(blocks)]".map { StyledChar($0, .marker) } }
+            return StyledLine(chars: chars, fill: .codeBlock)
         }
         if inCodeBlock {
             lastBase = .codeBlock

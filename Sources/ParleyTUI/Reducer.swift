@@ -88,6 +88,8 @@ public enum Effect: Equatable, Sendable {
     case redraw
     /// Ctrl-Z: give the terminal back to the shell and stop until `fg`.
     case suspend
+    /// /copy, Alt-W: this text to the terminal's clipboard (OSC 52); `what` names it in the note.
+    case copy(text: String, what: String)
 }
 
 public enum Commands {
@@ -106,6 +108,7 @@ public enum Commands {
         ("/load", "SESSION  open a saved session (id, id prefix or title; Tab completes)"),
         ("/rename", "TITLE  rename this session"),
         ("/export", "[FILE]  write this session as Markdown"),
+        ("/copy", "[-R] [N]  copy the last reply (or the R-th from last), or its code block N, to the clipboard (also Alt-W)"),
         ("/edit", "edit the draft in $EDITOR (also Ctrl-X Ctrl-E)"),
         ("/help", "this help (also F1, or ? on an empty prompt)"),
         ("/quit", "leave (also Ctrl-D on an empty prompt, or Ctrl-C twice)"),
@@ -381,6 +384,9 @@ private func handleKey(_ state: inout ChatState, _ key: Key) -> [Effect] {
     case .alt("b"): state.input.wordLeft()
     case .alt("f"): state.input.wordRight()
     case .alt("d"): state.input.killWordForward()
+    case .alt("w"):
+        if case let .success(target) = copyTarget(state, "") { return [.copy(text: target.text, what: target.what)] }
+        state.notice = "no reply to copy yet"
     case .alt("<"): state.input.inputStart()
     case .alt(">"): state.input.inputEnd()
     case .backspace, .control("h"): state.input.backspace()
@@ -410,6 +416,32 @@ private func handleKey(_ state: inout ChatState, _ key: Key) -> [Effect] {
     default: break
     }
     return []
+}
+
+struct CopyProblem: Error { var message: String }
+
+/// What `/copy [-R] [N]` names: the last reply (or the R-th from last, `-1` being the last), whole
+/// or its code block N as numbered on screen.
+func copyTarget(_ state: ChatState, _ argument: String) -> Result<(text: String, what: String), CopyProblem> {
+    var words = argument.split(separator: " ").map(String.init)
+    var back = 1
+    if let first = words.first, first.hasPrefix("-") {
+        guard let r = Int(first.dropFirst()), r >= 1 else { return .failure(CopyProblem(message: "\(first) is not -R (-1 is the last reply, -2 the one before)")) }
+        back = r
+        words.removeFirst()
+    }
+    let replies = state.entries.filter { $0.kind == .assistant && !$0.text.isEmpty }
+    guard !replies.isEmpty else { return .failure(CopyProblem(message: "there is no reply to copy yet")) }
+    guard back <= replies.count else { return .failure(CopyProblem(message: "there are only \(replies.count) replies")) }
+    let reply = replies[replies.count - back]
+    let which = back == 1 ? "the last reply" : "reply -\(back)"
+    guard let word = words.first else { return .success((reply.text, which)) }
+    let blocks = CodeBlocks.extract(reply.text)
+    guard words.count == 1, let n = Int(word), n >= 1 else { return .failure(CopyProblem(message: "usage: /copy [-R] [N] (N: a code block's number, shown where it ends)")) }
+    guard n <= blocks.count else {
+        return .failure(CopyProblem(message: blocks.isEmpty ? "\(which) has no code block" : "\(which) has \(blocks.count) code block\(blocks.count == 1 ? "" : "s")"))
+    }
+    return .success((blocks[n - 1], "code block \(n) of \(which)"))
 }
 
 private func scroll(_ state: inout ChatState, to offset: Int) {
@@ -547,6 +579,11 @@ private func runCommand(_ state: inout ChatState, _ line: String) -> [Effect] {
         guard !argument.isEmpty else { state.notice = "usage: /rename TITLE"; return [] }
         return [.renameSession(argument)]
     case "/export": return [.exportSession(argument)]
+    case "/copy":
+        switch copyTarget(state, argument) {
+        case let .success(target): return [.copy(text: target.text, what: target.what)]
+        case let .failure(problem): state.notice = "/copy: \(problem.message)"
+        }
     case "/system":
         state.systemPrompt = argument.isEmpty ? nil : argument
         state.notice = argument.isEmpty ? "system prompt cleared" : "system prompt set"

@@ -263,6 +263,7 @@ public enum Renderer {
                 ("Enter send · Alt-Enter/Ctrl-J newline · Esc/Ctrl-C stop a reply", .overlay),
                 ("PgUp/PgDn, wheel scroll · Home/End top/bottom (empty prompt)", .overlay),
                 ("Ctrl-A/E/B/F/K/U/W/Y, Alt-B/F/D/</> edit · Up/Down history · Tab completes", .overlay),
+                ("Alt-W copies the last reply (/copy N: its code block N)", .overlay),
             ]
         case let .modelPicker(selected):
             title = " model — Enter picks, Esc closes "

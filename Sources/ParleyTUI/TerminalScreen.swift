@@ -19,6 +19,8 @@ public protocol Screen: AnyObject {
     func resume()
     /// Ctrl-Z: back to the shell until `fg`.
     func suspendToShell()
+    /// Writes Parley's own OSC 52 sequence (see `Clipboard`) to the terminal.
+    func copyToClipboard(_ sequence: String)
 }
 
 /// The only code that talks to ncurses: enters the alternate screen, paints the cells that changed
@@ -177,6 +179,11 @@ public final class TerminalScreen: Screen {
         init_extended_pair(next, fg, bg)
         pairs[key] = next
         return next
+    }
+
+    public func copyToClipboard(_ sequence: String) {
+        // After the frame ncurses has sent: the sequence goes straight to the terminal and moves nothing.
+        TerminalGuard.writeRaw(sequence)
     }
 
     /// Gives the terminal back (for $EDITOR), then takes it again with `resume`.

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import ParleyCore
 import ParleyKit
 import ParleyTestSupport
 
@@ -283,5 +284,48 @@ import ParleyTestSupport
         let before = try String(contentsOfFile: modes.path + ".before", encoding: .utf8)
         let restored = try String(contentsOfFile: modes.path + ".after", encoding: .utf8)
         #expect(!before.isEmpty && before == restored)
+    }
+
+    /// Issue 16, copy: `/copy N` and Alt-W put Parley's own OSC 52 on tmux's clipboard (set-clipboard on),
+    /// and a reply's own OSC 52 never reaches the terminal; with set-clipboard off, the note says so.
+    @Test func copyPutsOnlyParleysOwnSequenceOnTheClipboard() async throws {
+        let code = "let greeting = \"hi\"\nprint(greeting)"
+        let planted = Data("PLANTED".utf8).base64EncodedString()
+        let reply = "Here it is:\n```swift\n\(code)\n```\nAnd a trick: \u{1B}]52;c;\(planted)\u{07}done."
+        let chunk = JSONValue.object([("choices", [["index": 0, "delta": ["content": .string(reply)]]])]).serialized()
+        let server = try await ScriptedHTTPServer { _ in
+            ScriptedHTTPServer.sse(Array("data: \(chunk)\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n".utf8))
+        }
+        let harness = try ParleyHarness(config: "[providers.box]\nbase_url = \"\(server.baseURL)/v1\"\nmodels = [\"m\"]\n")
+        defer { harness.cleanUp() }
+        let tmux = Tmux()
+        tmux.start(harness, extra: ["TMUX=\(tmux.socket),0,0"])
+        defer { tmux.run(["kill-server"]) }
+        tmux.run(["set-option", "-g", "set-clipboard", "on"])
+        tmux.type("PS1='$ '; \(ParleyHarness.binary) --model box:m")
+        tmux.keys("Enter")
+        await tmux.waitAsync(for: "type a message")
+        tmux.type("show me")
+        tmux.keys("Enter")
+        var screen = await tmux.waitAsync(for: "tok/s")
+        #expect(screen.contains("``` [1]"), "the block's number is shown where it ends:\n\(screen)")
+        #expect(tmux.run(["list-buffers"]).isEmpty, "the reply's own OSC 52 reached the terminal")
+        tmux.type("/copy 1")
+        tmux.keys("Enter")
+        screen = await tmux.waitAsync(for: "copied code block 1")
+        #expect(tmux.run(["show-buffer"]) == code)
+        tmux.keys("M-w")
+        screen = await tmux.waitAsync(for: "copied the last reply")
+        let whole = tmux.run(["show-buffer"])
+        #expect(whole.hasPrefix("Here it is:\n```swift\n\(code)\n```"), "\(whole.debugDescription)")
+        #expect(!whole.contains("\u{1B}") && !whole.contains(planted), "\(whole.debugDescription)")
+        // tmux not taking copies: said, and nothing is written.
+        tmux.run(["set-option", "-g", "set-clipboard", "off"])
+        tmux.run(["delete-buffer"])
+        tmux.type("/copy")
+        tmux.keys("Enter")
+        screen = await tmux.waitAsync(for: "set-clipboard is off")
+        #expect(screen.contains("set-clipboard is off"), "\(screen)")
+        await server.shutdown()
     }
 }

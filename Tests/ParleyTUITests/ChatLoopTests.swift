@@ -25,6 +25,8 @@ final class RecordingScreen: Screen, @unchecked Sendable {
     func suspend() {}
     func resume() {}
     func suspendToShell() {}
+    private(set) var copied: [String] = []
+    func copyToClipboard(_ sequence: String) { lock.withLock { copied.append(sequence) } }
 
     func resize(width: Int, height: Int) { lock.withLock { dimensions = (width, height) } }
     var lastFrame: Frame? { lock.withLock { last } }

@@ -161,6 +161,23 @@ struct JSONByteParser {
     }
 
     /// Moves past a string, checking it, without building it.
+    /// JSON's number grammar exactly: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?` (the lenient
+    /// reading above also takes `.5`, `1.` and `007`, which a strict reader must refuse as JSONDecoder does).
+    static func isJSONNumber(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        var i = 0
+        func digits() -> Int { let start = i; while i < b.count, b[i] >= 0x30, b[i] <= 0x39 { i += 1 }; return i - start }
+        if i < b.count, b[i] == UInt8(ascii: "-") { i += 1 }
+        guard i < b.count else { return false }
+        if b[i] == 0x30 { i += 1 } else { guard digits() > 0 else { return false } }
+        if i < b.count, b[i] == UInt8(ascii: ".") { i += 1; guard digits() > 0 else { return false } }
+        if i < b.count, b[i] == UInt8(ascii: "e") || b[i] == UInt8(ascii: "E") {
+            i += 1
+            if i < b.count, b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") { i += 1 }
+            guard digits() > 0 else { return false }
+        }
+        return i == b.count
+    }
+
     mutating func skipString() throws(JSONParseError) {
         index += 1
         guard let base = bytes.baseAddress else { throw error("unterminated string") }
@@ -347,6 +364,7 @@ struct JSONByteParser {
             }
         }
         guard index > digitsStart else { throw error("expected a value") }
+        if strict, !Self.isJSONNumber(UnsafeBufferPointer(rebasing: bytes[start..<index])) { throw error("not a JSON number") }
         if isInteger { return Double(negative ? -intValue : intValue) }
         let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
         guard let value = Double(text) else { throw error("bad number") }

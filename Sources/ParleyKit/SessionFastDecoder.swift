@@ -14,7 +14,9 @@ enum SessionFastDecoder {
         guard cursor.enterObject() else { return nil }
         var format: Int?, id: String?, title: String?, model: String?, system: String?
         var created: Date?, updated: Date?, messages: [SessionMessage]?
+        var seen = KeysSeen()
         while let key = cursor.nextKey() {
+            guard seen.first(key) else { return nil }
             if key.equals("format") { format = cursor.readNumber().flatMap(exactInt) }
             else if key.equals("id") { id = cursor.readString() }
             else if key.equals("title") { title = cursor.readString() }
@@ -58,7 +60,9 @@ enum SessionFastDecoder {
             if cursor.readNull() { return .some(nil) }
             return cursor.readNumber().map { .some($0) }
         }
+        var seen = KeysSeen()
         while let key = cursor.nextKey() {
+            guard seen.first(key) else { return nil }
             switch key.count {
             case 2 where key.equals("id"): id = cursor.readString()
             case 4 where key.equals("role"): role = cursor.readPlainString().flatMap(Self.role)
@@ -110,6 +114,25 @@ enum SessionFastDecoder {
 
     static func status(_ raw: UnsafeBufferPointer<UInt8>) -> SessionMessage.Status? {
         raw.equals("complete") ? .complete : raw.equals("streaming") ? .streaming : raw.equals("stopped") ? .stopped : raw.equals("error") ? .error : nil
+    }
+
+    /// Keys of one object: Codable keeps the first of a repeated key and reads `\u` escapes in keys, which
+    /// this reader does not, so an object with either is left to Codable.
+    /// Keys are compared by a 64-bit hash: two different keys with the same hash only send the file to
+    /// Codable, and a repeated key is never missed.
+    struct KeysSeen {
+        private var hashes: [UInt64] = []
+
+        mutating func first(_ key: UnsafeBufferPointer<UInt8>) -> Bool {
+            var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+            for byte in key {
+                if byte == UInt8(ascii: "\\") { return false }
+                hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3
+            }
+            if hashes.contains(hash) { return false }
+            hashes.append(hash)
+            return true
+        }
     }
 
     /// A JSON number as an Int, when it is a whole number in Int's range.

@@ -193,10 +193,16 @@ public enum OpenAIChatFormat {
                     while cursor.nextElement() {
                         choices += 1
                         guard choices == 1, cursor.enterObject() else { return nil }
+                        // A repeated delta or finish_reason, or an escaped key, is the tree's to read (it
+                        // keeps the first of a repeated key, as most JSON readers do).
+                        var deltas = 0, finishes = 0
                         while let choiceKey = cursor.nextKey() {
+                            guard !choiceKey.contains(UInt8(ascii: "\\")) else { return nil }
                             if choiceKey.equals("delta") {
-                                guard cursor.enterObject() else { return nil }
+                                deltas += 1
+                                guard deltas == 1, cursor.enterObject() else { return nil }
                                 while let deltaKey = cursor.nextKey() {
+                                    guard !deltaKey.contains(UInt8(ascii: "\\")) else { return nil }
                                     if deltaKey.equals("content") {
                                         // A second content key (duplicate keys) is the tree's to read, so both agree.
                                         contents += 1
@@ -214,6 +220,8 @@ public enum OpenAIChatFormat {
                                 }
                                 cursor.resumeContainer()
                             } else if choiceKey.equals("finish_reason") {
+                                finishes += 1
+                                guard finishes == 1 else { return nil }
                                 if cursor.readNull() { continue }
                                 guard let value = cursor.readString() else { return nil }
                                 finishReason = value

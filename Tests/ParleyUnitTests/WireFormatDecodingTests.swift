@@ -138,6 +138,11 @@ import ParleyCore
             SSEEvent(data: #"{"choices":[{"delta":{"content":"x"}},{"delta":{"content":"y"}}]}"#),
             SSEEvent(data: #" { "id" : "c" , "choices" : [ { "delta" : { "role" : "assistant" , "content" : "spaced" } } ] } "#),
             SSEEvent(data: #"{"choices":[{"delta":{"content":"x"}}]"#),
+            // Found by an attack: repeated and escaped keys read as the tree reads them.
+            SSEEvent(data: #"{"choices":[{"index":0,"delta":{},"delta":{"content":"SECOND"}}]}"#),
+            SSEEvent(data: #"{"choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null,"finish_reason":"length"}]}"#),
+            SSEEvent(data: #"{"choices":[{"index":0,"delta":{"content":"A","con\u0074ent":"B"}}]}"#),
+            SSEEvent(data: #"{"choices":[{"index":0,"del\u0074a":{"content":"C"}}]}"#),
         ]
         // The shape of one chunk is carried to the next, as in a stream.
         var shape: OpenAIChatFormat.Decoder.ChunkShape?

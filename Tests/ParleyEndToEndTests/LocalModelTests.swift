@@ -7,6 +7,42 @@ import ParleyProviders
 /// Against the real llama-server serving SmolLM2-135M-Instruct. Needs `parley setup` once (the README's
 /// test command runs it).
 @Suite(.serialized) struct LocalModelTests {
+    /// Issue 16: `parley setup` shows its steps and the time (one redrawn line on a terminal, a line per
+    /// step elsewhere) and keeps pip's output in its log; a failure names the step and the log. pip has
+    /// the wheels cached by the test set-up, so each run takes seconds.
+    @Test func setupShowsItsStepsAndAFailureNamesTheStepAndTheLog() async throws {
+        try runtimeInstalled()
+        let harness = try ParleyHarness()
+        defer { harness.cleanUp() }
+        let runtime = harness.home.appendingPathComponent("runtime")
+        let environment = ["PARLEY_RUNTIME_DIR": runtime.path]
+        defer { _ = try? harness.run(["local-server", "--stop"], extraEnvironment: environment) }
+        let result = try harness.run(["setup"], extraEnvironment: environment, limit: 900)
+        #expect(result.status == 0, "\(result.stderr)")
+        for step in ["[1/4] a virtualenv", "[2/4] llama-server", "[3/4] the model", "[4/4] finding the server binary"] {
+            #expect(result.stderr.contains(step), "\(step) missing from:\n\(result.stderr)")
+        }
+        #expect(!result.stderr.contains("Collecting") && !result.stderr.contains("Successfully installed"), "pip's own lines go to the log")
+        let log = try String(contentsOf: runtime.appendingPathComponent("setup.log"), encoding: .utf8)
+        #expect(log.contains("Successfully installed"), "\(log.suffix(500))")
+
+        // On a terminal: one line, redrawn, ending at the last step with the time.
+        let tmux = ScreenTests.Tmux()
+        tmux.start(harness, extra: ["PARLEY_RUNTIME_DIR=\(runtime.path)"])
+        defer { tmux.run(["kill-server"]) }
+        tmux.type("PS1='$ '; \(ParleyHarness.binary) setup --force; echo SETUP-DONE")
+        tmux.keys("Enter")
+        let screen = await tmux.waitAsync(for: "SETUP-DONE\n", seconds: 600)
+        #expect(screen.contains("[4/4] finding the server binary and the model · 0:"), "\(screen)")
+        #expect(screen.split(separator: "\n").filter { $0.hasPrefix("[") }.count == 1, "the progress is one line:\n\(screen)")
+
+        // A step that fails is named, with the log.
+        let other = harness.home.appendingPathComponent("runtime-2")
+        let failed = try harness.run(["setup", "--python", "/nonexistent/python3"], extraEnvironment: ["PARLEY_RUNTIME_DIR": other.path], limit: 120)
+        #expect(failed.status == 1)
+        #expect(failed.stderr.contains("step 1 of 4") && failed.stderr.contains(other.appendingPathComponent("setup.log").path), "\(failed.stderr)")
+    }
+
     func runtimeInstalled() throws {
         let harness = try ParleyHarness()
         defer { harness.cleanUp() }

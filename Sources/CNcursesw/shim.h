@@ -22,6 +22,9 @@ static inline void parley_release_free_memory(void) { malloc_trim(0); }
 /// top malloc_trim never returns (a resumed 9 MB session held 7 MB that way).
 static inline void parley_tune_malloc(void) { mallopt(M_MMAP_THRESHOLD, 1 << 20); }
 
+/// The C library's width of one character, as curses counts it.
+static inline int parley_wcwidth(wchar_t c) { return wcwidth(c); }
+
 static inline int parley_lines(void) { return LINES; }
 static inline int parley_cols(void) { return COLS; }
 static inline int parley_colors(void) { return COLORS; }

@@ -113,7 +113,7 @@ public final class TerminalScreen: Screen {
                 if cell.isContinuation { continue }
                 if !full, let before, before[row, column] == cell,
                    column + 1 >= grid.width || before[row, column + 1] == grid[row, column + 1] { continue }
-                put(cell, row: row, column: column)
+                put(cell, row: row, column: column, wide: column + 1 < grid.width && grid[row, column + 1].isContinuation)
             }
         }
         if let cursor = frame.cursor {
@@ -141,7 +141,7 @@ public final class TerminalScreen: Screen {
         return nil
     }
 
-    private func put(_ cell: Cell, row: Int, column: Int) {
+    private func put(_ cell: Cell, row: Int, column: Int, wide: Bool = false) {
         let style = theme.style(cell.role)
         var attributes = parley_a_normal()
         if style.bold { attributes |= parley_a_bold() }
@@ -156,10 +156,20 @@ public final class TerminalScreen: Screen {
             attributes |= parley_a_underline()
         }
         var scalars = cell.text.unicodeScalars.map { wchar_t(bitPattern: $0.value) } + [0]
-        if parley_put_cell(Int32(row), Int32(column), &scalars, attributes, pair) == ERR, let first = cell.text.unicodeScalars.first {
+        // A zero-width joiner is never sent: terminals join it to whatever comes next (tmux drew it before
+        // the following flag after a redraw), so a ZWJ sequence is drawn as its first emoji, the same way
+        // on every path.
+        let joined = cell.text.unicodeScalars.contains("\u{200D}")
+        if joined || parley_put_cell(Int32(row), Int32(column), &scalars, attributes, pair) == ERR, let first = cell.text.unicodeScalars.first {
             // ncurses takes one spacing character per cell; a ZWJ sequence falls back to its first emoji.
             var single = [wchar_t(bitPattern: first.value), 0]
             _ = parley_put_cell(Int32(row), Int32(column), &single, attributes, pair)
+            // A flag (two regional indicators) is two columns here but its first half one column to
+            // curses: the second column is blanked, or it kept whatever an earlier frame left there.
+            if wide, parley_wcwidth(wchar_t(bitPattern: first.value)) == 1 {
+                var blank: [wchar_t] = [0x20, 0]
+                _ = parley_put_cell(Int32(row), Int32(column + 1), &blank, attributes, pair)
+            }
         }
     }
 

@@ -116,19 +116,20 @@ public struct LocalRuntime: Sendable {
         public var step: Int
         public static let steps = 4
         public var title: String
-        /// `[n/N]` of the build, when one is running.
-        public var built: (done: Int, total: Int)?
-
-        public static func == (a: SetupProgress, b: SetupProgress) -> Bool {
-            a.step == b.step && a.title == b.title && a.built?.done == b.built?.done && a.built?.total == b.built?.total
-        }
+        /// How far the build is, as it says: `112/187` (ninja) or `49%` (make), when one is running.
+        public var built: String?
     }
 
-    /// The last `[n/N]` a build (ninja, CMake) printed in `text`.
-    public static func buildProgress(_ text: Substring) -> (done: Int, total: Int)? {
-        var found: (Int, Int)?
-        for match in text.matches(of: /\[\s*(\d{1,6})\/(\d{1,6})\]/) {
-            if let done = Int(match.1), let total = Int(match.2), total > 0, done <= total { found = (done, total) }
+    /// The last progress a build printed in `text`: ninja's `[n/N]` or make's `[ 49%]`.
+    public static func buildProgress(_ text: Substring) -> String? {
+        var found: String?
+        for match in text.matches(of: /\[\s*(\d{1,6})(?:\/(\d{1,6})|%)\]/) {
+            guard let done = Int(match.1) else { continue }
+            if let totalText = match.2 {
+                if let total = Int(totalText), total > 0, done <= total { found = "\(done)/\(total)" }
+            } else if done <= 100 {
+                found = "\(done)%"
+            }
         }
         return found
     }
@@ -204,7 +205,7 @@ public struct LocalRuntime: Sendable {
         }
         var status: Int32?
         var offset = 0
-        var last: (done: Int, total: Int)?
+        var last: String?
         while true {
             status = child.poll()
             if !verbose, let handle = FileHandle(forReadingAtPath: log.path) {

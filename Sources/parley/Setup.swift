@@ -99,7 +99,7 @@ final class SetupProgressLine: @unchecked Sendable {
         lock.withLock {
             let elapsed = Int((ContinuousClock.now - start).seconds)
             var text = "[\(progress.step)/\(LocalRuntime.SetupProgress.steps)] \(progress.title) · \(elapsed / 60):\(String(format: "%02d", elapsed % 60))"
-            if let built = progress.built { text += " · compiling \(built.done)/\(built.total)" }
+            if let built = progress.built { text += " · compiling \(built)" }
             if terminal {
                 // One line: cut to the width so the carriage return goes back to its start.
                 var size = winsize()

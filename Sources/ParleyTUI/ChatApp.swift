@@ -359,6 +359,8 @@ public final class ChatApp: @unchecked Sendable {
                 let fitted = try engine.fitInput(request, ref: model, allowTruncate: engine.config.inputGuard.onOversize == .truncate)
                 request = fitted.request
                 if fitted.dropped > 0 { queue.post(.showNote("guard: the \(fitted.dropped) oldest messages are not sent, to fit \(model)")) }
+                // The status bar counts what is sent from the start, not 0 until the provider's usage arrives.
+                queue.post(.contextEstimated(tokens: TokenEstimator.estimate(request)))
             } catch {
                 queue.post(.engine(.failed(describe(error))), turn: turn)
                 return
@@ -497,7 +499,7 @@ public final class ChatApp: @unchecked Sendable {
         modelRef = ref
         autoRoute = false
         let pricing = engine.config.pricing(for: ref)
-        dispatch([.modelChanged(name: ref.description, contextWindow: pricing?.contextWindow, turnCostText: pricing == nil ? "?" : "$0.00")])
+        dispatch([.modelChanged(name: ref.description, contextWindow: engine.config.contextWindow(for: ref), turnCostText: pricing == nil ? "?" : "$0.00")])
         warmUp()
     }
 
@@ -505,7 +507,7 @@ public final class ChatApp: @unchecked Sendable {
     /// known), as an action: the state changes only through the reducer.
     func modelFacts(_ ref: ModelRef) -> Action {
         let pricing = engine.config.pricing(for: ref)
-        return .modelFacts(name: ref.description, contextWindow: pricing?.contextWindow, priceKnown: pricing != nil)
+        return .modelFacts(name: ref.description, contextWindow: engine.config.contextWindow(for: ref), priceKnown: pricing != nil)
     }
 
     static func modelChoices(_ engine: ChatEngine) -> [ModelChoice] {

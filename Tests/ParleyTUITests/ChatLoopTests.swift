@@ -95,6 +95,24 @@ final class RecordingScreen: Screen, @unchecked Sendable {
         }
     }
 
+    /// Issue 16: the status bar shows the size of what is sent as soon as it is sent (estimated), not
+    /// "ctx 0" until usage arrives (this provider sends none).
+    @Test func theStatusBarCountsWhatIsSentBeforeAnyUsage() async throws {
+        let server = try await ScriptedHTTPServer { _ in StructuredScreenTests.reply("Fine.") }
+        let driver = try Driver(baseURL: server.baseURL + "/v1", extraConfig: "[models.\"fake:m\"]\ncontext_window = 200\n")
+        await driver.wait(for: "type a message")
+        // Wide enough for the status bar to keep its ctx field.
+        driver.screen.resize(width: 200, height: 20)
+        driver.app.screenResized()
+        await driver.wait(for: "ctx 0/0k")
+        driver.type(String(repeating: "word ", count: 60) + "\r")
+        let shown = await driver.wait(for: "Fine.")
+        let percent = shown.firstMatch(of: /ctx (\d+)%/).flatMap { Int($0.1) } ?? 0
+        #expect(percent >= 20, "60 words of 200 tokens: \(shown)")
+        #expect(await driver.quit())
+        await server.shutdown()
+    }
+
     @Test func typingSendsAndTheReplyStreamsOntoTheScreen() async throws {
         let server = try await FaultServer(format: .openAI, script: [.ok])
         let driver = try Driver(baseURL: server.providerBaseURL)

@@ -200,13 +200,25 @@ extension Session {
 }
 
 extension Session {
-    /// Readable by a person: a header per message with who wrote it, the model and the time.
-    public func markdown() -> String {
+    /// This session with only the messages on its current branch (what export gives by default).
+    public var currentBranchOnly: Session {
+        var copy = self
+        copy.messages = currentBranch
+        return copy
+    }
+
+    /// Readable by a person: a header per message with who wrote it, the model and the time. The
+    /// current branch by default; with `allBranches` every message in the file's order, those on another
+    /// branch marked, and where a branch starts, which message it answers.
+    public func markdown(allBranches: Bool = false) -> String {
         let session = self
         var out = "# \(session.title.isEmpty ? "Untitled session" : session.title)\n\n"
         out += "Session `\(session.id)` · started \(Self.displayTime(session.createdAt)) · last model \(session.model)\n"
         if let system = session.systemPrompt { out += "\nSystem prompt: \(system)\n" }
-        for message in session.currentBranch {
+        let onBranch = Set(session.currentBranch.map(\.id))
+        var firstLines: [String: String] = [:]
+        var previous: String?
+        for message in allBranches ? session.messages : session.currentBranch {
             var header: String
             switch message.role {
             case .user: header = "You"
@@ -215,6 +227,14 @@ extension Session {
             }
             if message.fromCache == true { header += " · cached" }
             header += " · \(Self.displayTime(message.createdAt))"
+            if allBranches {
+                if !onBranch.contains(message.id) { header += " · another branch" }
+                if let parent = message.parentID, parent != previous {
+                    header += " · answers “\(firstLines[parent] ?? "an earlier message")”"
+                }
+                previous = message.id
+                firstLines[message.id] = String((message.content.split(separator: "\n").first ?? "").prefix(40))
+            }
             switch message.status {
             case .complete: break
             case .streaming, .stopped: header += " · stopped"

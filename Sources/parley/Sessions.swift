@@ -52,12 +52,13 @@ struct Sessions: AsyncParsableCommand {
     }
 
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "A session as Markdown on stdout.")
+        static let configuration = CommandConfiguration(abstract: "A session as Markdown on stdout (its current branch).")
         @OptionGroup var location: Location
         @Argument(help: "Session id, id prefix or title prefix.", completion: Completions.sessions) var session: String
+        @Flag(help: "Every message, those on other branches (an edit, a /retry) marked.") var allBranches = false
 
         func run() throws {
-            do { Sessions.output(try location.store().find(session).markdown()) } catch { throw fail(error) }
+            do { Sessions.output(try location.store().find(session).markdown(allBranches: allBranches)) } catch { throw fail(error) }
         }
     }
 
@@ -88,6 +89,7 @@ struct Sessions: AsyncParsableCommand {
         @OptionGroup var location: Location
         @Argument(help: "Session id, id prefix or title prefix.", completion: Completions.sessions) var session: String
         @Option(help: "md or json.") var format = "md"
+        @Flag(help: "Every branch (json: the file as it is), not only the current one.") var allBranches = false
 
         func validate() throws {
             guard ["md", "json"].contains(format) else { throw ValidationError("--format must be md or json") }
@@ -97,9 +99,10 @@ struct Sessions: AsyncParsableCommand {
             do {
                 let found = try location.store().find(session)
                 if format == "json" {
-                    Terminal.standardOutput.say(String(decoding: try found.encoded(), as: UTF8.self) + "\n")
+                    let exported = allBranches ? found : found.currentBranchOnly
+                    Terminal.standardOutput.say(String(decoding: try exported.encoded(), as: UTF8.self) + "\n")
                 } else {
-                    Sessions.output(found.markdown())
+                    Sessions.output(found.markdown(allBranches: allBranches))
                 }
             } catch {
                 throw fail(error)

@@ -28,6 +28,34 @@ import ParleyTestSupport
         #expect(try complete(["parley", "ask", "-t", "r"], ["ask"], "--template") == ["review"])
     }
 
+    /// Issue 16: show and export give the current branch; --all-branches every message, the other
+    /// branch marked and where it starts said.
+    @Test func showAndExportTheCurrentBranchOrAllOfThem() throws {
+        let harness = try ParleyHarness()
+        defer { harness.cleanUp() }
+        let store = SessionStore(directory: harness.home.appendingPathComponent("data/parley/sessions"))
+        var session = Session(title: "branches", model: "local:smollm2")
+        let question = SessionMessage(parentID: nil, role: .user, content: "Which colour?")
+        let first = SessionMessage(parentID: question.id, role: .assistant, content: "FIRST-ANSWER blue")
+        let second = SessionMessage(parentID: question.id, role: .assistant, content: "SECOND-ANSWER green")
+        session.messages = [question, first, second]
+        try store.save(session)
+
+        let shown = try harness.run(["sessions", "show", session.id])
+        #expect(shown.status == 0)
+        #expect(shown.stdout.contains("SECOND-ANSWER") && !shown.stdout.contains("FIRST-ANSWER"), "\(shown.stdout)")
+        let all = try harness.run(["sessions", "show", "--all-branches", session.id])
+        #expect(all.stdout.contains("FIRST-ANSWER") && all.stdout.contains("SECOND-ANSWER"), "\(all.stdout)")
+        #expect(all.stdout.contains("another branch"), "the earlier reply is marked: \(all.stdout)")
+        #expect(all.stdout.contains("answers “Which colour?”"), "the branch says what it answers: \(all.stdout)")
+
+        let json = try harness.run(["sessions", "export", "--format", "json", session.id])
+        let exported = try JSONValue.parse(json.stdout)
+        #expect(exported["messages"]?.array?.compactMap { $0["content"]?.string } == ["Which colour?", "SECOND-ANSWER green"])
+        let everything = try harness.run(["sessions", "export", "--format", "json", "--all-branches", session.id])
+        #expect(try JSONValue.parse(everything.stdout)["messages"]?.array?.count == 3)
+    }
+
     @Test func missingKeyNamesTheVariableAndExitsNonZero() throws {
         let harness = try ParleyHarness()
         defer { harness.cleanUp() }

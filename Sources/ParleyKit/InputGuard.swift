@@ -362,7 +362,7 @@ public struct OversizeRefusal: UserFacingError, Sendable, Equatable {
     public var limit: Int
     public var userMessage: String {
         "guard: this request is about \(tokens) prompt tokens and \(model) takes at most \(limit) (max_input_tokens under [guard], or its "
-            + "context window after the output limit); nothing was sent. Shorten it, start a new conversation, set on_oversize = \"truncate\", or pick a model with a larger window"
+            + "context window after the output limit); nothing was sent. Shorten it, start a new conversation, set on_oversize = \"truncate\" (on the screen: /context trim), or pick a model with a larger window"
     }
 }
 

@@ -188,12 +188,33 @@ public final class ChatApp: @unchecked Sendable {
         case let .appendHistory(text): appendHistory(text)
         case .redraw: screen?.invalidate()
         case let .copy(text, what): copy(text, what: what)
+        case .reportContext: reportContext()
         case .suspend:
             suspendToShell()
             if let screen {
                 let size = screen.refreshSize()
                 dispatch([.resize(width: size.width, height: size.height)])
             }
+        }
+    }
+
+    /// /context: the conversation's estimated size against what the model takes, off the UI thread.
+    func reportContext() {
+        let engine = self.engine, queue = self.queue, model = modelRef
+        let request = ChatRequest(model: model.model, system: state.systemPrompt, messages: state.contextMessages)
+        let trim = state.contextTrim ?? (engine.config.inputGuard.onOversize == .truncate)
+        Task.detached {
+            let tokens = TokenEstimator.estimate(request)
+            var lines = ["this conversation: \(request.messages.count) messages, about \(tokens) tokens (estimated)"]
+            if let limit = engine.inputLimit(request, ref: model) {
+                let window = engine.config.contextWindow(for: model).map { "its window of \($0) after the output limit" } ?? "[guard] max_input_tokens"
+                lines.append("\(model) takes about \(limit) (\(window)): " + (tokens <= limit ? "it fits"
+                    : trim ? "the oldest messages will be left out of what is sent (/context refuse sends nothing instead)"
+                           : "it will not be sent: /context trim leaves out the oldest messages, /new starts afresh, /model picks a larger window"))
+            } else {
+                lines.append("\(model)'s window is not known; set context_window under [models.\"\(model)\"]")
+            }
+            queue.post(.showNote(lines.joined(separator: "\n")))
         }
     }
 
@@ -332,6 +353,7 @@ public final class ChatApp: @unchecked Sendable {
         let userText = retry ? nil : messages.last(where: { $0.role == .user })?.content
         let turn = self.turn, engine = self.engine, queue = self.queue, cache = cacheChoice, structured = self.structured
         let routing = autoRoute
+        let trim = state.contextTrim ?? (engine.config.inputGuard.onOversize == .truncate)
         var model = modelRef
         replyTask = Task.detached(executorPreference: StreamExecutor.shared) {
             var sanitizer = TerminalSanitizer()
@@ -356,7 +378,7 @@ public final class ChatApp: @unchecked Sendable {
             // [guard] on_oversize: a conversation too large for the model is refused before anything is
             // sent, or its oldest messages are left out of what is sent (the session keeps them all).
             do {
-                let fitted = try engine.fitInput(request, ref: model, allowTruncate: engine.config.inputGuard.onOversize == .truncate)
+                let fitted = try engine.fitInput(request, ref: model, allowTruncate: trim)
                 request = fitted.request
                 if fitted.dropped > 0 { queue.post(.showNote("guard: the \(fitted.dropped) oldest messages are not sent, to fit \(model)")) }
                 // The status bar counts what is sent from the start, not 0 until the provider's usage arrives.

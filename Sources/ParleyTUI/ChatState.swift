@@ -72,6 +72,8 @@ public struct ChatState: Sendable {
     var quitArmed = false
     var ctrlXPending = false
     public var systemPrompt: String?
+    /// /context trim|refuse for this session; nil: `[guard] on_oversize` decides.
+    public var contextTrim: Bool?
     /// Messages from before a `/clear`: no longer on screen, still sent as context.
     public var carriedContext: [ChatMessage] = []
     public var modelChoices: [ModelChoice] = []

@@ -72,6 +72,8 @@ public enum Effect: Equatable, Sendable {
     case listModels
     case setTheme(String)
     case listSessions
+    /// /context: say how big the conversation is against the model's window, and what happens when it does not fit.
+    case reportContext
     /// An id, id prefix or title prefix.
     case loadSession(String)
     case renameSession(String)
@@ -108,6 +110,7 @@ public enum Commands {
         ("/load", "SESSION  open a saved session (id, id prefix or title; Tab completes)"),
         ("/rename", "TITLE  rename this session"),
         ("/export", "[FILE]  write this session as Markdown"),
+        ("/context", "[trim|refuse]  the conversation's size against the model's window; trim leaves out the oldest messages that do not fit, refuse sends nothing"),
         ("/copy", "[-R] [N]  copy the last reply (or the R-th from last), or its code block N, to the clipboard (also Alt-W)"),
         ("/edit", "edit the draft in $EDITOR (also Ctrl-X Ctrl-E)"),
         ("/help", "this help (also F1, or ? on an empty prompt)"),
@@ -579,6 +582,19 @@ private func runCommand(_ state: inout ChatState, _ line: String) -> [Effect] {
         guard !argument.isEmpty else { state.notice = "usage: /rename TITLE"; return [] }
         return [.renameSession(argument)]
     case "/export": return [.exportSession(argument)]
+    case "/context":
+        switch argument {
+        case "": return [.reportContext]
+        case "trim":
+            state.contextTrim = true
+            appendEntry(&state, ChatEntry(id: state.makeID(), kind: .note, time: state.now,
+                                          text: "a conversation too long for the model is sent without its oldest messages (this session; the file keeps them all)"))
+        case "refuse":
+            state.contextTrim = false
+            appendEntry(&state, ChatEntry(id: state.makeID(), kind: .note, time: state.now,
+                                          text: "a conversation too long for the model is not sent; /context trim leaves out its oldest messages"))
+        default: state.notice = "usage: /context [trim|refuse]"
+        }
     case "/copy":
         switch copyTarget(state, argument) {
         case let .success(target): return [.copy(text: target.text, what: target.what)]

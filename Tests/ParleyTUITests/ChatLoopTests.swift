@@ -95,6 +95,43 @@ final class RecordingScreen: Screen, @unchecked Sendable {
         }
     }
 
+    /// Issue 16: a conversation grown past the model's window is refused (the default) with what to do;
+    /// `/context` says how big it is; after `/context trim` the oldest messages are left out of what is
+    /// sent, and the provider gets a request that fits.
+    @Test func contextTrimSendsWhatFitsAfterARefusal() async throws {
+        let server = try await ScriptedHTTPServer { _ in StructuredScreenTests.reply("ok.") }
+        let driver = try Driver(baseURL: server.baseURL + "/v1", extraConfig: "[models.\"fake:m\"]\ncontext_window = 400\nmax_tokens = 50\n")
+        await driver.wait(for: "type a message")
+        let long = String(repeating: "word ", count: 100)
+        for turn in 1...3 {
+            driver.type("\(turn) \(long)\r")
+            await driver.wait(for: "ok.\n", seconds: 5)
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(server.requestCount == 3)
+        driver.type("4 \(long)\r")
+        let refused = await driver.wait(for: "/context trim")
+        #expect(refused.contains("nothing was sent"), "\(refused)")
+        #expect(server.requestCount == 3)
+        driver.type("/context\r")
+        let report = await driver.wait(for: "this conversation:")
+        // (The note is wrapped on screen: compare with the lines joined.)
+        let reportText = report.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        #expect(reportText.contains("it will not be sent: /context trim"), "\(reportText)")
+        driver.type("/context trim\r")
+        await driver.wait(for: "sent without its oldest messages")
+        driver.type("5 \(long)\r")
+        let trimmed = await driver.wait(for: "oldest messages are not sent")
+        #expect(trimmed.contains("oldest messages are not sent"), "\(trimmed)")
+        let deadline = Date().addingTimeInterval(5)
+        while server.requestCount < 4, Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        let sent = try #require(server.requests.last.flatMap { try? JSONValue.parse(Array($0.body)) }?["messages"]?.array)
+        #expect(sent.count < 9, "the oldest were left out: \(sent.count) messages")
+        #expect(sent.last?["content"]?.string?.hasPrefix("5 ") == true, "the newest is sent")
+        #expect(await driver.quit())
+        await server.shutdown()
+    }
+
     /// Issue 16: the status bar shows the size of what is sent as soon as it is sent (estimated), not
     /// "ctx 0" until usage arrives (this provider sends none).
     @Test func theStatusBarCountsWhatIsSentBeforeAnyUsage() async throws {

@@ -206,10 +206,7 @@ public struct SessionStore: Sendable {
         var problems: [SessionFileError] = []
         for file in sessionFiles() {
             let url = directory.appendingPathComponent(file)
-            let name = url.deletingPathExtension().lastPathComponent
-            if let data = try? PrivateFile.read(url.path, limit: Self.maxFileBytes),
-               let summary = data.withUnsafeBytes({ SessionSummary.read($0.bindMemory(to: UInt8.self)) }), summary.id == name,
-               SessionID.isValid(summary.id) {
+            if let (summary, _) = quickSummary(url) {
                 sessions.append(summary)
                 continue
             }
@@ -221,6 +218,15 @@ public struct SessionStore: Sendable {
         }
         sessions.sort { ($0.updatedAt, $0.id) > ($1.updatedAt, $1.id) }
         return (sessions, problems)
+    }
+
+    /// A file's summary by the quick reader, with its bytes; nil when the reader does not take it or its id
+    /// is not its name (the caller then reads it whole, which names the problem).
+    private func quickSummary(_ url: URL) -> (SessionSummary, Data)? {
+        guard let data = try? PrivateFile.read(url.path, limit: Self.maxFileBytes),
+              let summary = data.withUnsafeBytes({ SessionSummary.read($0.bindMemory(to: UInt8.self)) }),
+              SessionID.isValid(summary.id), summary.id == url.deletingPathExtension().lastPathComponent else { return nil }
+        return (summary, data)
     }
 
     private func sessionFiles() -> [String] {
@@ -240,10 +246,7 @@ public struct SessionStore: Sendable {
             // (not read twice). One that does not decode is skipped, as the listing skips it.
             var newest: (summary: SessionSummary, data: Data)?
             for file in sessionFiles() {
-                let url = directory.appendingPathComponent(file)
-                guard let data = try? PrivateFile.read(url.path, limit: Self.maxFileBytes),
-                      let summary = data.withUnsafeBytes({ SessionSummary.read($0.bindMemory(to: UInt8.self)) }),
-                      summary.id == url.deletingPathExtension().lastPathComponent else { continue }
+                guard let (summary, data) = quickSummary(directory.appendingPathComponent(file)) else { continue }
                 if newest.map({ (summary.updatedAt, summary.id) > ($0.summary.updatedAt, $0.summary.id) }) ?? true { newest = (summary, data) }
             }
             if let newest, var session = try? Self.decode(newest.data, path: url(for: newest.summary.id).path, name: newest.summary.id) {

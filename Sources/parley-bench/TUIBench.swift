@@ -93,23 +93,7 @@ func processUsage(_ pid: pid_t) -> (cpu: Double, wakeups: Int, uiWakeups: Int, r
 
 /// The real `parley` in tmux against a loopback provider that streams about 1,000 tokens/s.
 func tuiBenchmark(tokens: Int) async throws {
-    var body: [ScriptedHTTPServer.Step] = [.head(status: 200, headers: [("Content-Type", "text/event-stream")])]
-    for i in 0..<tokens {
-        let token = i % 12 == 11 ? "\\n" : " word\(i % 97)"
-        body.append(.write(Array("data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\(token)\"}}]}\n\n".utf8)))
-        body.append(.pause(.microseconds(900)))
-    }
-    body.append(.write(Array("data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":\(tokens)}}\n\ndata: [DONE]\n\n".utf8)))
-    body.append(.end)
-    let steps = body
-    let server = try await ScriptedHTTPServer { _ in steps }
-    let home = FileManager.default.temporaryDirectory.appendingPathComponent("parley-bench-tui-\(getpid())")
-    try FileManager.default.createDirectory(at: home.appendingPathComponent("config/parley"), withIntermediateDirectories: true)
-    try """
-    [providers.bench]
-    base_url = "\(server.baseURL)/v1"
-    models = ["fast"]
-    """.write(to: home.appendingPathComponent("config/parley/config.toml"), atomically: true, encoding: .utf8)
+    let (server, home) = try await streamingProvider(tokens: tokens, pause: .microseconds(900))
     let tmux = TmuxSession()
     defer {
         tmux.run(["kill-server"])

@@ -1,21 +1,12 @@
 import Foundation
 import Testing
+import ParleyTestSupport
 @testable import ParleyTUI
 
 /// The streaming layout extends the last line's wrapper instead of wrapping it again, and lays out
 /// once per frame: whatever pieces the text arrives in and whenever frames are drawn, the rows must
 /// be exactly those of the whole text laid out at once.
 @Suite struct StreamingLayoutTests {
-    struct Seeded: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
 
     static let words = ["word", "a", "longerwordthatgoeson", " ", " ", " ", "**bold**", "*it", "_x_", "`code`", "\t", "日本語", "e\u{301}", "👍", "🏽",
                         "\u{200D}", "#", "# ", "- ", "1. ", "> ", "```", "\n", "\n", "snake_case", "    ", "x" + String(repeating: "y", count: 150)]
@@ -27,7 +18,7 @@ import Testing
     }
 
     @Test func streamedPiecesLayOutAsTheWholeText() {
-        var rng = Seeded(state: 42)
+        var rng = SeededGenerator(seed: 42)
         for round in 0..<150 {
             let width = [20, 37, 60, 120].randomElement(using: &rng)!
             var state = ChatState(width: width, height: 30, model: "local:smollm2")

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import ParleyTestSupport
 import ParleyCore
 #if canImport(Glibc)
 import Glibc
@@ -10,25 +11,14 @@ import Glibc
 /// Codable path name the problem): random sessions, every optional field, format 1 usage keys, and
 /// corrupted bytes.
 @Suite struct SessionFastDecoderTests {
-    /// SplitMix64: the same sessions on every run, so a failure can be reproduced.
-    struct Seeded: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
 
     static let pieces = ["plain ", "\n", "\t", "\"quoted\"", "back\\slash", "日本語", "👍🏽", "\u{7}", "\u{202E}", "</tag>", "{\"json\": [1, 2]}", "é", "\r\n", "/", "\u{0}", "```swift\nlet x = 1\n```"]
 
-    func text(_ rng: inout Seeded) -> String {
+    func text(_ rng: inout SeededGenerator) -> String {
         (0..<Int.random(in: 0...6, using: &rng)).map { _ in Self.pieces.randomElement(using: &rng)! }.joined()
     }
 
-    func randomSession(_ rng: inout Seeded) -> Session {
+    func randomSession(_ rng: inout SeededGenerator) -> Session {
         let start = Date(timeIntervalSince1970: Double(Int.random(in: 1_600_000_000_000...1_900_000_000_000, using: &rng)) / 1000)
         var session = Session(title: text(&rng), model: "local:smollm2", systemPrompt: Bool.random(using: &rng) ? text(&rng) : nil, now: start)
         session.updatedAt = start.addingTimeInterval(Double(Int.random(in: 0...100_000, using: &rng)) / 1000)
@@ -67,7 +57,7 @@ import Glibc
     }
 
     @Test func randomSessionsReadTheSameAsTheCodablePath() throws {
-        var rng = Seeded(state: 20261125)
+        var rng = SeededGenerator(seed: 20261125)
         for _ in 0..<400 {
             let session = randomSession(&rng)
             let data = try session.encoded()
@@ -82,7 +72,7 @@ import Glibc
     }
 
     @Test func formatOneUsageKeysReadTheSame() throws {
-        var rng = Seeded(state: 7)
+        var rng = SeededGenerator(seed: 7)
         var session = randomSession(&rng)
         session.messages = [SessionMessage(parentID: nil, role: .assistant, content: "hi", createdAt: session.createdAt)]
         session.messages[0].usage = Usage(promptTokens: 5, completionTokens: 6, cachedTokens: 1, accounting: .cachedInsidePrompt)
@@ -100,7 +90,7 @@ import Glibc
     /// Damaged files: the quick reader never accepts one the Codable path rejects, and whatever it
     /// accepts is what the Codable path reads.
     @Test func corruptedBytesAreNeverReadDifferently() throws {
-        var rng = Seeded(state: 99)
+        var rng = SeededGenerator(seed: 99)
         for _ in 0..<300 {
             var bytes = Array(try randomSession(&rng).encoded())
             var changes: [String] = []
@@ -131,7 +121,7 @@ import Glibc
     /// Found by an attack: files Codable reads differently (it keeps the first of a repeated key, reads
     /// `\u` escapes in keys) or refuses (numbers outside JSON's grammar) are left to it.
     @Test func repeatedOrEscapedKeysAndLooseNumbersGoToCodable() throws {
-        var rng = Seeded(state: 8)
+        var rng = SeededGenerator(seed: 8)
         var session = randomSession(&rng)
         session.messages = [SessionMessage(parentID: nil, role: .user, content: "FIRST", createdAt: session.createdAt)]
         let text = String(decoding: try session.encoded(), as: UTF8.self)
@@ -158,7 +148,7 @@ import Glibc
     }
 
     @Test func aWrongTypeStillGetsTheCodablePathsMessage() throws {
-        var rng = Seeded(state: 3)
+        var rng = SeededGenerator(seed: 3)
         var session = randomSession(&rng)
         session.messages = [SessionMessage(parentID: nil, role: .user, content: "hi", createdAt: session.createdAt)]
         let text = String(decoding: try session.encoded(), as: UTF8.self).replacingOccurrences(of: "\"role\" : \"user\"", with: "\"role\" : 5")
@@ -200,7 +190,7 @@ import Glibc
     }
 
     @Test func everyASCIICharacterCountsAsTheUnicodeRulesSay() {
-        var rng = SessionFastDecoderTests.Seeded(state: 1)
+        var rng = SeededGenerator(seed: 1)
         for _ in 0..<2_000 {
             let text = String(String.UnicodeScalarView((0..<Int.random(in: 0...40, using: &rng)).map { _ in
                 Unicode.Scalar(UInt8.random(in: 0...127, using: &rng))
@@ -213,7 +203,7 @@ import Glibc
 @Suite struct ByteLevelReadersTests {
     /// The calendar arithmetic gives what glibc's timegm gives, across four centuries and leap days.
     @Test func rfc3339TimesMatchTimegm() {
-        var rng = SessionFastDecoderTests.Seeded(state: 5)
+        var rng = SeededGenerator(seed: 5)
         for _ in 0..<5_000 {
             let (year, month, day) = (Int.random(in: 1900...2300, using: &rng), Int.random(in: 1...12, using: &rng), Int.random(in: 1...31, using: &rng))
             let (hour, minute, second) = (Int.random(in: 0...23, using: &rng), Int.random(in: 0...59, using: &rng), Int.random(in: 0...60, using: &rng))
@@ -241,7 +231,7 @@ import Glibc
     /// Well-formed UTF-8 exactly as the standard library decides it: random bytes, and text with
     /// every length of sequence, cut and damaged.
     @Test func utf8ValidationAgreesWithTheStandardLibrary() {
-        var rng = SessionFastDecoderTests.Seeded(state: 11)
+        var rng = SeededGenerator(seed: 11)
         let samples = Array("plain ascii text é ß 日本語 👍🏽 \u{10FFFF} \u{FFFD}".utf8)
         for round in 0..<20_000 {
             var bytes: [UInt8]

@@ -188,6 +188,7 @@ public final class ChatApp: @unchecked Sendable {
         case let .appendHistory(text): appendHistory(text)
         case .redraw: screen?.invalidate()
         case let .copy(text, what): copy(text, what: what)
+        case let .writeClipboard(text): screen?.copyToClipboard(Clipboard.osc52(text))
         case .reportContext: reportContext()
         case .suspend:
             suspendToShell()
@@ -224,22 +225,25 @@ public final class ChatApp: @unchecked Sendable {
             dispatch([.showError("\(what) is \(text.utf8.count / 1000) KB, more than terminals take through OSC 52 (\(Clipboard.maxBytes / 1000) KB); /export writes it to a file")])
             return
         }
-        var tmuxSetting: String?
-        if engine.environment["TMUX"] != nil {
-            // tmux finds its server through $TMUX, which children are not otherwise given.
-            var environment = ChildProcess.childEnvironment(engine.environment)
-            environment["TMUX"] = engine.environment["TMUX"]
-            if let answer = try? ChildProcess.capture(["tmux", "show-options", "-gv", "set-clipboard"], environment: environment, discardingErrors: true),
-               answer.status == 0 {
-                tmuxSetting = answer.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        // Asking tmux runs a process: off the UI thread, which then writes the sequence (.clipboardReady).
+        let environment = engine.environment, queue = self.queue
+        Task.detached {
+            var tmuxSetting: String?
+            if environment["TMUX"] != nil {
+                // tmux finds its server through $TMUX, which children are not otherwise given.
+                var childEnvironment = ChildProcess.childEnvironment(environment)
+                childEnvironment["TMUX"] = environment["TMUX"]
+                if let answer = try? ChildProcess.capture(["tmux", "show-options", "-gv", "set-clipboard"], environment: childEnvironment,
+                                                          discardingErrors: true), answer.status == 0 {
+                    tmuxSetting = answer.output.trimmingCharacters(in: .whitespacesAndNewlines)
+                }
+            }
+            if let problem = Clipboard.problem(environment: environment, tmuxSetting: tmuxSetting) {
+                queue.post(.showError("/copy: \(problem)"))
+            } else {
+                queue.post(.clipboardReady(text: text, what: what))
             }
         }
-        if let problem = Clipboard.problem(environment: engine.environment, tmuxSetting: tmuxSetting) {
-            dispatch([.showError("/copy: \(problem)")])
-            return
-        }
-        screen?.copyToClipboard(Clipboard.osc52(text))
-        dispatch([.showNote("copied \(what) (\(text.count) characters) to the clipboard")])
     }
 
     /// Ctrl-Z: back to the shell until `fg`. A reply that is streaming is not stopped: its bytes wait in

@@ -13,6 +13,8 @@ public enum Action: Equatable, Sendable {
     /// What is known of the model before any reply: its window, and whether its price is (else "?").
     case modelFacts(name: String, contextWindow: Int?, priceKnown: Bool)
     case showNote(String)
+    /// A copy the terminal can take (checked off the UI thread): written, and said.
+    case clipboardReady(text: String, what: String)
     case showError(String)
     /// Saved sessions for /load completion.
     case sessionChoices([String])
@@ -90,8 +92,10 @@ public enum Effect: Equatable, Sendable {
     case redraw
     /// Ctrl-Z: give the terminal back to the shell and stop until `fg`.
     case suspend
-    /// /copy, Alt-W: this text to the terminal's clipboard (OSC 52); `what` names it in the note.
+    /// /copy, Alt-W: this text to the terminal's clipboard (OSC 52) if it can take it; `what` names it.
     case copy(text: String, what: String)
+    /// Parley's OSC 52 sequence with this text, to the terminal.
+    case writeClipboard(String)
 }
 
 public enum Commands {
@@ -162,6 +166,9 @@ public func reduce(_ state: inout ChatState, _ action: Action) -> [Effect] {
         state.status.contextWindow = contextWindow
         state.status.turnCost = priceKnown ? "$0.00" : "?"
         return []
+    case let .clipboardReady(text, what):
+        appendEntry(&state, ChatEntry(id: state.makeID(), kind: .note, time: state.now, text: "copied \(what) (\(text.count) characters) to the clipboard"))
+        return [.writeClipboard(text)]
     case let .showNote(text):
         appendEntry(&state, ChatEntry(id: state.makeID(), kind: .note, time: state.now, text: text))
         return []

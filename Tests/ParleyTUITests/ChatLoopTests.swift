@@ -105,8 +105,10 @@ final class RecordingScreen: Screen, @unchecked Sendable {
         let long = String(repeating: "word ", count: 100)
         for turn in 1...3 {
             driver.type("\(turn) \(long)\r")
-            await driver.wait(for: "ok.\n", seconds: 5)
-            try await Task.sleep(for: .milliseconds(200))
+            // This turn's request has arrived and its reply is over before the next is typed.
+            let deadline = Date().addingTimeInterval(10)
+            while server.requestCount < turn, Date() < deadline { try await Task.sleep(for: .milliseconds(10)) }
+            await driver.wait(for: "│ idle │", seconds: 10)
         }
         #expect(server.requestCount == 3)
         driver.type("4 \(long)\r")

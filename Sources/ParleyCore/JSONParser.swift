@@ -181,16 +181,6 @@ struct JSONByteParser {
     mutating func skipString() throws(JSONParseError) {
         index += 1
         guard let base = bytes.baseAddress else { throw error("unterminated string") }
-        // Most strings (keys, ids, tokens) are short: look at their first bytes directly before
-        // calling memchr, whose call cost dominated for them.
-        let shortEnd = min(bytes.count, index + 32)
-        var i = index
-        while i < shortEnd {
-            let byte = base[i]
-            if byte == UInt8(ascii: "\\") { break }
-            if byte == UInt8(ascii: "\"") { index = i + 1; return }
-            i += 1
-        }
         while index < bytes.count {
             // memchr is vectorised; a quote counts only if an even number of backslashes precede it.
             guard let found = memchr(base + index, Int32(UInt8(ascii: "\"")), bytes.count - index) else { break }

@@ -7,8 +7,9 @@ import NIOPosix
 /// another worker thread (a futex wake and a context switch per token, most of a fast stream's CPU).
 /// They all prefer this executor, which runs them on the event loop that reads the connection (the
 /// transport's clients use this loop alone), so a network read and everything it causes happen on
-/// one thread without waking another. What runs here must not block for long: the only blocking
-/// work in a turn is its ledger row, written once per reply.
+/// one thread without waking another. What runs here must not block for long: a turn's blocking work
+/// is a few short SQLite reads and writes (the budget check, the ledger row, the cache) at its start
+/// and end; session files are written on the recorder's own queue, and waits are `Task.sleep`.
 public final class StreamExecutor: TaskExecutor, @unchecked Sendable {
     public static let shared = StreamExecutor()
 

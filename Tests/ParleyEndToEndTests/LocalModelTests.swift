@@ -30,9 +30,11 @@ import ParleyProviders
         let tmux = ScreenTests.Tmux()
         tmux.start(harness, extra: ["PARLEY_RUNTIME_DIR=\(runtime.path)"])
         defer { tmux.run(["kill-server"]) }
-        tmux.type("PS1='$ '; \(ParleyHarness.binary) setup --force; echo SETUP-DONE")
+        // The marker is computed by the shell, so the typed command line (which wraps at 80 columns
+        // when the checkout's path is long) never contains it.
+        tmux.type("PS1='$ '; \(ParleyHarness.binary) setup --force; echo SETUP-$((40+2))-DONE")
         tmux.keys("Enter")
-        let screen = await tmux.waitAsync(for: "SETUP-DONE\n", seconds: 600)
+        let screen = await tmux.waitAsync(for: "SETUP-42-DONE", seconds: 600)
         #expect(screen.contains("[4/4] finding the server binary and the model · 0:"), "\(screen)")
         #expect(screen.split(separator: "\n").filter { $0.hasPrefix("[") }.count == 1, "the progress is one line:\n\(screen)")
 

@@ -13,16 +13,22 @@ public enum RecordedTurn {
         case failed(String)
     }
 
-    /// `userText` nil sends the last user message again (/retry). `onEvent` sees every event of the turn.
+    /// `userText` nil sends the last user message again (/retry); `editing` sends it beside that earlier
+    /// prompt, as a new branch. `onEvent` sees every event of the turn; `onRecorded` the ids of the prompt
+    /// and the reply once they are on disk.
     /// With `retryHint`, an error line says how to ask again. The session gets the turn's own fold of
     /// the reply (`.finished`), so its figures are the ledger's.
     public static func run(
         engine: ChatEngine, recorder: SessionRecorder, userText: String?, request: ChatRequest, model ref: ModelRef,
-        options: TurnOptions = TurnOptions(), retryHint: Bool = true, guardAccepted: [String]? = nil,
-        onEvent: (TurnEvent) -> Void = { _ in }
+        options: TurnOptions = TurnOptions(), retryHint: Bool = true, guardAccepted: [String]? = nil, editing: String? = nil,
+        onEvent: (TurnEvent) -> Void = { _ in },
+        onRecorded: (_ user: String?, _ reply: String) -> Void = { _, _ in }
     ) async -> Outcome {
         var result: TurnResult?
-        let replyID = recorder.startTurn(userText: userText, model: ref, system: request.system, routeRule: options.routeRule, guardAccepted: guardAccepted)
+        let ids = recorder.startTurn(userText: userText, editing: editing, model: ref, system: request.system, routeRule: options.routeRule,
+                                     guardAccepted: guardAccepted)
+        let replyID = ids.reply
+        onRecorded(ids.user, ids.reply)
         var options = options
         options.session = options.session ?? recorder.snapshot.id
         do {

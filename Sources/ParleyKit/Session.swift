@@ -15,6 +15,9 @@ public struct Session: Codable, Sendable, Equatable {
     /// The model the session continues with (`provider:model`).
     public var model: String
     public var messages: [SessionMessage]
+    /// The message the current branch ends at, when that is not the last message of the file (after
+    /// moving to another branch with the sibling keys); nil: the last message.
+    public var leaf: String?
 
     public init(id: String? = nil, title: String = "", model: String, systemPrompt: String? = nil, now: Date = Date()) {
         format = Self.currentFormat
@@ -53,14 +56,11 @@ public struct Session: Codable, Sendable, Equatable {
     public var currentBranch: [SessionMessage] {
         // Most sessions have no branches: each message follows the one before it, and the branch is all
         // of them (checked in one pass, without the table below).
-        if messages.first?.parentID == nil,
-           !messages.indices.dropFirst().contains(where: { messages[$0].parentID != messages[$0 - 1].id }) {
-            return messages
-        }
+        if leaf == nil, isLinear { return messages }
         var byID: [String: SessionMessage] = [:]
         for message in messages { byID[message.id] = message }
         var branch: [SessionMessage] = []
-        var next = messages.last
+        var next = leaf.flatMap { byID[$0] } ?? messages.last
         var seen = Set<String>()
         while let message = next, !seen.contains(message.id) {
             seen.insert(message.id)
@@ -68,6 +68,55 @@ public struct Session: Codable, Sendable, Equatable {
             next = message.parentID.flatMap { byID[$0] }
         }
         return branch.reversed()
+    }
+
+    /// Each message follows the one before it: no branches anywhere.
+    var isLinear: Bool {
+        messages.first?.parentID == nil
+            && !messages.indices.dropFirst().contains(where: { messages[$0].parentID != messages[$0 - 1].id })
+    }
+
+    /// The message a new one follows: the end of the current branch.
+    public var tip: String? {
+        if let leaf, messages.contains(where: { $0.id == leaf }) { return leaf }
+        return messages.last?.id
+    }
+
+    /// Where each message of the current branch stands among its siblings (messages of the same role
+    /// with the same parent: replies asked again with /retry, or prompts edited and sent again), by id;
+    /// only messages that have siblings are in it. In file order, so the newest is the last.
+    public var siblingPositions: [String: (index: Int, count: Int)] {
+        if leaf == nil, isLinear { return [:] }
+        var groups: [String: [String]] = [:]
+        for message in messages { groups[Self.siblingKey(message), default: []].append(message.id) }
+        var positions: [String: (index: Int, count: Int)] = [:]
+        for message in currentBranch {
+            guard let group = groups[Self.siblingKey(message)], group.count > 1, let index = group.firstIndex(of: message.id) else { continue }
+            positions[message.id] = (index + 1, group.count)
+        }
+        return positions
+    }
+
+    private static func siblingKey(_ message: SessionMessage) -> String {
+        message.role.rawValue + ":" + (message.parentID ?? "")
+    }
+
+    /// Moves the current branch to the sibling `delta` steps from `id` (−1 the one before, +1 the one
+    /// after), continuing down to that sibling's latest reply. Returns the sibling and its position, or nil
+    /// when there is no sibling that way (nothing changes then).
+    public mutating func switchBranch(at id: String, by delta: Int) -> (sibling: String, index: Int, count: Int)? {
+        guard let message = messages.first(where: { $0.id == id }) else { return nil }
+        let key = Self.siblingKey(message)
+        let group = messages.filter { Self.siblingKey($0) == key }
+        guard let index = group.firstIndex(where: { $0.id == id }), group.indices.contains(index + delta) else { return nil }
+        // Down the newest child at each step: where that branch was left.
+        var children: [String: String] = [:]
+        for message in messages { if let parent = message.parentID { children[parent] = message.id } }
+        var end = group[index + delta].id
+        var seen: Set<String> = [end]
+        while let child = children[end], seen.insert(child).inserted { end = child }
+        leaf = end == messages.last?.id ? nil : end
+        return (group[index + delta].id, index + delta + 1, group.count)
     }
 
     /// The conversation as a provider is sent it: user and assistant turns with text, tool calls and results.
@@ -165,6 +214,7 @@ public struct SessionJournalEntry: Sendable, Equatable {
 extension Session {
     enum CodingKeys: String, CodingKey {
         case format, id, title, model, messages
+        case leaf = "current_leaf"
         case createdAt = "created_at", updatedAt = "updated_at", systemPrompt = "system_prompt"
     }
 
@@ -204,6 +254,7 @@ extension Session {
     public var currentBranchOnly: Session {
         var copy = self
         copy.messages = currentBranch
+        copy.leaf = nil
         return copy
     }
 

@@ -13,7 +13,7 @@ enum SessionFastDecoder {
         var cursor = JSONCursor(bytes, strict: true)
         guard cursor.enterObject() else { return nil }
         var format: Int?, id: String?, title: String?, model: String?, system: String?
-        var created: Date?, updated: Date?, messages: [SessionMessage]?
+        var created: Date?, updated: Date?, messages: [SessionMessage]?, leaf: String?
         var seen = KeysSeen()
         while let key = cursor.nextKey() {
             guard seen.first(key) else { return nil }
@@ -25,6 +25,7 @@ enum SessionFastDecoder {
             else if key.equals("created_at") { created = cursor.readPlainString().flatMap(RFC3339.parse) }
             else if key.equals("updated_at") { updated = cursor.readPlainString().flatMap(RFC3339.parse) }
             else if key.equals("messages") { messages = readMessages(&cursor) }
+            else if key.equals("current_leaf") { if !cursor.readNull() { guard let text = cursor.readString() else { return nil }; leaf = text } }
             else { guard cursor.readValue() != nil else { return nil } }
             if cursor.failed { return nil }
         }
@@ -34,6 +35,7 @@ enum SessionFastDecoder {
         session.format = format
         session.updatedAt = updated
         session.messages = messages
+        session.leaf = leaf
         return session
     }
 

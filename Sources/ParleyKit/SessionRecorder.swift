@@ -46,31 +46,49 @@ public final class SessionRecorder: @unchecked Sendable {
         }
     }
 
-    /// The id of the last message on the current branch.
-    private var tip: String? { session.messages.last?.id }
-
     /// Starts a turn: the user's message, or for a retry (`userText` nil) none, the new reply then
-    /// answering the last user message beside the earlier one; and the reply that will stream. On disk
-    /// before this returns (call it off the UI thread). Returns the reply's id.
-    public func startTurn(userText: String?, model ref: ModelRef, system: String?, routeRule: String? = nil, guardAccepted: [String]? = nil) -> String {
-        let id = lock.withLock {
+    /// answering the last user message beside the earlier one; and the reply that will stream. With
+    /// `editing`, the user's message goes beside that earlier message of theirs, as a new branch (the old
+    /// one stays in the file). On disk before this returns (call it off the UI thread). Returns the ids of
+    /// the user's message (nil for a retry) and of the reply.
+    @discardableResult
+    public func startTurn(userText: String?, editing: String? = nil, model ref: ModelRef, system: String?, routeRule: String? = nil,
+                          guardAccepted: [String]? = nil) -> (user: String?, reply: String) {
+        let ids = lock.withLock {
             var parent = session.currentBranch.last(where: { $0.role == .user })?.id
+            var user: String?
             if let userText {
                 if session.title.isEmpty { session.title = Session.title(from: userText) }
-                var message = SessionMessage(parentID: tip, role: .user, content: userText)
+                var follows = session.tip
+                if let editing, let edited = session.messages.first(where: { $0.id == editing }) { follows = edited.parentID }
+                var message = SessionMessage(parentID: follows, role: .user, content: userText)
                 message.guardAccepted = guardAccepted
                 session.messages.append(message)
                 parent = message.id
+                user = message.id
             }
             session.systemPrompt = system
             session.model = ref.description
             var reply = SessionMessage(parentID: parent, role: .assistant, content: "", provider: ref.provider, model: ref.model, status: .streaming)
             reply.routeRule = routeRule
             session.messages.append(reply)
-            return reply.id
+            // The new reply is the last message: the current branch ends there.
+            session.leaf = nil
+            return (user, reply.id)
         }
         saveNow(wait: true)
-        return id
+        return ids
+    }
+
+    /// The current branch moves to a sibling of `id` (see `Session.switchBranch`); saved. nil when there
+    /// is none that way.
+    public func switchBranch(at id: String, by delta: Int) -> (session: Session, sibling: String)? {
+        let moved: (Session, String)? = lock.withLock {
+            guard let position = session.switchBranch(at: id, by: delta) else { return nil }
+            return (session, position.sibling)
+        }
+        if moved != nil { saveNow(wait: false) }
+        return moved
     }
 
     /// More text arrived. Text not yet on disk is appended to the journal once a second, so a flush

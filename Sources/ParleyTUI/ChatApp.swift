@@ -145,7 +145,9 @@ public final class ChatApp: @unchecked Sendable {
 
     func perform(_ effect: Effect) {
         switch effect {
-        case let .send(messages, system, retry, guardAccepted): send(messages, system: system, retry: retry, guardAccepted: guardAccepted)
+        case let .send(messages, system, retry, guardAccepted, editing):
+            send(messages, system: system, retry: retry, guardAccepted: guardAccepted, editing: editing)
+        case let .switchBranch(messageID, delta): switchBranch(messageID, delta: delta)
         case .newSession:
             recorder?.close()
             recorder = nil
@@ -305,8 +307,12 @@ public final class ChatApp: @unchecked Sendable {
             dispatch([modelFacts(ref)])
         }
         if let problem = recorder.takeError() { dispatch([.showError(problem)]) }
-        // The status bar shows the conversation's size at once, not "ctx 0" until the next reply;
-        // estimated off the UI thread (10,000 messages take tens of milliseconds).
+        estimateContext(session)
+    }
+
+    /// The status bar shows the conversation's size at once, not "ctx 0" until the next reply; estimated
+    /// off the UI thread (10,000 messages take tens of milliseconds).
+    func estimateContext(_ session: Session) {
         let queue = self.queue
         Task.detached {
             let request = ChatRequest(model: "", system: session.systemPrompt, messages: session.chatMessages)
@@ -351,7 +357,18 @@ public final class ChatApp: @unchecked Sendable {
         return recorder
     }
 
-    func send(_ messages: [ChatMessage], system: String?, retry: Bool, guardAccepted: [String]?) {
+    /// ←/→ on a picked message: the recorder moves the current branch (and saves it); the screen shows it.
+    func switchBranch(_ messageID: String, delta: Int) {
+        let recorder = currentRecorder()
+        guard let moved = recorder.switchBranch(at: messageID, by: delta) else {
+            dispatch([.showError("that branch is not in the session file; /load it again")])
+            return
+        }
+        dispatch([.branchSwitched(moved.session, select: moved.sibling)])
+        estimateContext(moved.session)
+    }
+
+    func send(_ messages: [ChatMessage], system: String?, retry: Bool, guardAccepted: [String]?, editing: String? = nil) {
         turn += 1
         let recorder = currentRecorder()
         let userText = retry ? nil : messages.last(where: { $0.role == .user })?.content
@@ -394,7 +411,7 @@ public final class ChatApp: @unchecked Sendable {
             queue.post(.engine(.waiting), turn: turn)
             var result: TurnResult?
             let outcome = await RecordedTurn.run(engine: engine, recorder: recorder, userText: userText, request: request, model: model,
-                                                 options: options, guardAccepted: guardAccepted) { event in
+                                                 options: options, guardAccepted: guardAccepted, editing: editing) { event in
                 switch event {
                 case let .firstToken(milliseconds):
                     queue.post(.engine(.firstToken(milliseconds: milliseconds)), turn: turn)
@@ -416,6 +433,8 @@ public final class ChatApp: @unchecked Sendable {
                 case let .cost(cost):
                     queue.post(.engine(Self.spendEvent(engine, session: session, turnCost: cost)), turn: turn)
                 }
+            } onRecorded: { user, reply in
+                queue.post(.turnRecorded(user: user, reply: reply), turn: turn)
             }
             switch outcome {
             case .stopped: return

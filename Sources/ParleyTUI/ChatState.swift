@@ -85,6 +85,11 @@ public struct ChatState: Sendable {
     public var guardSettings = GuardSettings()
     /// A message held back by the input guard: Enter sends it anyway, Esc goes back to editing it.
     public var pendingGuard: PendingGuard?
+    /// The entry picked with Alt-↑ (an index into `entries`): ↑/↓ move, ←/→ switch its branch, Enter
+    /// edits it, Esc lets go.
+    public var selected: Int?
+    /// An earlier prompt of the user's being edited in the input line: Enter sends it as a new branch.
+    public var editing: EditTarget?
     public var themeName = "dark"
     var nextID = 1
     var completion: Completion?
@@ -143,4 +148,10 @@ public struct ChatState: Sendable {
 public struct PendingGuard: Sendable, Equatable {
     public var text: String
     public var findings: [GuardFinding]
+}
+
+/// The prompt being edited, and the draft that was in the input line before (Esc puts it back).
+public struct EditTarget: Sendable, Equatable {
+    public var messageID: String
+    public var draftBefore: String
 }

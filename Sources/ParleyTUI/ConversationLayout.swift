@@ -49,6 +49,14 @@ public struct ChatEntry: Equatable, Sendable {
     }
     private var storedText: String
     public var status: Status
+    /// The session message shown, once it is on disk (nil for notes, and for a prompt refused before it
+    /// was saved): what editing and branch switching name.
+    public var messageID: String?
+    /// Where the message stands among its siblings (other replies to the same prompt, other versions of
+    /// the same prompt): shown as "2/3" in its header. nil when it has none.
+    public var branch: BranchMark?
+    /// Picked with Alt-↑ to edit it or move between its branches: its header is drawn highlighted.
+    public var selected = false
     /// A number no other version of any entry's text has, in any copy of the state: the row cache is
     /// keyed by it, so copies can never read each other's rows, without hashing the text per frame.
     public private(set) var revision: UInt64 = ChatEntry.nextRevision()
@@ -59,7 +67,8 @@ public struct ChatEntry: Equatable, Sendable {
     /// Equal by what is shown; the revision is only the cache's key.
     public static func == (lhs: ChatEntry, rhs: ChatEntry) -> Bool {
         lhs.id == rhs.id && lhs.kind == rhs.kind && lhs.model == rhs.model && lhs.time == rhs.time
-            && lhs.text == rhs.text && lhs.status == rhs.status
+            && lhs.text == rhs.text && lhs.status == rhs.status && lhs.messageID == rhs.messageID && lhs.branch == rhs.branch
+            && lhs.selected == rhs.selected
     }
 
     /// `time` has no default: the reducer takes it from the state's clock, which actions set.
@@ -70,6 +79,17 @@ public struct ChatEntry: Equatable, Sendable {
         self.time = time
         storedText = text
         self.status = status
+    }
+}
+
+/// "2/3": the second of three siblings.
+public struct BranchMark: Hashable, Sendable {
+    public var index: Int
+    public var count: Int
+
+    public init(index: Int, count: Int) {
+        self.index = index
+        self.count = count
     }
 }
 
@@ -248,7 +268,7 @@ public struct ConversationLayout: Sendable {
 
     func header(_ entry: ChatEntry) -> [RenderedRow] {
         let time = clockTime(entry.time)
-        let role: StyleRole
+        var role: StyleRole
         var text: String
         switch entry.kind {
         case .user: role = .userHeader; text = "▌ you · \(time)"
@@ -263,6 +283,11 @@ public struct ConversationLayout: Sendable {
             }
         case .note: role = .note; text = "▌ parley"
         case .error: role = .error; text = "▌ error"
+        }
+        if let branch = entry.branch { text += " · ‹\(branch.index)/\(branch.count)›" }
+        if entry.selected {
+            role = .overlaySelected
+            text = "▶" + text.dropFirst() + (entry.kind == .user ? " · Enter edits" : "") + (entry.branch == nil ? "" : " · ←/→ branches")
         }
         return [RenderedRow(chars: Array(text.prefix(width)).map { StyledChar($0, role) })]
     }
@@ -429,6 +454,8 @@ struct RowKey: Hashable {
     var status: ChatEntry.Status
     var time: Date
     var width: Int
+    var branch: BranchMark?
+    var selected: Bool
 
     init(_ entry: ChatEntry, index: Int, width: Int) {
         self.index = index
@@ -438,6 +465,8 @@ struct RowKey: Hashable {
         status = entry.status
         time = entry.time
         self.width = width
+        branch = entry.branch
+        selected = entry.selected
     }
 }
 

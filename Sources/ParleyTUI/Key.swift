@@ -5,6 +5,8 @@ public enum Key: Equatable, Sendable {
     case character(Character)
     case enter, tab, backTab, backspace, delete, escape
     case up, down, left, right, home, end, pageUp, pageDown
+    /// Alt-↑/↓ (or Ctrl-↑/↓): pick an earlier message to edit or to move between its branches.
+    case altUp, altDown
     case f1
     /// Ctrl with a letter: `.control("a")`.
     case control(Character)
@@ -99,7 +101,13 @@ public struct InputDecoder: Sendable {
             }
             if next == 0x0D || next == 0x0A { return (2, .key(.alt("\r"))) }
             if next == 0x7F || next == 0x08 { return (2, .key(.alt("\u{7F}"))) }
-            if next == 0x1B { return (1, .key(.escape)) }
+            if next == 0x1B {
+                // ESC ESC [ A: Alt-↑ as rxvt and PuTTY send it.
+                if pending.count >= 4, pending[2] == UInt8(ascii: "["), pending[3] == UInt8(ascii: "A") || pending[3] == UInt8(ascii: "B") {
+                    return (4, .key(pending[3] == UInt8(ascii: "A") ? .altUp : .altDown))
+                }
+                return (1, .key(.escape))
+            }
             if next < 0x80 {
                 return (2, .key(.alt(Character(Unicode.Scalar(next)))))
             }
@@ -146,8 +154,8 @@ public struct InputDecoder: Sendable {
         let numbers = params.split(separator: ";").map { Int($0) ?? 0 }
         let modifier = numbers.count > 1 ? numbers[1] : 1
         switch final {
-        case UInt8(ascii: "A"): return (length, .key(.up))
-        case UInt8(ascii: "B"): return (length, .key(.down))
+        case UInt8(ascii: "A"): return (length, .key(modifier == 3 || modifier == 5 ? .altUp : .up))
+        case UInt8(ascii: "B"): return (length, .key(modifier == 3 || modifier == 5 ? .altDown : .down))
         case UInt8(ascii: "C"): return (length, .key(modifier == 3 ? .alt("f") : .right))
         case UInt8(ascii: "D"): return (length, .key(modifier == 3 ? .alt("b") : .left))
         case UInt8(ascii: "H"): return (length, .key(.home))

@@ -35,6 +35,10 @@ public enum Action: Equatable, Sendable {
     case contextEstimated(tokens: Int)
     /// The time now, given by the runtime before the actions it stamps.
     case clock(Date)
+    /// The turn in progress is on disk: its prompt's id (nil for a retry) and its reply's.
+    case turnRecorded(user: String?, reply: String)
+    /// The current branch moved (←/→ on a picked message): the session as it is now, with `select` picked.
+    case branchSwitched(Session, select: String)
 }
 
 /// What the engine reports about the reply in flight.
@@ -63,7 +67,10 @@ public enum EngineEvent: Equatable, Sendable {
 /// Side effects, described as data; the runtime carries them out.
 public enum Effect: Equatable, Sendable {
     /// `retry`: the last user turn is sent again (its earlier reply stays in the session on a branch).
-    case send(messages: [ChatMessage], system: String?, retry: Bool = false, guardAccepted: [String]? = nil)
+    /// `editing`: the prompt sent replaces that earlier one of the user's, on a new branch.
+    case send(messages: [ChatMessage], system: String?, retry: Bool = false, guardAccepted: [String]? = nil, editing: String? = nil)
+    /// The current branch moves to the sibling `delta` steps from that message.
+    case switchBranch(messageID: String, delta: Int)
     /// The conversation was forgotten (/new): the next message opens a new session.
     case newSession
     /// The screen shows this session now: the runtime writes to it and takes its model.
@@ -103,7 +110,9 @@ public enum Commands {
         ("/model", "[NAME]  switch model (and provider); no name opens a list"),
         ("/models", "list providers and models"),
         ("/system", "TEXT  set the system prompt (empty clears it)"),
-        ("/retry", "ask again for the last reply"),
+        ("/retry", "ask again for the last reply (the earlier one stays, as another branch)"),
+        ("/edit-message", "[N]  edit your N-th last message (default the last) and send it as a new branch; also Alt-↑ then Enter"),
+        ("/branch", "prev|next  show another branch of the picked message, or of the last reply (also Alt-↑ then ←/→)"),
         ("/new", "start a new conversation"),
         ("/clear", "clear the screen, keep the conversation as context"),
         ("/theme", "NAME  switch theme"),
@@ -209,6 +218,22 @@ public func reduce(_ state: inout ChatState, _ action: Action) -> [Effect] {
     case let .clock(date):
         state.now = date
         return []
+    case let .turnRecorded(user, reply):
+        if let user, let index = state.entries.lastIndex(where: { $0.kind == .user }), state.entries[index].messageID == nil {
+            state.entries[index].messageID = user
+        }
+        if let index = state.entries.lastIndex(where: { $0.kind == .assistant }) { state.entries[index].messageID = reply }
+        return []
+    case let .branchSwitched(session, select):
+        let carried = state.carriedContext
+        show(session, in: &state)
+        // Messages from before a /clear stay context (the branch switch changes only what follows).
+        state.carriedContext = carried
+        if let index = state.entries.lastIndex(where: { $0.messageID == select }) {
+            selectEntry(&state, index)
+            if let branch = state.entries[index].branch { state.notice = "branch \(branch.index) of \(branch.count)" }
+        }
+        return []
     case let .showError(text):
         // In the conversation, where a long message can be read whole, and in the status bar.
         appendEntry(&state, ChatEntry(id: state.makeID(), kind: .error, time: state.now, text: text))
@@ -223,9 +248,16 @@ private func show(_ session: Session, in state: inout ChatState) {
     state.carriedContext = []
     state.scrollFromBottom = 0
     state.newTextBelow = false
+    state.selected = nil
+    state.editing = nil
     if let system = session.systemPrompt { state.systemPrompt = system }
+    let positions = session.siblingPositions
     for message in session.currentBranch {
         let id = state.makeID()
+        defer {
+            state.entries[state.entries.count - 1].messageID = message.id
+            state.entries[state.entries.count - 1].branch = positions[message.id].map { BranchMark(index: $0.index, count: $0.count) }
+        }
         switch message.role {
         case .user:
             state.entries.append(ChatEntry(id: id, kind: .user, time: message.createdAt, text: message.content))
@@ -363,14 +395,29 @@ private func handleKey(_ state: inout ChatState, _ key: Key) -> [Effect] {
             break  // any other key edits the draft as usual
         }
     }
+    if state.selected != nil, let effects = handleSelectionKey(&state, key) { return effects }
     state.notice = nil
     switch key {
     case .enter:
         return submit(&state)
+    case .altUp:
+        guard let last = state.entries.indices.last(where: { isMessage(state.entries[$0]) }) else {
+            state.notice = "no message to pick yet"
+            return []
+        }
+        selectEntry(&state, last)
+        state.notice = selectionHelp(state.entries[last])
+    case .altDown:
+        break
     case .alt("\r"), .control("j"):
         state.input.insert("\n")
     case .escape:
         if state.busy { return [.stop] }
+        if let editing = state.editing {
+            state.editing = nil
+            state.input.set(editing.draftBefore)
+            state.notice = "edit cancelled; the conversation is as it was"
+        }
     case .control("c"):
         if state.busy { return [.stop] }
         if !state.input.isEmpty { state.input.set(""); return [] }
@@ -425,6 +472,120 @@ private func handleKey(_ state: inout ChatState, _ key: Key) -> [Effect] {
         state.input.insert(String(c))
     default: break
     }
+    return []
+}
+
+// MARK: picking a message: edit it, or move between its branches
+
+private func isMessage(_ entry: ChatEntry) -> Bool { entry.kind == .user || entry.kind == .assistant }
+
+private func selectionHelp(_ entry: ChatEntry) -> String {
+    "picked: ↑/↓ another message" + (entry.kind == .user ? " · Enter edits it" : "") + (entry.branch == nil ? "" : " · ←/→ its branches")
+        + " · c copies · Esc done"
+}
+
+/// Picks entry `index` (or none), redrawing the headers that change, and scrolls it into view.
+private func selectEntry(_ state: inout ChatState, _ index: Int?) {
+    if let old = state.selected, state.entries.indices.contains(old) {
+        state.entries[old].selected = false
+        state.layout.update(state.entries[old], at: old)
+    }
+    state.selected = nil
+    guard let index, state.entries.indices.contains(index) else { return }
+    state.selected = index
+    state.entries[index].selected = true
+    state.layout.update(state.entries[index], at: index)
+    reveal(&state, index)
+}
+
+/// Scrolls so that the entry's first row is on screen.
+private func reveal(_ state: inout ChatState, _ index: Int) {
+    while index < state.layout.firstMeasured, state.layout.firstMeasured > 0 {
+        state.layout.measureMore(state.entries, rows: ConversationLayout.rebuildRows)
+    }
+    let k = index - state.layout.firstMeasured
+    guard k >= 0, k < state.layout.ends.count else { return }
+    let start = k == 0 ? 0 : state.layout.ends[k - 1]
+    let total = state.layout.totalRows
+    let top = total - state.scrollFromBottom - state.paneHeight
+    let bottom = total - state.scrollFromBottom
+    if start < top || start >= bottom {
+        scroll(&state, to: total - start - max(1, state.paneHeight / 3))
+    }
+}
+
+/// Keys while a message is picked; nil lets go of it and handles the key as usual.
+private func handleSelectionKey(_ state: inout ChatState, _ key: Key) -> [Effect]? {
+    guard let index = state.selected, state.entries.indices.contains(index) else {
+        state.selected = nil
+        return nil
+    }
+    let entry = state.entries[index]
+    switch key {
+    case .up, .altUp:
+        if let previous = state.entries[..<index].lastIndex(where: isMessage) { selectEntry(&state, previous) }
+        state.notice = selectionHelp(state.entries[state.selected ?? index])
+        return []
+    case .down, .altDown:
+        if let next = state.entries[(index + 1)...].firstIndex(where: isMessage) {
+            selectEntry(&state, next)
+            state.notice = selectionHelp(state.entries[next])
+        } else {
+            selectEntry(&state, nil)
+            scroll(&state, to: 0)
+            state.notice = nil
+        }
+        return []
+    case .left, .right:
+        return switchBranch(&state, index, delta: key == .left ? -1 : 1)
+    case .enter, .character("e"):
+        guard entry.kind == .user else {
+            state.notice = "only your own messages are edited; /retry asks again for a reply"
+            return []
+        }
+        return beginEdit(&state, index)
+    case .character("c"):
+        guard entry.kind == .assistant, !entry.text.isEmpty else { state.notice = "c copies a reply; this is not one"; return [] }
+        selectEntry(&state, nil)
+        return [.copy(text: entry.text, what: "the picked reply")]
+    case .escape, .character("q"):
+        selectEntry(&state, nil)
+        state.notice = nil
+        return []
+    default:
+        selectEntry(&state, nil)
+        return nil
+    }
+}
+
+private func switchBranch(_ state: inout ChatState, _ index: Int, delta: Int) -> [Effect] {
+    let entry = state.entries[index]
+    guard !state.busy else { state.notice = "a reply is still streaming; Esc stops it"; return [] }
+    guard let branch = entry.branch else {
+        state.notice = "this message has no other branch (/retry on a reply, or editing a prompt, makes one)"
+        return []
+    }
+    guard let id = entry.messageID else { state.notice = "this message is not saved yet"; return [] }
+    let target = branch.index + delta
+    guard target >= 1, target <= branch.count else {
+        state.notice = "branch \(branch.index) of \(branch.count): " + (delta < 0 ? "this is the first" : "this is the last")
+        return []
+    }
+    return [.switchBranch(messageID: id, delta: delta)]
+}
+
+/// Puts an earlier prompt in the input line to edit; Enter sends it as a new branch from there.
+private func beginEdit(_ state: inout ChatState, _ index: Int) -> [Effect] {
+    let entry = state.entries[index]
+    guard !state.busy else { state.notice = "a reply is still streaming; Esc stops it"; return [] }
+    guard let id = entry.messageID else {
+        state.notice = "that message was never saved (it was held back before sending); type it again instead"
+        return []
+    }
+    selectEntry(&state, nil)
+    state.editing = EditTarget(messageID: id, draftBefore: state.editing?.draftBefore ?? state.input.text)
+    state.input.set(entry.text)
+    state.notice = "editing: Enter sends it as a new branch (the old one stays: Alt-↑ then ←/→); Esc cancels"
     return []
 }
 
@@ -548,10 +709,32 @@ private func submit(_ state: inout ChatState) -> [Effect] {
     return [.appendHistory(text)] + startTurn(&state, userText: text)
 }
 
-private func startTurn(_ state: inout ChatState, userText: String?, guardAccepted: [String]? = nil) -> [Effect] {
-    if let userText { appendEntry(&state, ChatEntry(id: state.makeID(), kind: .user, time: state.now, text: userText)) }
+/// `retriedBranch`: the branch mark of the reply /retry replaced (the new one is the last of them).
+private func startTurn(_ state: inout ChatState, userText: String?, guardAccepted: [String]? = nil, retriedBranch: BranchMark? = nil) -> [Effect] {
+    selectEntry(&state, nil)
+    var editing: String?
+    var userBranch: BranchMark?
+    if userText != nil, let target = state.editing {
+        state.editing = nil
+        // The edited prompt and what followed it leave the screen (the file keeps them, on their branch).
+        if let index = state.entries.lastIndex(where: { $0.messageID == target.messageID }) {
+            let count = (state.entries[index].branch?.count ?? 1) + 1
+            userBranch = BranchMark(index: count, count: count)
+            editing = target.messageID
+            state.entries.removeSubrange(index..<state.entries.count)
+            state.layout.rebuild(state.entries, width: state.width)
+            state.scrollFromBottom = 0
+        }
+    }
+    if let userText {
+        var entry = ChatEntry(id: state.makeID(), kind: .user, time: state.now, text: userText)
+        entry.branch = userBranch
+        appendEntry(&state, entry)
+    }
     let messages = state.contextMessages
-    appendEntry(&state, ChatEntry(id: state.makeID(), kind: .assistant, model: state.status.model, time: state.now, text: "", status: .streaming))
+    var reply = ChatEntry(id: state.makeID(), kind: .assistant, model: state.status.model, time: state.now, text: "", status: .streaming)
+    if let retriedBranch { reply.branch = BranchMark(index: retriedBranch.count + 1, count: retriedBranch.count + 1) }
+    appendEntry(&state, reply)
     state.busy = true
     state.scrollFromBottom = 0
     state.newTextBelow = false
@@ -562,7 +745,7 @@ private func startTurn(_ state: inout ChatState, userText: String?, guardAccepte
     state.status.tokensOut = nil
     state.status.turnCached = false
     state.status.rateLimit = nil
-    return [.send(messages: messages, system: state.systemPrompt, retry: userText == nil, guardAccepted: guardAccepted)]
+    return [.send(messages: messages, system: state.systemPrompt, retry: userText == nil, guardAccepted: guardAccepted, editing: editing)]
 }
 
 private func runCommand(_ state: inout ChatState, _ line: String) -> [Effect] {
@@ -602,6 +785,22 @@ private func runCommand(_ state: inout ChatState, _ line: String) -> [Effect] {
                                           text: "a conversation too long for the model is not sent; /context trim leaves out its oldest messages"))
         default: state.notice = "usage: /context [trim|refuse]"
         }
+    case "/edit-message":
+        let back = argument.isEmpty ? 1 : Int(argument) ?? 0
+        let prompts = state.entries.indices.filter { state.entries[$0].kind == .user }
+        guard back >= 1 else { state.notice = "usage: /edit-message [N] (1 is your last message, 2 the one before)"; return [] }
+        guard back <= prompts.count else {
+            state.notice = prompts.isEmpty ? "no message of yours on the screen to edit" : "there are only \(prompts.count) of your messages on the screen"
+            return []
+        }
+        return beginEdit(&state, prompts[prompts.count - back])
+    case "/branch":
+        guard argument == "prev" || argument == "next" else { state.notice = "usage: /branch prev|next"; return [] }
+        guard let index = state.selected ?? state.entries.indices.last(where: { state.entries[$0].branch != nil }) else {
+            state.notice = "no message here has another branch (/retry on a reply, or editing a prompt, makes one)"
+            return []
+        }
+        return switchBranch(&state, index, delta: argument == "prev" ? -1 : 1)
     case "/copy":
         switch copyTarget(state, argument) {
         case let .success(target): return [.copy(text: target.text, what: target.what)]
@@ -617,11 +816,13 @@ private func runCommand(_ state: inout ChatState, _ line: String) -> [Effect] {
             state.notice = "nothing to retry yet"
             return []
         }
-        state.entries.remove(at: last)
+        let replaced = state.entries.remove(at: last)
         state.layout.rebuild(state.entries, width: state.width)
-        return startTurn(&state, userText: nil)
+        return startTurn(&state, userText: nil, retriedBranch: replaced.branch ?? BranchMark(index: 1, count: 1))
     case "/new":
         guard !state.busy else { state.notice = "a reply is still streaming; Esc stops it"; return [] }
+        state.selected = nil
+        state.editing = nil
         state.entries = []
         state.carriedContext = []
         state.layout.removeAll()
@@ -632,6 +833,8 @@ private func runCommand(_ state: inout ChatState, _ line: String) -> [Effect] {
     case "/clear":
         guard !state.busy else { state.notice = "a reply is still streaming; Esc stops it"; return [] }
         state.carriedContext = state.contextMessages
+        state.selected = nil
+        state.editing = nil
         state.entries = []
         state.layout.removeAll()
         state.scrollFromBottom = 0

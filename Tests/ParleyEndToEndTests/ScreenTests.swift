@@ -329,6 +329,70 @@ import ParleyTestSupport
         await server.shutdown()
     }
 
+    /// Issue 16, edit and branch as a person does it: Alt-↑ picks a message, Enter edits a prompt, the
+    /// edit goes on as a new branch ("‹2/2›"), ← shows the old branch again, and `--resume` opens the
+    /// branch that was on screen; the file keeps both.
+    @Test func editAnEarlierPromptAndMoveBetweenTheBranches() async throws {
+        // Answers "reply to <the last prompt>", so the screen shows which branch was sent.
+        let server = try await ScriptedHTTPServer { request in
+            let body = (try? JSONValue.parse(request.bodyText)) ?? .null
+            let last = body["messages"]?.array?.last?["content"]?.string ?? "?"
+            let chunk = JSONValue.object([("choices", [["index": 0, "delta": ["content": .string("reply to \(last)")]]])]).serialized()
+            return ScriptedHTTPServer.sse(Array("data: \(chunk)\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n".utf8))
+        }
+        let harness = try ParleyHarness(config: "[providers.box]\nbase_url = \"\(server.baseURL)/v1\"\nmodels = [\"m\"]\n")
+        defer { harness.cleanUp() }
+        let tmux = Tmux()
+        tmux.start(harness)
+        defer { tmux.run(["kill-server"]) }
+        tmux.type("PS1='$ '; \(ParleyHarness.binary) --model box:m")
+        tmux.keys("Enter")
+        await tmux.waitAsync(for: "type a message")
+        for prompt in ["first", "second"] {
+            tmux.type(prompt)
+            tmux.keys("Enter")
+            await tmux.waitAsync(for: "reply to \(prompt)")
+        }
+        await tmux.waitAsync(for: "│ idle │")
+        tmux.keys("M-Up")
+        tmux.keys("Up")
+        var screen = await tmux.waitAsync(for: "Enter edits")
+        #expect(screen.contains("▶ you"), "\(screen)")
+        tmux.keys("Enter")
+        tmux.keys("C-u")
+        tmux.type("changed")
+        tmux.keys("Enter")
+        screen = await tmux.waitAsync(for: "reply to changed")
+        await tmux.waitAsync(for: "│ idle │")
+        screen = tmux.screen()
+        #expect(screen.contains("‹2/2›") && !screen.contains("reply to second"), "\(screen)")
+        #expect(screen.contains("reply to first"), "\(screen)")
+        // The old branch back: ← on the edited prompt.
+        tmux.keys("M-Up")
+        tmux.keys("Up")
+        tmux.keys("Left")
+        screen = await tmux.waitAsync(for: "reply to second")
+        #expect(screen.contains("‹1/2›") && !screen.contains("changed"), "\(screen)")
+        tmux.keys("Escape")
+        // (ESC and a key in the same read are Alt and that key, as in every terminal program.)
+        try await Task.sleep(for: .milliseconds(200))
+        tmux.type("/quit")
+        tmux.keys("Enter")
+        await tmux.waitAsync(for: "\n$ ")
+        // Resumed: the branch that was on screen, and the file holds both.
+        tmux.type("clear; \(ParleyHarness.binary) --resume --model box:m")
+        tmux.keys("Enter")
+        screen = await tmux.waitAsync(for: "resumed")
+        #expect(screen.contains("reply to second") && !screen.contains("reply to changed"), "\(screen)")
+        #expect(screen.contains("‹1/2›"), "\(screen)")
+        let store = SessionStore(directory: harness.home.appendingPathComponent("data/parley/sessions"))
+        let saved = try #require(store.list().sessions.first)
+        #expect(saved.messages.map(\.content).filter { $0.hasPrefix("reply to") }.sorted() == ["reply to changed", "reply to first", "reply to second"])
+        tmux.type("/quit")
+        tmux.keys("Enter")
+        await server.shutdown()
+    }
+
     /// Found by an attack: emoji joined with ZWJ and flags streamed a few characters at a time left a
     /// different screen than a full redraw (a joiner drawn before the next character, a flag's second
     /// column left stale). Now the streamed screen and the one after Ctrl-L are the same, scrolled or not.

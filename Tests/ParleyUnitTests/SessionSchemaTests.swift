@@ -68,16 +68,16 @@ import ParleyKit
         defer { try? FileManager.default.removeItem(at: directory) }
         let store = SessionStore(directory: directory)
         let recorder = SessionRecorder(store: store, session: Session(model: "local:smollm2", systemPrompt: "Be brief."))
-        let reply = recorder.startTurn(userText: "hello", model: ModelRef(provider: "local", model: "smollm2"), system: "Be brief.")
+        let reply = recorder.startTurn(userText: "hello", model: ModelRef(provider: "local", model: "smollm2"), system: "Be brief.").reply
         var accumulator = ReplyAccumulator()
         accumulator.add(.textDelta("Hi there."))
         accumulator.add(.toolCallDelta(ToolCallDelta(index: 0, id: "call_1", name: "lookup", argumentsFragment: "{}")))
         accumulator.add(.usage(Usage(promptTokens: 5, completionTokens: 3, cachedTokens: 1, cacheWriteTokens: 0, accounting: .cachedInsidePrompt)))
         accumulator.add(.finish(.stop))
         recorder.finishReply(reply, status: .complete, result: TurnResult(model: ModelRef(provider: "local", model: "smollm2"), reply: accumulator, end: .now, cost: 0, fromCache: false))
-        let failed = recorder.startTurn(userText: "again", model: ModelRef(provider: "groq", model: "llama"), system: nil)
+        let failed = recorder.startTurn(userText: "again", model: ModelRef(provider: "groq", model: "llama"), system: nil).reply
         recorder.finishReply(failed, status: .error, result: nil, error: "groq: rate limited")
-        let fellBack = recorder.startTurn(userText: "once more", model: ModelRef(provider: "groq", model: "llama"), system: nil)
+        let fellBack = recorder.startTurn(userText: "once more", model: ModelRef(provider: "groq", model: "llama"), system: nil).reply
         recorder.noteFallback(fellBack, from: ModelRef(provider: "groq", model: "llama"), reason: "groq: HTTP 429: slow down", to: ModelRef(provider: "local", model: "smollm2"))
         recorder.finishReply(fellBack, status: .complete, result: TurnResult(model: ModelRef(provider: "local", model: "smollm2"), reply: accumulator, end: .now, cost: 0, fromCache: true))
         recorder.close()

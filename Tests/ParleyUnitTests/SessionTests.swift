@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import ParleyCore
-import ParleyKit
+@testable import ParleyKit
 import ParleyProviders
 #if canImport(Glibc)
 import Glibc
@@ -128,7 +128,7 @@ import Glibc
     @Test func theJournalHoldsStreamedTextUntilTheNextFullSave() throws {
         defer { try? FileManager.default.removeItem(at: directory) }
         let recorder = SessionRecorder(store: store, session: Session(model: "local:smollm2"))
-        let id = recorder.startTurn(userText: "Tell me a story", model: ModelRef(provider: "local", model: "smollm2"), system: nil)
+        let id = recorder.startTurn(userText: "Tell me a story", model: ModelRef(provider: "local", model: "smollm2"), system: nil).reply
         let file = store.url(for: recorder.snapshot.id)
         // On disk before any reply: the prompt, and the reply opened as streaming.
         let started = try store.load(file)
@@ -157,15 +157,60 @@ import Glibc
         defer { try? FileManager.default.removeItem(at: directory) }
         let recorder = SessionRecorder(store: store, session: Session(model: "local:smollm2"))
         let model = ModelRef(provider: "local", model: "smollm2")
-        let first = recorder.startTurn(userText: "hi", model: model, system: nil)
+        let first = recorder.startTurn(userText: "hi", model: model, system: nil).reply
         recorder.finishReply(first, status: .error, result: nil, error: "cut off")
-        let second = recorder.startTurn(userText: nil, model: model, system: nil)
+        let second = recorder.startTurn(userText: nil, model: model, system: nil).reply
         recorder.close()
         let saved = try store.load(store.url(for: recorder.snapshot.id))
         #expect(saved.messages.count == 3)
         #expect(saved.messages[1].parentID == saved.messages[0].id)
         #expect(saved.messages[2].id == second && saved.messages[2].parentID == saved.messages[0].id)
         #expect(saved.currentBranch.map(\.id) == [saved.messages[0].id, second])
+    }
+
+    /// Issue 16: an edited prompt goes beside the one it replaces; moving between the two branches is
+    /// saved (`current_leaf`) and read back by both readers; a turn after a move continues that branch.
+    @Test func anEditedPromptIsANewBranchAndTheChosenBranchIsSavedAndContinued() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let recorder = SessionRecorder(store: store, session: Session(model: "local:smollm2"))
+        let model = ModelRef(provider: "local", model: "smollm2")
+        let first = recorder.startTurn(userText: "one", model: model, system: nil)
+        recorder.appendText("reply one", to: first.reply)
+        recorder.finishReply(first.reply, status: .complete, result: nil)
+        let second = recorder.startTurn(userText: "two", model: model, system: nil)
+        recorder.finishReply(second.reply, status: .complete, result: nil)
+        // "two" edited into "TWO": beside it, answering the same reply.
+        let edited = recorder.startTurn(userText: "TWO", editing: second.user, model: model, system: nil)
+        recorder.finishReply(edited.reply, status: .complete, result: nil)
+        var session = recorder.snapshot
+        #expect(session.messages.count == 6)
+        #expect(session.currentBranch.map(\.content) == ["one", "reply one", "TWO", ""])
+        let positions = session.siblingPositions
+        #expect(positions[edited.user!]?.index == 2 && positions[edited.user!]?.count == 2)
+        #expect(positions[first.user!] == nil)
+
+        // Back to the first version: the branch runs down to its reply, and that is what is saved.
+        let moved = try #require(recorder.switchBranch(at: edited.user!, by: -1))
+        #expect(moved.sibling == second.user)
+        #expect(recorder.switchBranch(at: second.user!, by: -1) == nil, "there is none before the first")
+        recorder.close()
+        let file = store.url(for: session.id)
+        let text = try String(contentsOf: file, encoding: .utf8)
+        #expect(text.contains("\"current_leaf\" : \"\(second.reply)\""), "\(text)")
+        session = try store.load(file)
+        #expect(session.currentBranch.map(\.content) == ["one", "reply one", "two", ""])
+        #expect(session.chatMessages == [.user("one"), .assistant("reply one"), .user("two")])
+        let codable = try SessionStore.codableDecode(Data(text.utf8), path: file.path)
+        #expect(codable.leaf == second.reply && codable.currentBranch.map(\.id) == session.currentBranch.map(\.id))
+
+        // The next prompt follows the branch on screen, not the last message of the file.
+        let reopened = SessionRecorder(store: store, session: session)
+        let third = reopened.startTurn(userText: "three", model: model, system: nil)
+        reopened.close()
+        let after = try store.load(file)
+        #expect(after.leaf == nil)
+        #expect(after.currentBranch.map(\.content) == ["one", "reply one", "two", "", "three", ""])
+        #expect(after.messages.first(where: { $0.id == third.user })?.parentID == second.reply)
     }
 
     @Test func aRetriedReplyStaysInTheFileOnABranchOfItsOwn() {

@@ -106,6 +106,8 @@ public struct ModelSettings: Sendable {
     public var pricing = PriceOverride()
     /// `tools = true|false`: whether the model takes tool definitions (nil: assumed, see supportsTools).
     public var supportsTools: Bool?
+    /// `context = "trim" | "compact" | "refuse"` for this model (nil: `[context]` decides).
+    public var context: ContextPolicy?
 
     public init() {}
 }
@@ -152,6 +154,8 @@ public struct ParleyConfig: Sendable {
     public var router = RouterSettings()
     /// `[guard]`: checks on what is sent, before it is sent.
     public var inputGuard = GuardSettings()
+    /// `[context]`: what happens when a conversation outgrows the model's window.
+    public var context = ContextSettings()
     /// The sampling temperature sent when a request names none (nil: the provider's default).
     public var temperature: Double?
     /// The file it came from, if any, for messages.
@@ -203,7 +207,7 @@ public struct ParleyConfig: Sendable {
         var config = builtIn
         config.source = file
         let reader = ConfigReader(file: file)
-        try reader.allowOnly(table, ["default_model", "aliases", "providers", "local", "fallback", "models", "budget", "cache", "temperature", "router", "guard"], context: "the top level")
+        try reader.allowOnly(table, ["default_model", "aliases", "providers", "local", "fallback", "models", "budget", "cache", "temperature", "router", "guard", "context"], context: "the top level")
         if let value = table["default_model"] { config.defaultModel = try reader.string(value, "default_model") }
         if let value = table["aliases"] {
             let aliases = try reader.table(value, "aliases")
@@ -285,6 +289,14 @@ public struct ParleyConfig: Sendable {
         }
         if let value = table["router"] { try parseRouter(value, into: &config, reader: reader) }
         if let value = table["guard"] { config.inputGuard = try GuardSettings.parse(value, reader: reader) }
+        if let value = table["context"] {
+            config.context = try ContextSettings.parse(value, reader: reader)
+            if let name = (try? reader.table(value, "context"))?["summary_model"] {
+                do { _ = try config.resolve(config.context.summaryModel) } catch {
+                    throw ConfigError(file: reader.file, line: name.line, message: "context.summary_model: \(error.message)")
+                }
+            }
+        }
         if let value = table["cache"] {
             let cache = try reader.table(value, "cache")
             try reader.allowOnly(cache, ["enabled", "only_temperature_zero", "ttl_hours", "max_megabytes"], context: "[cache]")
@@ -318,12 +330,13 @@ public struct ParleyConfig: Sendable {
                 throw ConfigError(file: reader.file, line: body.line, message: "[\(key)]: \(error.message)")
             }
             let table = try reader.table(body, key)
-            try reader.allowOnly(table, ["fallback", "input_price", "output_price", "cached_input_price", "cache_write_price", "context_window", "max_output", "tools"]
+            try reader.allowOnly(table, ["fallback", "input_price", "output_price", "cached_input_price", "cache_write_price", "context_window", "max_output", "tools", "context"]
                                  + RequestSettings.keys, context: "[\(key)]")
             var settings = ModelSettings()
             settings.request = try RequestSettings.parse(table, key: key, reader: reader)
             if let v = table["fallback"] { settings.fallback = try chain(v, "\(key).fallback") }
             if let v = table["tools"] { settings.supportsTools = try reader.bool(v, "\(key).tools") }
+            if let v = table["context"] { settings.context = try ContextPolicy.parse(v, "\(key).context", reader: reader) }
             if let v = table["input_price"] { settings.pricing.input = try reader.dollars(v, "\(key).input_price") }
             if let v = table["output_price"] { settings.pricing.output = try reader.dollars(v, "\(key).output_price") }
             if let v = table["cached_input_price"] { settings.pricing.cachedInput = try reader.dollars(v, "\(key).cached_input_price") }

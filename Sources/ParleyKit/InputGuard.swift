@@ -362,7 +362,7 @@ public struct OversizeRefusal: UserFacingError, Sendable, Equatable {
     public var limit: Int
     public var userMessage: String {
         "guard: this request is about \(tokens) prompt tokens and \(model) takes at most \(limit) (max_input_tokens under [guard], or its "
-            + "context window after the output limit); nothing was sent. Shorten it, start a new conversation, set on_oversize = \"truncate\" (on the screen: /context trim), or pick a model with a larger window"
+            + "context window after the output limit); nothing was sent. Shorten it, start a new conversation, set on_oversize = \"truncate\" or [context] policy = \"compact\" (on the screen: /context trim or /context compact), or pick a model with a larger window"
     }
 }
 
@@ -390,9 +390,10 @@ extension ChatEngine {
     }
 
     /// The request as `on_oversize` allows it: unchanged when it fits; with its oldest turns dropped
-    /// for `truncate` (never the system prompt or the newest message; how many were dropped is returned);
+    /// for `truncate` (never the system prompt, the newest message or those in `keep`, the pinned ones; how
+    /// many were dropped is returned);
     /// else an `OversizeRefusal`. `ask` is decided by the caller, which can ask a person.
-    public func fitInput(_ request: ChatRequest, ref: ModelRef, allowTruncate: Bool) throws(OversizeRefusal) -> (request: ChatRequest, dropped: Int) {
+    public func fitInput(_ request: ChatRequest, ref: ModelRef, allowTruncate: Bool, keep: Set<Int> = []) throws(OversizeRefusal) -> (request: ChatRequest, dropped: Int) {
         guard let limit = inputLimit(request, ref: ref) else { return (request, 0) }
         let tokens = TokenEstimator.estimate(request)
         guard tokens > limit else { return (request, 0) }
@@ -404,7 +405,7 @@ extension ChatEngine {
         let last = request.messages.count - 1
         for index in request.messages.indices where remaining > limit {
             guard index < last else { break }
-            if request.messages[index].role == .system { continue }
+            if request.messages[index].role == .system || keep.contains(index) { continue }
             remaining -= TokenEstimator.estimate(request.messages[index])
             drop.insert(index)
         }

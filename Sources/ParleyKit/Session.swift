@@ -18,6 +18,9 @@ public struct Session: Codable, Sendable, Equatable {
     /// The message the current branch ends at, when that is not the last message of the file (after
     /// moving to another branch with the sibling keys); nil: the last message.
     public var leaf: String?
+    /// Summaries written by `/compact` or `context = "compact"`: each stands in for the messages of its
+    /// branch up to `summaryThrough` in what is sent (the messages themselves stay in `messages`).
+    public var summaries: [SessionMessage]?
 
     public init(id: String? = nil, title: String = "", model: String, systemPrompt: String? = nil, now: Date = Date()) {
         format = Self.currentFormat
@@ -68,6 +71,19 @@ public struct Session: Codable, Sendable, Equatable {
             next = message.parentID.flatMap { byID[$0] }
         }
         return branch.reversed()
+    }
+
+    /// The newest summary that covers part of the current branch, and how many of the branch's messages
+    /// it covers (those up to and including its `summaryThrough`).
+    public var activeSummary: (summary: SessionMessage, covers: Int)? {
+        guard let summaries, !summaries.isEmpty else { return nil }
+        let branch = currentBranch
+        var position: [String: Int] = [:]
+        for (index, message) in branch.enumerated() { position[message.id] = index }
+        for summary in summaries.reversed() {
+            if let through = summary.summaryThrough, let index = position[through] { return (summary, index + 1) }
+        }
+        return nil
     }
 
     /// Each message follows the one before it: no branches anywhere.
@@ -167,6 +183,11 @@ public struct SessionMessage: Codable, Sendable, Equatable {
     public var routeRule: String?
     /// For user messages sent despite input-guard findings: each finding's kind and pattern (never the text).
     public var guardAccepted: [String]?
+    /// `/pin`: always sent, never trimmed or summarized away.
+    public var pinned: Bool?
+    /// For a summary (in `Session.summaries`): the last message it covers, and how many it covers.
+    public var summaryThrough: String?
+    public var summaryCount: Int?
 
     public struct FailedAttempt: Codable, Sendable, Equatable {
         /// `provider:model`.
@@ -181,6 +202,7 @@ public struct SessionMessage: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case failedAttempts = "failed_attempts", fromCache = "from_cache", routeRule = "route_rule", guardAccepted = "guard_accepted"
+        case pinned, summaryThrough = "summary_through", summaryCount = "summary_count"
         case id, role, content, provider, model, usage, cost, status, error
         case parentID = "parent_id", createdAt = "created_at", completedAt = "completed_at"
         case timeToFirstTokenMs = "time_to_first_token_ms", durationMs = "duration_ms", finishReason = "finish_reason"
@@ -214,7 +236,7 @@ public struct SessionJournalEntry: Sendable, Equatable {
 extension Session {
     enum CodingKeys: String, CodingKey {
         case format, id, title, model, messages
-        case leaf = "current_leaf"
+        case leaf = "current_leaf", summaries
         case createdAt = "created_at", updatedAt = "updated_at", systemPrompt = "system_prompt"
     }
 

@@ -13,7 +13,7 @@ enum SessionFastDecoder {
         var cursor = JSONCursor(bytes, strict: true)
         guard cursor.enterObject() else { return nil }
         var format: Int?, id: String?, title: String?, model: String?, system: String?
-        var created: Date?, updated: Date?, messages: [SessionMessage]?, leaf: String?
+        var created: Date?, updated: Date?, messages: [SessionMessage]?, leaf: String?, summaries: [SessionMessage]?
         var seen = KeysSeen()
         while let key = cursor.nextKey() {
             guard seen.first(key) else { return nil }
@@ -25,6 +25,7 @@ enum SessionFastDecoder {
             else if key.equals("created_at") { created = cursor.readPlainString().flatMap(RFC3339.parse) }
             else if key.equals("updated_at") { updated = cursor.readPlainString().flatMap(RFC3339.parse) }
             else if key.equals("messages") { messages = readMessages(&cursor) }
+            else if key.equals("summaries") { if !cursor.readNull() { guard let read = readMessages(&cursor) else { return nil }; summaries = read } }
             else if key.equals("current_leaf") { if !cursor.readNull() { guard let text = cursor.readString() else { return nil }; leaf = text } }
             else { guard cursor.readValue() != nil else { return nil } }
             if cursor.failed { return nil }
@@ -36,6 +37,7 @@ enum SessionFastDecoder {
         session.updatedAt = updated
         session.messages = messages
         session.leaf = leaf
+        session.summaries = summaries
         return session
     }
 
@@ -79,6 +81,12 @@ enum SessionFastDecoder {
                 else if key.equals("error") { guard let v = optionalString(&cursor) else { return nil }; message.error = v }
                 else if key.equals("tool_call_id") { guard let v = optionalString(&cursor) else { return nil }; message.toolCallID = v }
                 else if key.equals("route_rule") { guard let v = optionalString(&cursor) else { return nil }; message.routeRule = v }
+                else if key.equals("summary_through") { guard let v = optionalString(&cursor) else { return nil }; message.summaryThrough = v }
+                else if key.equals("summary_count") {
+                    if !cursor.readNull() { guard let n = cursor.readNumber().flatMap(exactInt) else { return nil }; message.summaryCount = n }
+                } else if key.equals("pinned") {
+                    if !cursor.readNull() { guard let flag = cursor.readBool() else { return nil }; message.pinned = flag }
+                }
                 else if key.equals("cost") { guard let v = optionalDouble(&cursor) else { return nil }; message.cost = v }
                 else if key.equals("time_to_first_token_ms") { guard let v = optionalDouble(&cursor) else { return nil }; message.timeToFirstTokenMs = v }
                 else if key.equals("duration_ms") { guard let v = optionalDouble(&cursor) else { return nil }; message.durationMs = v }

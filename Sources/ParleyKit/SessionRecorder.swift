@@ -162,6 +162,33 @@ public final class SessionRecorder: @unchecked Sendable {
         return copy
     }
 
+    /// `/pin`, `/unpin`: saved.
+    public func setPinned(_ id: String, _ pinned: Bool) {
+        update(id) { $0.pinned = pinned ? true : nil }
+        saveNow(wait: false)
+    }
+
+    /// A compaction's summary, standing in for the current branch's messages up to `through`; saved
+    /// (waits: it cost a request). Returns how many messages it covers.
+    @discardableResult
+    public func addSummary(through: String, _ summary: CompactionSummary) -> Int {
+        let covers: Int = lock.withLock {
+            let covers = (session.currentBranch.firstIndex(where: { $0.id == through }) ?? -1) + 1
+            var message = SessionMessage(parentID: nil, role: .assistant, content: summary.text,
+                                         provider: summary.model.provider, model: summary.model.model)
+            message.usage = summary.usage
+            message.cost = summary.cost
+            message.completedAt = message.createdAt
+            message.summaryThrough = through
+            message.summaryCount = covers
+            session.summaries = (session.summaries ?? []) + [message]
+            session.updatedAt = Date()
+            return covers
+        }
+        saveNow(wait: true)
+        return covers
+    }
+
     public func rename(_ title: String) {
         lock.withLock { session.title = title }
         saveNow(wait: false)

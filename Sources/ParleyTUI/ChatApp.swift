@@ -145,8 +145,10 @@ public final class ChatApp: @unchecked Sendable {
 
     func perform(_ effect: Effect) {
         switch effect {
-        case let .send(messages, system, retry, guardAccepted, editing):
-            send(messages, system: system, retry: retry, guardAccepted: guardAccepted, editing: editing)
+        case let .send(messages, system, retry, guardAccepted, editing, context):
+            send(messages, system: system, retry: retry, guardAccepted: guardAccepted, editing: editing, context: context)
+        case let .compact(messages, system, context): compactNow(messages, system: system, context: context)
+        case let .setPinned(messageID, pinned): currentRecorder().setPinned(messageID, pinned)
         case let .switchBranch(messageID, delta): switchBranch(messageID, delta: delta)
         case .newSession:
             recorder?.close()
@@ -204,16 +206,23 @@ public final class ChatApp: @unchecked Sendable {
     /// /context: the conversation's estimated size against what the model takes, off the UI thread.
     func reportContext() {
         let engine = self.engine, queue = self.queue, model = modelRef
-        let request = ChatRequest(model: model.model, system: state.systemPrompt, messages: state.contextMessages)
-        let trim = state.contextTrim ?? (engine.config.inputGuard.onOversize == .truncate)
+        let (messages, context) = state.sendContext()
+        let request = ChatRequest(model: model.model, system: Self.withSummary(state.systemPrompt, context.summary), messages: messages)
+        let policy = state.contextPolicy ?? engine.config.contextPolicy(for: model)
+        let summary = state.summary
         Task.detached {
             let tokens = TokenEstimator.estimate(request)
-            var lines = ["this conversation: \(request.messages.count) messages, about \(tokens) tokens (estimated)"]
+            var lines = ["this conversation: \(request.messages.count) messages sent, about \(tokens) tokens (estimated)"]
+            if let summary { lines.append("a summary by \(summary.model) stands in for the \(summary.covers) oldest (/compact show)") }
             if let limit = engine.inputLimit(request, ref: model) {
                 let window = engine.config.contextWindow(for: model).map { "its window of \($0) after the output limit" } ?? "[guard] max_input_tokens"
-                lines.append("\(model) takes about \(limit) (\(window)): " + (tokens <= limit ? "it fits"
-                    : trim ? "the oldest messages will be left out of what is sent (/context refuse sends nothing instead)"
-                           : "it will not be sent: /context trim leaves out the oldest messages, /new starts afresh, /model picks a larger window"))
+                let overflow: String
+                switch policy {
+                case .trim: overflow = "the oldest messages will be left out of what is sent (/context compact summarizes them, /context refuse sends nothing)"
+                case .compact: overflow = "the oldest messages will be summarized by \(engine.config.context.summaryModel) and the summary sent instead (/context trim leaves them out)"
+                case .refuse: overflow = "it will not be sent: /context trim leaves out the oldest messages, /context compact summarizes them, /new starts afresh, /model picks a larger window"
+                }
+                lines.append("\(model) takes about \(limit) (\(window)): " + (tokens <= limit ? "it fits" : overflow))
             } else {
                 lines.append("\(model)'s window is not known; set context_window under [models.\"\(model)\"]")
             }
@@ -368,19 +377,72 @@ public final class ChatApp: @unchecked Sendable {
         estimateContext(moved.session)
     }
 
-    func send(_ messages: [ChatMessage], system: String?, retry: Bool, guardAccepted: [String]?, editing: String? = nil) {
+    /// The system prompt as sent when a summary stands in for older messages.
+    static func withSummary(_ system: String?, _ summary: String?) -> String? {
+        guard let summary else { return system }
+        return (system.map { $0 + "\n\n" } ?? "")
+            + "Summary of the earlier part of this conversation (its messages are not repeated here):\n" + summary
+    }
+
+    struct NothingToCompact: Error {}
+
+    /// The request with its oldest messages replaced by a summary (`[context] summary_model` writes it;
+    /// the session keeps it, the screen is told). With `limit`, as few as make it fit; without (/compact),
+    /// all but the newest `keep_recent`. Pinned messages stay. Throws `NothingToCompact` when no saved
+    /// message can anchor a summary.
+    static func compacted(_ request: ChatRequest, system: String?, context: TurnContext, limit: Int?, engine: ChatEngine,
+                          recorder: SessionRecorder, queue: ActionQueue) async throws -> (request: ChatRequest, pinned: [Int]) {
+        let settings = engine.config.context
+        let keep = Set(context.pinned)
+        var gone = limit.map { engine.compactionSplit(request, limit: $0, allowance: settings.summaryTokens + 64, keepRecent: settings.keepRecent, keep: keep) }
+            ?? request.messages.indices.dropLast(settings.keepRecent).filter { !keep.contains($0) }
+        // The summary ends at a saved message: what follows it is sent as it is.
+        while let last = gone.last, !(context.ids.indices.contains(last) && context.ids[last] != nil) { gone.removeLast() }
+        guard let last = gone.last, let through = context.ids[last] else { throw NothingToCompact() }
+        queue.post(.showNote("compacting: \(settings.summaryModel) is summarizing the \(gone.count) oldest messages…"))
+        let summary = try await engine.summarize(gone.map { request.messages[$0] }, previous: context.summary, session: recorder.snapshot.id)
+        let covers = recorder.addSummary(through: through, summary)
+        queue.post(.summaryAdded(ActiveSummary(through: through, text: summary.text, model: summary.model.description, covers: covers)))
+        if summary.unread > 0 {
+            queue.post(.showNote("the \(summary.unread) oldest of them did not fit \(summary.model)'s window and are not in the summary"))
+        }
+        let goneSet = Set(gone)
+        var compacted = request
+        compacted.messages = request.messages.indices.filter { !goneSet.contains($0) }.map { request.messages[$0] }
+        compacted.system = withSummary(system, summary.text)
+        let pinned = request.messages.indices.filter { !goneSet.contains($0) }.enumerated().filter { keep.contains($0.element) }.map(\.offset)
+        return (compacted, pinned)
+    }
+
+    /// /compact: the older messages summarized now, whether or not the conversation fits.
+    func compactNow(_ messages: [ChatMessage], system: String?, context: TurnContext) {
+        let recorder = currentRecorder(), engine = self.engine, queue = self.queue
+        Task.detached(executorPreference: StreamExecutor.shared) {
+            do {
+                _ = try await Self.compacted(ChatRequest(model: "", system: system, messages: messages), system: system, context: context,
+                                             limit: nil, engine: engine, recorder: recorder, queue: queue)
+            } catch is NothingToCompact {
+                queue.post(.showNote("nothing to compact: the newest \(engine.config.context.keepRecent) messages ([context] keep_recent) and pinned ones are always sent as they are"))
+            } catch {
+                queue.post(.showError("/compact: \(describe(error)); nothing changed"))
+            }
+        }
+    }
+
+    func send(_ messages: [ChatMessage], system: String?, retry: Bool, guardAccepted: [String]?, editing: String? = nil,
+              context: TurnContext = TurnContext()) {
         turn += 1
         let recorder = currentRecorder()
         let userText = retry ? nil : messages.last(where: { $0.role == .user })?.content
         let turn = self.turn, engine = self.engine, queue = self.queue, cache = cacheChoice, structured = self.structured
         let routing = autoRoute
-        let trim = state.contextTrim ?? (engine.config.inputGuard.onOversize == .truncate)
+        let chosenPolicy = state.contextPolicy
         var model = modelRef
         replyTask = Task.detached(executorPreference: StreamExecutor.shared) {
             var sanitizer = TerminalSanitizer()
             let session = recorder.snapshot.id
-            var request = ChatRequest(model: model.model, system: system, messages: messages, temperature: engine.config.temperature,
-                                      responseFormat: structured?.format)
+            var request = ChatRequest(model: model.model, system: Self.withSummary(system, context.summary), messages: messages,
+                                      temperature: engine.config.temperature, responseFormat: structured?.format)
             var options = TurnOptions(session: session, cache: cache)
             if routing {
                 // Routed off the UI thread: the budget guard reads the ledger.
@@ -396,10 +458,25 @@ public final class ChatApp: @unchecked Sendable {
                     return
                 }
             }
-            // [guard] on_oversize: a conversation too large for the model is refused before anything is
-            // sent, or its oldest messages are left out of what is sent (the session keeps them all).
+            // A conversation too large for the model (the one routing chose, too) is summarized, trimmed or
+            // refused before anything is sent, as /context, the model's `context` or [context] say; the
+            // session keeps every message.
+            let policy = chosenPolicy ?? engine.config.contextPolicy(for: model)
+            var pinned = context.pinned
+            var trim = policy == .trim
+            if policy == .compact, let limit = engine.inputLimit(request, ref: model), TokenEstimator.estimate(request) > limit {
+                do {
+                    (request, pinned) = try await Self.compacted(request, system: system, context: context, limit: limit, engine: engine,
+                                                                 recorder: recorder, queue: queue)
+                } catch {
+                    if Task.isCancelled { queue.post(.engine(.stopped), turn: turn); return }
+                    let why = error is NothingToCompact ? "no saved message to summarize up to" : describe(error)
+                    queue.post(.showError("compaction failed: \(why); the oldest messages are left out of what is sent instead"))
+                }
+                trim = true   // what the summary still leaves too large
+            }
             do {
-                let fitted = try engine.fitInput(request, ref: model, allowTruncate: trim)
+                let fitted = try engine.fitInput(request, ref: model, allowTruncate: trim, keep: Set(pinned))
                 request = fitted.request
                 if fitted.dropped > 0 { queue.post(.showNote("guard: the \(fitted.dropped) oldest messages are not sent, to fit \(model)")) }
                 // The status bar counts what is sent from the start, not 0 until the provider's usage arrives.
@@ -411,7 +488,8 @@ public final class ChatApp: @unchecked Sendable {
             queue.post(.engine(.waiting), turn: turn)
             var result: TurnResult?
             let outcome = await RecordedTurn.run(engine: engine, recorder: recorder, userText: userText, request: request, model: model,
-                                                 options: options, guardAccepted: guardAccepted, editing: editing) { event in
+                                                 options: options, guardAccepted: guardAccepted, editing: editing,
+                                                 sessionSystem: .some(system)) { event in
                 switch event {
                 case let .firstToken(milliseconds):
                     queue.post(.engine(.firstToken(milliseconds: milliseconds)), turn: turn)

@@ -72,8 +72,10 @@ public struct ChatState: Sendable {
     var quitArmed = false
     var ctrlXPending = false
     public var systemPrompt: String?
-    /// /context trim|refuse for this session; nil: `[guard] on_oversize` decides.
-    public var contextTrim: Bool?
+    /// /context trim|compact|refuse for this session; nil: the config decides (`ParleyConfig.contextPolicy`).
+    public var contextPolicy: ContextPolicy?
+    /// The summary sent in place of the messages up to `through` (compaction); they stay on screen.
+    public var summary: ActiveSummary?
     /// Messages from before a `/clear`: no longer on screen, still sent as context.
     public var carriedContext: [ChatMessage] = []
     public var modelChoices: [ModelChoice] = []
@@ -126,16 +128,30 @@ public struct ChatState: Sendable {
     public var maxScroll: Int { max(0, layout.totalRows - paneHeight) }
 
     /// The conversation as the provider will see it.
-    public var contextMessages: [ChatMessage] {
-        var messages = carriedContext
-        for entry in entries {
+    public var contextMessages: [ChatMessage] { sendContext().messages }
+
+    /// The conversation as the provider will see it, and what the runtime needs to fit it to the window:
+    /// each message's session id, the pinned ones, the summary standing in for older ones.
+    public func sendContext() -> (messages: [ChatMessage], context: TurnContext) {
+        // Up to the summary's last message only pinned messages are sent: the summary stands in for the rest.
+        let covered = summary.flatMap { summary in entries.lastIndex(where: { $0.messageID == summary.through }) }
+        var messages = covered == nil ? carriedContext : []
+        var context = TurnContext(summary: covered == nil ? nil : summary?.text)
+        var ids: [String?] = Array(repeating: nil, count: messages.count)
+        for (index, entry) in entries.enumerated() {
+            if let covered, index <= covered, !entry.pinned { continue }
+            let message: ChatMessage
             switch entry.kind {
-            case .user: messages.append(.user(entry.text))
-            case .assistant where !entry.text.isEmpty: messages.append(.assistant(entry.text))
-            default: break
+            case .user: message = .user(entry.text)
+            case .assistant where !entry.text.isEmpty: message = .assistant(entry.text)
+            default: continue
             }
+            if entry.pinned { context.pinned.append(messages.count) }
+            messages.append(message)
+            ids.append(entry.messageID)
         }
-        return messages
+        if ids.contains(where: { $0 != nil }) { context.ids = ids }
+        return (messages, context)
     }
 
     mutating func makeID() -> Int {
@@ -154,4 +170,37 @@ public struct PendingGuard: Sendable, Equatable {
 public struct EditTarget: Sendable, Equatable {
     public var messageID: String
     public var draftBefore: String
+}
+
+/// A summary sent in place of the messages up to `through`.
+public struct ActiveSummary: Sendable, Equatable {
+    public var through: String
+    public var text: String
+    public var model: String
+    public var covers: Int
+
+    public init(through: String, text: String, model: String, covers: Int) {
+        self.through = through
+        self.text = text
+        self.model = model
+        self.covers = covers
+    }
+}
+
+/// What the runtime needs besides the messages to fit a request to the model's window. Empty (equal to
+/// `TurnContext()`) for a conversation with no saved messages, pins or summary.
+public struct TurnContext: Sendable, Equatable {
+    /// Each message's session id (nil for what is not in the session: a template's examples); empty when
+    /// none has one.
+    public var ids: [String?] = []
+    /// Indices of pinned messages: never trimmed or summarized away.
+    public var pinned: [Int] = []
+    /// The summary that stands in for older messages (sent with the system prompt).
+    public var summary: String?
+
+    public init(ids: [String?] = [], pinned: [Int] = [], summary: String? = nil) {
+        self.ids = ids
+        self.pinned = pinned
+        self.summary = summary
+    }
 }

@@ -57,6 +57,8 @@ public struct ChatEntry: Equatable, Sendable {
     public var branch: BranchMark?
     /// Picked with Alt-↑ to edit it or move between its branches: its header is drawn highlighted.
     public var selected = false
+    /// `/pin`: always sent, never trimmed or summarized away.
+    public var pinned = false
     /// A number no other version of any entry's text has, in any copy of the state: the row cache is
     /// keyed by it, so copies can never read each other's rows, without hashing the text per frame.
     public private(set) var revision: UInt64 = ChatEntry.nextRevision()
@@ -68,7 +70,7 @@ public struct ChatEntry: Equatable, Sendable {
     public static func == (lhs: ChatEntry, rhs: ChatEntry) -> Bool {
         lhs.id == rhs.id && lhs.kind == rhs.kind && lhs.model == rhs.model && lhs.time == rhs.time
             && lhs.text == rhs.text && lhs.status == rhs.status && lhs.messageID == rhs.messageID && lhs.branch == rhs.branch
-            && lhs.selected == rhs.selected
+            && lhs.selected == rhs.selected && lhs.pinned == rhs.pinned
     }
 
     /// `time` has no default: the reducer takes it from the state's clock, which actions set.
@@ -285,6 +287,7 @@ public struct ConversationLayout: Sendable {
         case .error: role = .error; text = "▌ error"
         }
         if let branch = entry.branch { text += " · ‹\(branch.index)/\(branch.count)›" }
+        if entry.pinned { text += " · pinned" }
         if entry.selected {
             role = .overlaySelected
             text = "▶" + text.dropFirst() + (entry.kind == .user ? " · Enter edits" : "") + (entry.branch == nil ? "" : " · ←/→ branches")
@@ -456,6 +459,7 @@ struct RowKey: Hashable {
     var width: Int
     var branch: BranchMark?
     var selected: Bool
+    var pinned: Bool
 
     init(_ entry: ChatEntry, index: Int, width: Int) {
         self.index = index
@@ -467,6 +471,7 @@ struct RowKey: Hashable {
         self.width = width
         branch = entry.branch
         selected = entry.selected
+        pinned = entry.pinned
     }
 }
 

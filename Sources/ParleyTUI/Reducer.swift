@@ -39,6 +39,8 @@ public enum Action: Equatable, Sendable {
     case turnRecorded(user: String?, reply: String)
     /// The current branch moved (←/→ on a picked message): the session as it is now, with `select` picked.
     case branchSwitched(Session, select: String)
+    /// A summary now stands in for the older messages in what is sent.
+    case summaryAdded(ActiveSummary)
 }
 
 /// What the engine reports about the reply in flight.
@@ -67,8 +69,14 @@ public enum EngineEvent: Equatable, Sendable {
 /// Side effects, described as data; the runtime carries them out.
 public enum Effect: Equatable, Sendable {
     /// `retry`: the last user turn is sent again (its earlier reply stays in the session on a branch).
-    /// `editing`: the prompt sent replaces that earlier one of the user's, on a new branch.
-    case send(messages: [ChatMessage], system: String?, retry: Bool = false, guardAccepted: [String]? = nil, editing: String? = nil)
+    /// `editing`: the prompt sent replaces that earlier one of the user's, on a new branch. `context`:
+    /// what fitting the request to the window needs (ids, pins, the summary).
+    case send(messages: [ChatMessage], system: String?, retry: Bool = false, guardAccepted: [String]? = nil, editing: String? = nil,
+              context: TurnContext = TurnContext())
+    /// /compact: summarize the older messages now (`context` as for a send).
+    case compact(messages: [ChatMessage], system: String?, context: TurnContext)
+    /// /pin, /unpin: saved in the session.
+    case setPinned(messageID: String, Bool)
     /// The current branch moves to the sibling `delta` steps from that message.
     case switchBranch(messageID: String, delta: Int)
     /// The conversation was forgotten (/new): the next message opens a new session.
@@ -123,7 +131,9 @@ public enum Commands {
         ("/load", "SESSION  open a saved session (id, id prefix or title; Tab completes)"),
         ("/rename", "TITLE  rename this session"),
         ("/export", "[FILE]  write this session as Markdown"),
-        ("/context", "[trim|refuse]  the conversation's size against the model's window; trim leaves out the oldest messages that do not fit, refuse sends nothing"),
+        ("/context", "[trim|compact|refuse]  the conversation's size against the model's window; what happens when it does not fit: trim leaves out the oldest messages, compact sends a summary of them, refuse sends nothing"),
+        ("/compact", "[show]  summarize the older messages now (they stay here and in the file; the summary is sent instead); show: the summary"),
+        ("/pin", "pin the picked message (or your last one): always sent, never trimmed or summarized; /unpin undoes it"),
         ("/copy", "[-R] [N]  copy the last reply (or the R-th from last), or its code block N, to the clipboard (also Alt-W)"),
         ("/edit", "edit the draft in $EDITOR (also Ctrl-X Ctrl-E)"),
         ("/help", "this help (also F1, or ? on an empty prompt)"),
@@ -224,6 +234,12 @@ public func reduce(_ state: inout ChatState, _ action: Action) -> [Effect] {
         }
         if let index = state.entries.lastIndex(where: { $0.kind == .assistant }) { state.entries[index].messageID = reply }
         return []
+    case let .summaryAdded(summary):
+        state.summary = summary
+        appendEntry(&state, ChatEntry(id: state.makeID(), kind: .note, time: state.now,
+                                      text: "compacted: a summary by \(summary.model) of the \(summary.covers) oldest messages is sent in their place "
+                                        + "(they stay here and in the file; /compact show shows it)"))
+        return []
     case let .branchSwitched(session, select):
         let carried = state.carriedContext
         show(session, in: &state)
@@ -250,6 +266,11 @@ private func show(_ session: Session, in state: inout ChatState) {
     state.newTextBelow = false
     state.selected = nil
     state.editing = nil
+    state.summary = session.activeSummary.map { active in
+        ActiveSummary(through: active.summary.summaryThrough ?? "", text: active.summary.content,
+                      model: [active.summary.provider, active.summary.model].compactMap { $0 }.joined(separator: ":"),
+                      covers: active.summary.summaryCount ?? active.covers)
+    }
     if let system = session.systemPrompt { state.systemPrompt = system }
     let positions = session.siblingPositions
     for message in session.currentBranch {
@@ -257,6 +278,7 @@ private func show(_ session: Session, in state: inout ChatState) {
         defer {
             state.entries[state.entries.count - 1].messageID = message.id
             state.entries[state.entries.count - 1].branch = positions[message.id].map { BranchMark(index: $0.index, count: $0.count) }
+            state.entries[state.entries.count - 1].pinned = message.pinned == true
         }
         switch message.role {
         case .user:
@@ -481,7 +503,18 @@ private func isMessage(_ entry: ChatEntry) -> Bool { entry.kind == .user || entr
 
 private func selectionHelp(_ entry: ChatEntry) -> String {
     "picked: ↑/↓ another message" + (entry.kind == .user ? " · Enter edits it" : "") + (entry.branch == nil ? "" : " · ←/→ its branches")
-        + " · c copies · Esc done"
+        + (entry.pinned ? " · p unpins" : " · p pins") + (entry.kind == .assistant ? " · c copies" : "") + " · Esc done"
+}
+
+private func pin(_ state: inout ChatState, _ index: Int, _ pinned: Bool) -> [Effect] {
+    guard let id = state.entries[index].messageID else {
+        state.notice = "that message is not saved, so it cannot be pinned"
+        return []
+    }
+    state.entries[index].pinned = pinned
+    state.layout.update(state.entries[index], at: index)
+    state.notice = pinned ? "pinned: always sent, never trimmed or summarized away" : "unpinned"
+    return [.setPinned(messageID: id, pinned)]
 }
 
 /// Picks entry `index` (or none), redrawing the headers that change, and scrolls it into view.
@@ -544,6 +577,8 @@ private func handleSelectionKey(_ state: inout ChatState, _ key: Key) -> [Effect
             return []
         }
         return beginEdit(&state, index)
+    case .character("p"):
+        return pin(&state, index, !entry.pinned)
     case .character("c"):
         guard entry.kind == .assistant, !entry.text.isEmpty else { state.notice = "c copies a reply; this is not one"; return [] }
         selectEntry(&state, nil)
@@ -731,7 +766,7 @@ private func startTurn(_ state: inout ChatState, userText: String?, guardAccepte
         entry.branch = userBranch
         appendEntry(&state, entry)
     }
-    let messages = state.contextMessages
+    let (messages, context) = state.sendContext()
     var reply = ChatEntry(id: state.makeID(), kind: .assistant, model: state.status.model, time: state.now, text: "", status: .streaming)
     if let retriedBranch { reply.branch = BranchMark(index: retriedBranch.count + 1, count: retriedBranch.count + 1) }
     appendEntry(&state, reply)
@@ -745,7 +780,8 @@ private func startTurn(_ state: inout ChatState, userText: String?, guardAccepte
     state.status.tokensOut = nil
     state.status.turnCached = false
     state.status.rateLimit = nil
-    return [.send(messages: messages, system: state.systemPrompt, retry: userText == nil, guardAccepted: guardAccepted, editing: editing)]
+    return [.send(messages: messages, system: state.systemPrompt, retry: userText == nil, guardAccepted: guardAccepted, editing: editing,
+                  context: context)]
 }
 
 private func runCommand(_ state: inout ChatState, _ line: String) -> [Effect] {
@@ -773,18 +809,33 @@ private func runCommand(_ state: inout ChatState, _ line: String) -> [Effect] {
         return [.renameSession(argument)]
     case "/export": return [.exportSession(argument)]
     case "/context":
-        switch argument {
-        case "": return [.reportContext]
-        case "trim":
-            state.contextTrim = true
-            appendEntry(&state, ChatEntry(id: state.makeID(), kind: .note, time: state.now,
-                                          text: "a conversation too long for the model is sent without its oldest messages (this session; the file keeps them all)"))
-        case "refuse":
-            state.contextTrim = false
-            appendEntry(&state, ChatEntry(id: state.makeID(), kind: .note, time: state.now,
-                                          text: "a conversation too long for the model is not sent; /context trim leaves out its oldest messages"))
-        default: state.notice = "usage: /context [trim|refuse]"
+        guard !argument.isEmpty else { return [.reportContext] }
+        guard let policy = ContextPolicy(rawValue: argument) else { state.notice = "usage: /context [trim|compact|refuse]"; return [] }
+        state.contextPolicy = policy
+        let text: String
+        switch policy {
+        case .trim: text = "a conversation too long for the model is sent without its oldest messages (this session; the file keeps them all)"
+        case .compact: text = "a conversation too long for the model is sent with its oldest messages replaced by a summary ([context] summary_model writes it; the file keeps them all)"
+        case .refuse: text = "a conversation too long for the model is not sent; /context trim leaves out its oldest messages, /context compact summarizes them"
         }
+        appendEntry(&state, ChatEntry(id: state.makeID(), kind: .note, time: state.now, text: text))
+    case "/compact":
+        if argument == "show" {
+            guard let summary = state.summary else { state.notice = "no summary yet: /compact writes one"; return [] }
+            appendEntry(&state, ChatEntry(id: state.makeID(), kind: .note, time: state.now,
+                                          text: "summary by \(summary.model) of the \(summary.covers) oldest messages, sent in their place:\n\n\(summary.text)"))
+            return []
+        }
+        guard argument.isEmpty else { state.notice = "usage: /compact [show]"; return [] }
+        guard !state.busy else { state.notice = "a reply is still streaming; Esc stops it"; return [] }
+        let (messages, context) = state.sendContext()
+        return [.compact(messages: messages, system: state.systemPrompt, context: context)]
+    case "/pin", "/unpin":
+        guard let index = state.selected ?? state.entries.indices.last(where: { state.entries[$0].kind == .user }) else {
+            state.notice = "nothing to pin yet"
+            return []
+        }
+        return pin(&state, index, name == "/pin")
     case "/edit-message":
         let back = argument.isEmpty ? 1 : Int(argument) ?? 0
         let prompts = state.entries.indices.filter { state.entries[$0].kind == .user }

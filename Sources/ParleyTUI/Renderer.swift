@@ -264,6 +264,7 @@ public enum Renderer {
                 ("PgUp/PgDn, wheel scroll · Home/End top/bottom (empty prompt)", .overlay),
                 ("Ctrl-A/E/B/F/K/U/W/Y, Alt-B/F/D/</> edit · Up/Down history · Tab completes", .overlay),
                 ("Alt-W copies the last reply (/copy N: its code block N)", .overlay),
+                ("Alt-↑ picks a message: ↑/↓ another · Enter edits a prompt · ←/→ its branches (‹2/3›) · Esc done", .overlay),
             ]
         case let .modelPicker(selected):
             title = " model — Enter picks, Esc closes "

@@ -37,7 +37,7 @@ import ParleyKit
         type(&state, "one, edited")
         let effects = reduce(&state, .input(.key(.enter)))
         #expect(effects.last == .send(messages: [.user("question 0"), .assistant("answer 0"), .user("question one, edited")], system: nil,
-                                      editing: "u1"))
+                                      editing: "u1", context: TurnContext(ids: ["u0", "r0", nil])))
         #expect(state.entries.map(\.text) == ["question 0", "answer 0", "question one, edited", ""])
         #expect(state.entries[2].branch == BranchMark(index: 2, count: 2))
         #expect(screen(state).contains { $0.contains("▌ you") && $0.contains("‹2/2›") }, "\(screen(state))")

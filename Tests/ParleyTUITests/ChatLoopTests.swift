@@ -134,6 +134,117 @@ final class RecordingScreen: Screen, @unchecked Sendable {
         await server.shutdown()
     }
 
+    /// Parley's estimate of messages as a provider received them.
+    static func estimate(_ messages: [JSONValue]) -> Int {
+        let chat = messages.map { ChatMessage(role: Role(rawValue: $0["role"]?.string ?? "") ?? .user, content: $0["content"]?.string ?? "") }
+        return TokenEstimator.estimate(ChatRequest(model: "m", messages: chat))
+    }
+
+    /// Issue 16, compact: with `[context] policy = "compact"`, the turn that would not fit first has the
+    /// oldest messages summarized by the summary model (here the same scripted provider, which answers
+    /// the summarizing request with a summary), then sends the summary with the system prompt and only
+    /// the newer messages; the session keeps the summary, `/compact show` shows it, and a resumed
+    /// session sends the summary again instead of the covered messages.
+    @Test func compactSendsASummaryInPlaceOfTheOldestMessages() async throws {
+        let server = try await ScriptedHTTPServer { request in
+            let system = (try? JSONValue.parse(request.bodyText))?["messages"]?.array?.first?["content"]?.string ?? ""
+            return StructuredScreenTests.reply(system.contains("You are compacting") ? "SUMMARY: the user wrote numbered paragraphs of words." : "ok.")
+        }
+        let driver = try Driver(baseURL: server.baseURL + "/v1", extraConfig: """
+            [models."fake:m"]
+            context_window = 400
+            max_tokens = 50
+            [models."fake:big"]
+            context_window = 8000
+            [context]
+            policy = "compact"
+            summary_model = "fake:big"
+            keep_recent = 2
+            """)
+        await driver.wait(for: "type a message")
+        let long = String(repeating: "word ", count: 100)
+        var turn = 0
+        while !server.requests.contains(where: { $0.bodyText.contains("You are compacting") }), turn < 5 {
+            turn += 1
+            let before = server.requestCount
+            driver.type("\(turn) \(long)\r")
+            let deadline = Date().addingTimeInterval(10)
+            while server.requestCount == before, Date() < deadline { try await Task.sleep(for: .milliseconds(10)) }
+            await driver.wait(for: "│ idle │", seconds: 10)
+        }
+        let summarizing = try #require(server.requests.firstIndex(where: { $0.bodyText.contains("You are compacting") }), "no summary was asked for")
+        await driver.wait(for: "compacted:")
+        let deadline = Date().addingTimeInterval(10)
+        while server.requestCount <= summarizing + 1, Date() < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        let sent = try #require(try? JSONValue.parse(server.requests[summarizing + 1].bodyText))
+        let messages = try #require(sent["messages"]?.array)
+        #expect(messages.first?["role"]?.string == "system")
+        #expect(messages.first?["content"]?.string?.contains("SUMMARY: the user wrote numbered paragraphs") == true)
+        #expect(messages.last?["content"]?.string?.hasPrefix("\(turn) ") == true, "the newest is sent")
+        #expect(!messages.contains { $0["content"]?.string?.hasPrefix("1 word") == true }, "the first is in the summary, not sent")
+        #expect(Self.estimate(messages) <= 400 - 50, "what is sent fits the window after the output limit")
+        // The summarizing request holds the older messages as a transcript, to the summary model.
+        #expect(server.requests[summarizing].bodyText.contains("User: 1 word"))
+        #expect(server.requests[summarizing].bodyText.contains("\"model\":\"big\""))
+        driver.type("/compact show\r")
+        let shown = await driver.wait(for: "sent in their place")
+        #expect(shown.contains("SUMMARY: the user wrote"), "\(shown)")
+        await driver.wait(for: "│ idle │", seconds: 10)
+
+        // The file keeps every message and the summary; opened again, the summary is what is sent.
+        let store = SessionStore(directory: driver.directory.appendingPathComponent("sessions"))
+        let saved = try #require(store.list().sessions.first)
+        let summary = try #require(saved.summaries?.last)
+        #expect(summary.content.hasPrefix("SUMMARY:") && summary.summaryThrough != nil && (summary.summaryCount ?? 0) >= 2)
+        #expect(saved.messages.filter { $0.role == .user }.count == turn)
+        var state = ChatState(width: 80, height: 20, model: "fake:m")
+        _ = reduce(&state, .openSession(saved, resumed: true))
+        #expect(state.summary?.text == summary.content)
+        let (resent, context) = state.sendContext()
+        #expect(context.summary == summary.content)
+        #expect(resent.count == saved.chatMessages.count - (summary.summaryCount ?? 0))
+        #expect(await driver.quit())
+        await server.shutdown()
+    }
+
+    /// Issue 16: a 10,000-message session opened with an 8k-window model sends a request that fits: the
+    /// oldest are trimmed (`context = "trim"` for the model), the newest prompt and a pinned one are sent.
+    @Test func aTenThousandMessageSessionSendsWhatFitsAnEightKModel() async throws {
+        let server = try await ScriptedHTTPServer { _ in StructuredScreenTests.reply("ok.") }
+        let driver = try Driver(baseURL: server.baseURL + "/v1", extraConfig: """
+            [models."fake:m"]
+            context_window = 8192
+            max_tokens = 512
+            context = "trim"
+            """)
+        var session = Session(model: "fake:m")
+        var parent: String?
+        for n in 0..<10_000 {
+            var message = SessionMessage(parentID: parent, role: n % 2 == 0 ? .user : .assistant,
+                                         content: "message \(n): " + String(repeating: "lorem ipsum ", count: 10))
+            if n == 2 { message.pinned = true; message.content = "PINNED remember the code word" }
+            session.messages.append(message)
+            parent = message.id
+        }
+        let store = SessionStore(directory: driver.directory.appendingPathComponent("sessions"))
+        try store.save(session)
+        await driver.wait(for: "type a message")
+        driver.type("/load \(session.id)\r")
+        await driver.wait(for: "(10000 messages)")
+        driver.type("the newest question\r")
+        let deadline = Date().addingTimeInterval(20)
+        while server.requestCount < 1, Date() < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        let sent = try #require(server.requests.first.flatMap { try? JSONValue.parse($0.bodyText) })
+        let messages = try #require(sent["messages"]?.array)
+        #expect(Self.estimate(messages) <= 8192 - 512, "fits the window after the output limit")
+        #expect(messages.count > 10 && messages.count < 1000, "\(messages.count)")
+        #expect(messages.last?["content"]?.string == "the newest question")
+        #expect(messages.contains { $0["content"]?.string == "PINNED remember the code word" }, "the pinned message is kept")
+        #expect(await driver.wait(for: "oldest messages are not sent").contains("oldest messages are not sent"))
+        #expect(await driver.quit())
+        await server.shutdown()
+    }
+
     /// Issue 16: the status bar shows the size of what is sent as soon as it is sent (estimated), not
     /// "ctx 0" until usage arrives (this provider sends none).
     @Test func theStatusBarCountsWhatIsSentBeforeAnyUsage() async throws {

@@ -240,7 +240,7 @@ import ParleyKit
         #expect(state.entries.isEmpty)
         type(&state, "next")
         let effects = reduce(&state, .input(.key(.enter)))
-        if case let .send(messages, _, _, _, _)? = effects.last { #expect(messages.count == 3) } else { Issue.record("no send") }
+        if case let .send(messages, _, _, _, _, _)? = effects.last { #expect(messages.count == 3) } else { Issue.record("no send") }
         _ = reduce(&state, .engine(.finished(tokensPerSecond: nil)))
         type(&state, "/new")
         #expect(reduce(&state, .input(.key(.enter))).last == .newSession)

@@ -46,8 +46,17 @@ import Glibc
             if Bool.random(using: &rng) { message.fromCache = Bool.random(using: &rng) }
             if Bool.random(using: &rng) { message.routeRule = text(&rng) }
             if Bool.random(using: &rng) { message.guardAccepted = ["invisible", text(&rng)] }
+            if Bool.random(using: &rng) { message.pinned = Bool.random(using: &rng) }
             parent = message.id
             session.messages.append(message)
+        }
+        // Issue 16: the branch on screen, and compaction summaries.
+        if Bool.random(using: &rng), let some = session.messages.randomElement(using: &rng) { session.leaf = some.id }
+        if Bool.random(using: &rng) {
+            var summary = SessionMessage(parentID: nil, role: .assistant, content: text(&rng), provider: "local", model: "smollm2", createdAt: start)
+            summary.summaryThrough = session.messages.randomElement(using: &rng)?.id ?? "x"
+            summary.summaryCount = Int.random(in: 0...10_000, using: &rng)
+            session.summaries = [summary]
         }
         return session
     }

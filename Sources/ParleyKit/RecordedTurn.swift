@@ -39,7 +39,7 @@ public enum RecordedTurn {
                 case let .chat(.textDelta(text)): recorder.appendText(text, to: replyID)
                 case let .fallingBack(from, to, reason): recorder.noteFallback(replyID, from: from, reason: reason, to: to)
                 case let .finished(turn): result = turn
-                case .chat, .sending, .cacheHit, .cost, .firstToken: break
+                case .chat, .sending, .cacheHit, .cost, .firstToken, .trimmed: break
                 }
                 onEvent(event)
             }

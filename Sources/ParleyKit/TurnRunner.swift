@@ -17,6 +17,9 @@ public enum TurnEvent: Sendable, Equatable {
     /// The first token of the reply arrived, this long after the request was sent (from the turn's own
     /// clock, the same the ledger and the session keep).
     case firstToken(milliseconds: Double)
+    /// A fallback model's window is smaller than the conversation: its `dropped` oldest messages are not
+    /// sent to it (the session keeps them).
+    case trimmed(ModelRef, dropped: Int)
     /// The turn's one fold of the reply, sent once as the last event, whether it completed, was stopped
     /// or failed (a failure is thrown right after it). Ledger, session, `ask` and the screen all read this.
     /// Indirect, so every other event stays small in the stream's buffer.
@@ -115,6 +118,20 @@ extension ChatEngine {
             var request = request
             request.model = ref.model
             let fallbackFrom = lastFailure?.ref.description
+            if index > 0 {
+                // The request was fitted to the first model; a fallback with a smaller window gets the
+                // newest messages that fit it, or is passed over when even they do not.
+                do {
+                    let fitted = try fitInput(request, ref: ref, allowTruncate: true, keep: [])
+                    request = fitted.request
+                    if fitted.dropped > 0 { continuation.yield(.trimmed(ref, dropped: fitted.dropped)) }
+                } catch {
+                    result = TurnResult(model: ref, reply: ReplyAccumulator(), end: .now, cost: 0, fromCache: false)
+                    if index == chain.count - 1 { finish(throwing: error); return }
+                    lastFailure = (ref, error.userMessage)
+                    continue
+                }
+            }
             let pricing = config.pricing(for: ref)
             let isLast = index == chain.count - 1
 

@@ -504,6 +504,8 @@ public final class ChatApp: @unchecked Sendable {
                 case let .chat(.rateLimit(limits)):
                     queue.post(.engine(.rateLimit(limits.isLow ? limits.summary : nil)), turn: turn)
                 case .chat, .sending: break
+                case let .trimmed(model, dropped):
+                    queue.post(.showNote("the \(dropped) oldest messages are not sent to \(model), to fit its window"))
                 case let .fallingBack(from, to, reason):
                     queue.post(.engine(.fellBack(from: from.description, to: to.description, reason: reason)), turn: turn)
                 case .cacheHit:

@@ -125,7 +125,10 @@ struct Ask: AsyncParsableCommand {
             }
         }
         do {
-            let fitted = try engine.fitInput(request, ref: ref, allowTruncate: settings.onOversize == .truncate)
+            // `context = "trim"` (or "compact", which needs a saved session to anchor a summary: `ask` has
+            // none, so it trims) for the model or under [context] lets the oldest go, as on the screen.
+            let trim = settings.onOversize == .truncate || (engine.config.models[ref]?.context ?? engine.config.context.policy).map { $0 != .refuse } == true
+            let fitted = try engine.fitInput(request, ref: ref, allowTruncate: trim)
             request = fitted.request
             if fitted.dropped > 0 { Terminal.standardError.say("parley: guard: dropped the \(fitted.dropped) oldest messages to fit \(ref)\n") }
         } catch {
@@ -334,6 +337,8 @@ struct Ask: AsyncParsableCommand {
                     ref = to
                 case let .finished(result):
                     summary.result = result
+                case let .trimmed(model, dropped):
+                    Terminal.standardError.say("parley: the \(dropped) oldest messages are not sent to \(model), to fit its window\n")
                 case .sending, .cacheHit, .cost, .firstToken:
                     break
                 }

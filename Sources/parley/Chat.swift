@@ -100,6 +100,8 @@ struct Chat: AsyncParsableCommand {
                         Terminal.standardError.say("parley: \(reason)\nparley: falling back from \(from) to \(to)\n")
                     case let .finished(turn):
                         result = turn
+                    case let .trimmed(model, dropped):
+                        Terminal.standardError.say("parley: the \(dropped) oldest messages are not sent to \(model), to fit its window\n")
                     case .sending, .cacheHit, .cost, .firstToken:
                         break
                     }

@@ -61,6 +61,7 @@ final class Rig: Sendable {
                 case let .sending(ref): kind = "sending \(ref)"
                 case let .fallingBack(from, to, _): kind = "fallback \(from) → \(to)"
                 case .cacheHit: kind = "cache hit"
+                case let .trimmed(ref, dropped): kind = "trimmed \(ref) \(dropped)"
                 case let .cost(cost): kind = "cost \(cost.map { String($0) } ?? "?")"
                 case .firstToken, .finished: continue  // checked on their own: every turn has them
                 }
@@ -358,6 +359,41 @@ extension RecordedTurn.Outcome {
         let markdown = run.session.markdown()
         #expect(markdown.contains("## other:m · "))
         #expect(markdown.contains("> faulty:m failed first: faulty: HTTP 429: Rate limit reached; slow down"))
+    }
+
+    /// Issue 16: a fallback whose window is smaller than the conversation gets the newest messages that
+    /// fit it (the turn says how many were left out); one too small even for the newest is passed over.
+    @Test func aFallbackWithASmallerWindowGetsWhatFitsIt() async throws {
+        let first = try await FaultServer(format: .openAI, script: [.status(503, message: "down", headers: [])])
+        let second = try await FaultServer(format: .openAI, script: [.ok])
+        let rig = try Rig(config: """
+            fallback = ["tiny:m", "other:m"]
+            \(Rig.provider("faulty", first, extra: "max_retries = 0"))
+            \(Rig.provider("tiny", second))
+            \(Rig.provider("other", second))
+            [models."tiny:m"]
+            context_window = 45
+            max_tokens = 40
+            [models."other:m"]
+            context_window = 400
+            max_tokens = 100
+            """)
+        let words = String(repeating: "word ", count: 60)
+        let history: [ChatMessage] = (0..<8).map { $0 % 2 == 0 ? .user("\($0) \(words)") : .assistant("\($0) \(words)") }
+        let newest = "the newest question, with a few more words in it than five tokens"
+        let run = try await rig.ask(newest, request: ChatRequest(model: "m", messages: history + [.user(newest)]))
+        await first.shutdown()
+        await second.shutdown()
+        #expect(run.outcome == .complete)
+        #expect(second.requestCount == 1, "tiny:m was passed over, other:m answered")
+        let trimmed = run.events.compactMap { event -> String? in
+            if case let .trimmed(model, dropped) = event { return "\(model) \(dropped)" }
+            return nil
+        }
+        #expect(trimmed.count == 1 && trimmed[0].hasPrefix("other:m "), "\(trimmed)")
+        let sent = try #require(second.requests.first.flatMap { try? JSONValue.parse($0.bodyText) }?["messages"]?.array)
+        #expect(sent.count < 9 && sent.last?["content"]?.string == newest)
+        #expect(run.events.contains { if case .fallingBack(_, let to, let reason) = $0 { return to.description == "other:m" && reason.contains("tiny:m") } else { return false } })
     }
 
     @Test func anOverloadEventBeforeAnyTextIsNotRetriedButFallsBack() async throws {

@@ -136,8 +136,18 @@ public struct Session: Codable, Sendable, Equatable {
     }
 
     /// The conversation as a provider is sent it: user and assistant turns with text, tool calls and results.
-    public var chatMessages: [ChatMessage] {
-        currentBranch.compactMap { message in
+    public var chatMessages: [ChatMessage] { Self.chatMessages(currentBranch) }
+
+    /// What is sent for the current branch: with a summary, only the messages after the ones it covers
+    /// (and pinned ones), the summary going with the system prompt.
+    public var sentMessages: (messages: [ChatMessage], summary: String?) {
+        guard let active = activeSummary else { return (chatMessages, nil) }
+        let kept = currentBranch.enumerated().filter { $0.offset >= active.covers || $0.element.pinned == true }.map(\.element)
+        return (Self.chatMessages(kept), active.summary.content)
+    }
+
+    static func chatMessages(_ messages: [SessionMessage]) -> [ChatMessage] {
+        messages.compactMap { message in
             switch message.role {
             case .user: return .user(message.content)
             case .assistant:

@@ -324,7 +324,8 @@ public final class ChatApp: @unchecked Sendable {
     func estimateContext(_ session: Session) {
         let queue = self.queue
         Task.detached {
-            let request = ChatRequest(model: "", system: session.systemPrompt, messages: session.chatMessages)
+            let sent = session.sentMessages
+            let request = ChatRequest(model: "", system: Self.withSummary(session.systemPrompt, sent.summary), messages: sent.messages)
             queue.post(.contextEstimated(tokens: TokenEstimator.estimate(request)))
         }
     }

@@ -57,12 +57,16 @@ public struct ChatMessage: Codable, Sendable, Equatable {
     public var toolCalls: [ToolCall]
     /// For `role == .tool`: the id of the call this result answers.
     public var toolCallID: String?
+    /// For `role == .tool`: the tool reported an error (Anthropic's `is_error`; the text says so too).
+    /// nil otherwise, so it is not in the encoding of other messages.
+    public var isError: Bool?
 
-    public init(role: Role, content: String, toolCalls: [ToolCall] = [], toolCallID: String? = nil) {
+    public init(role: Role, content: String, toolCalls: [ToolCall] = [], toolCallID: String? = nil, isError: Bool? = nil) {
         self.role = role
         self.content = content
         self.toolCalls = toolCalls
         self.toolCallID = toolCallID
+        self.isError = isError
     }
 
     public static func system(_ text: String) -> ChatMessage { ChatMessage(role: .system, content: text) }

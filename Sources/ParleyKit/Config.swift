@@ -156,6 +156,8 @@ public struct ParleyConfig: Sendable {
     public var inputGuard = GuardSettings()
     /// `[context]`: what happens when a conversation outgrows the model's window.
     public var context = ContextSettings()
+    /// `[mcp]`: tool servers and the tool loop's limits.
+    public var mcp = MCPSettings()
     /// The sampling temperature sent when a request names none (nil: the provider's default).
     public var temperature: Double?
     /// The file it came from, if any, for messages.
@@ -207,7 +209,7 @@ public struct ParleyConfig: Sendable {
         var config = builtIn
         config.source = file
         let reader = ConfigReader(file: file)
-        try reader.allowOnly(table, ["default_model", "aliases", "providers", "local", "fallback", "models", "budget", "cache", "temperature", "router", "guard", "context"], context: "the top level")
+        try reader.allowOnly(table, ["default_model", "aliases", "providers", "local", "fallback", "models", "budget", "cache", "temperature", "router", "guard", "context", "mcp"], context: "the top level")
         if let value = table["default_model"] { config.defaultModel = try reader.string(value, "default_model") }
         if let value = table["aliases"] {
             let aliases = try reader.table(value, "aliases")
@@ -289,6 +291,7 @@ public struct ParleyConfig: Sendable {
         }
         if let value = table["router"] { try parseRouter(value, into: &config, reader: reader) }
         if let value = table["guard"] { config.inputGuard = try GuardSettings.parse(value, reader: reader) }
+        if let value = table["mcp"] { config.mcp = try MCPSettings.parse(value, reader: reader) }
         if let value = table["context"] {
             config.context = try ContextSettings.parse(value, reader: reader)
             if let name = (try? reader.table(value, "context"))?["summary_model"] {

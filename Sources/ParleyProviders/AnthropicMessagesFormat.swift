@@ -59,11 +59,16 @@ public enum AnthropicMessagesFormat {
             switch message.role {
             case .tool:
                 role = "user"
-                blocks.append([
+                var result: JSONValue = [
                     "type": "tool_result",
                     "tool_use_id": .string(message.toolCallID ?? ""),
                     "content": .string(message.content),
-                ])
+                ]
+                if message.isError == true, case var .object(members) = result {
+                    members.append(("is_error", .bool(true)))
+                    result = .object(members)
+                }
+                blocks.append(result)
             case .assistant:
                 role = "assistant"
                 if !message.content.isEmpty { blocks.append(["type": "text", "text": .string(message.content)]) }

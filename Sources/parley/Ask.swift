@@ -70,6 +70,9 @@ struct Ask: AsyncParsableCommand {
     @Option(name: .customLong("var"), help: "A template variable, KEY=VALUE (repeatable); stdin and the prompt become `input`.")
     var vars: [String] = []
 
+    @Option(help: "Tool calls from MCP servers ([mcp.servers]): auto runs every server's tools without asking (except approve = \"never\"), never offers none. Default: only servers with approve = \"auto\". ask never prompts.")
+    var approve: ToolApproval?
+
     @Flag(help: "Print which model `-m auto` would pick, by which [router] rule, and its estimated cost; send nothing.")
     var explain = false
 
@@ -239,6 +242,10 @@ struct Ask: AsyncParsableCommand {
             return
         }
         guard let structured else {
+            if let tools = try await toolLoop(engine: engine, ref: ref) {
+                try await turnWithTools(request, tools: tools, ref: &ref, engine: engine, routeRule: routeRule)
+                return
+            }
             let summary = try await turn(request, ref: &ref, engine: engine, streaming: true, routeRule: routeRule)
             finish(summary, engine: engine)
             return
@@ -259,6 +266,71 @@ struct Ask: AsyncParsableCommand {
             }
             try finishStructured(summary, result: result, check: check, reasks: reasks, engine: engine)
             return
+        }
+    }
+
+    /// The tool loop when tools are to be offered: MCP servers configured, `--approve` not `never`, and
+    /// some server allowed to run without asking (`approve = "auto"`, or all with `--approve auto`).
+    func toolLoop(engine: ChatEngine, ref: ModelRef) async throws -> ToolLoop? {
+        var settings = engine.config.mcp
+        guard !settings.servers.isEmpty, approve != .never else { return nil }
+        settings.servers = settings.servers.compactMap { server in
+            var server = server
+            if approve == .auto, server.approve == .ask { server.approve = .auto }
+            return server.approve == .auto ? server : nil
+        }
+        guard !settings.servers.isEmpty else { return nil }
+        guard engine.config.supportsTools(ref) else {
+            Terminal.standardError.say("parley: \(ref) does not take tools (tools = false under [models.\"\(ref)\"], or the bundled model); answering without them\n")
+            return nil
+        }
+        let hub = MCPHub(settings: settings, logDirectory: engine.paths.dataDirectory.appendingPathComponent("logs"), environment: engine.environment)
+        let (tools, problems) = await hub.tools()
+        for problem in problems { Terminal.standardError.say("parley: \(problem)\n") }
+        guard !tools.isEmpty else { await hub.shutdown(); return nil }
+        return ToolLoop(hub: hub, tools: tools, settings: settings)
+    }
+
+    /// Rounds of request and tool calls until the model answers: each call said on stderr, the answer
+    /// streamed to stdout; the servers shut down at the end, however it ends.
+    func turnWithTools(_ request: ChatRequest, tools: ToolLoop, ref: inout ModelRef, engine: ChatEngine, routeRule: String?) async throws {
+        var loop = tools
+        var request = request
+        request.tools = loop.tools.map(\.definition)
+        var total = 0.0
+        var priced = true
+        do {
+            while true {
+                let summary = try await turn(request, ref: &ref, engine: engine, streaming: true, routeRule: routeRule)
+                guard let result = summary.result else { await loop.hub.shutdown(); return }
+                if let cost = result.cost { total += cost } else { priced = false }
+                let step = await loop.next(after: result.reply, approve: { _, _ in false }) { report in
+                    let status = report.declined ? "declined" : report.outcome.isError ? "error" : "ok"
+                    let name = report.tool?.name ?? report.call.name
+                    let preview = TerminalSanitizer.line(String(report.outcome.text.prefix(160)))
+                    Terminal.standardError.say("parley: tool \(name) \(TerminalSanitizer.line(String(report.call.arguments.prefix(200)))) → \(status) (\(Int(report.elapsed.milliseconds)) ms): \(preview)\n")
+                }
+                switch step {
+                case .done:
+                    await loop.hub.shutdown()
+                    finish(summary, engine: engine)
+                    if loop.rounds > 0 {
+                        Terminal.standardError.say("parley: \(loop.rounds + 1) requests, \(loop.rounds) with tool calls; cost \(priced ? formatDollars(total) : "?")\n")
+                    }
+                    return
+                case let .next(messages):
+                    if summary.printedAny, !result.reply.text.hasSuffix("\n") { Terminal.standardOutput.write("\n") }
+                    request.messages += messages
+                case let .stopped(line):
+                    await loop.hub.shutdown()
+                    finish(summary, engine: engine)
+                    Terminal.standardError.say("parley: \(line)\n")
+                    throw ExitCode(1)
+                }
+            }
+        } catch {
+            await loop.hub.shutdown()
+            throw error
         }
     }
 
@@ -414,3 +486,5 @@ struct Ask: AsyncParsableCommand {
         Terminal.standardError.say(parts.joined(separator: " · ") + "\n")
     }
 }
+
+extension ToolApproval: ExpressibleByArgument {}

@@ -25,12 +25,18 @@ struct MCPCommand: AsyncParsableCommand {
                 return
             }
             for server in servers {
-                let command = ([server.command] + server.args).map(ChildProcess.shellQuote).joined(separator: " ")
+                let command = ([server.command] + server.args).map(Self.word).joined(separator: " ")
                 var line = "\(server.name)  approve=\(server.approve.rawValue)  \(command)"
                 if !server.allow.isEmpty { line += "  allow=\(server.allow.joined(separator: ","))" }
                 if !server.deny.isEmpty { line += "  deny=\(server.deny.joined(separator: ","))" }
                 Terminal.standardOutput.line(TerminalSanitizer.line(line))
             }
+        }
+
+        /// A word as a shell would need it: as it is when that is safe, else quoted.
+        static func word(_ text: String) -> String {
+            let plain = !text.isEmpty && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "@%+=:,./_-".contains($0)) }
+            return plain ? text : ChildProcess.shellQuote(text)
         }
     }
 

@@ -316,8 +316,8 @@ extension Session {
                     header += " · answers “\(firstLines[parent] ?? "an earlier message")”"
                 }
                 previous = message.id
-                firstLines[message.id] = String((message.content.split(separator: "\n").first ?? "").prefix(40))
             }
+            firstLines[message.id] = String((message.content.split(separator: "\n").first ?? "").prefix(40))
             switch message.status {
             case .complete: break
             case .streaming, .stopped: header += " · stopped"
@@ -327,6 +327,12 @@ extension Session {
             for attempt in message.failedAttempts ?? [] { out += "> \(attempt.model) failed first: \(attempt.error)\n\n" }
             out += "\(message.content)\n"
             if message.status == .error, let error = message.error { out += "\n> error: \(error)\n" }
+        }
+        // Summaries are sent in place of older messages: shown, so nothing that is sent is hidden.
+        for summary in allBranches ? session.summaries ?? [] : session.activeSummary.map({ [$0.summary] }) ?? [] {
+            let by = [summary.provider, summary.model].compactMap { $0 }.joined(separator: ":")
+            let anchor = firstLines[summary.summaryThrough ?? ""].map { " “\($0)”" } ?? ""
+            out += "\n## Summary by \(by.isEmpty ? "a model" : by) · sent in place of the messages up to\(anchor.isEmpty ? " `\(summary.summaryThrough ?? "?")`" : anchor)\n\n\(summary.content)\n"
         }
         return out
     }

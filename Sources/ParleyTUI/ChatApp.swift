@@ -369,12 +369,15 @@ public final class ChatApp: @unchecked Sendable {
 
     /// ←/→ on a picked message: the recorder moves the current branch (and saves it); the screen shows it.
     func switchBranch(_ messageID: String, delta: Int) {
+        let wasReadOnly = recorder?.readOnly == true
         let recorder = currentRecorder()
         guard let moved = recorder.switchBranch(at: messageID, by: delta) else {
             dispatch([.showError("that branch is not in the session file; /load it again")])
             return
         }
         dispatch([.branchSwitched(moved.session, select: moved.sibling)])
+        // (Said again: showing the branch replaced the screen, and the note with it.)
+        if wasReadOnly { dispatch([.showNote("that session is open elsewhere; this branch is in a copy: \(moved.session.id)")]) }
         estimateContext(moved.session)
     }
 

@@ -177,7 +177,8 @@ public final class ChatRuntime {
                 }
                 let current = app.turn
                 app.dispatch(app.queue.drain().compactMap { item in
-                    if case .engine = item.action, item.turn != current { return nil }
+                    // A stopped turn's late events (and its ids) must not land on the next turn's entries.
+                    if item.turn != current, item.action.belongsToTurn { return nil }
                     return item.action
                 })
             }

@@ -133,10 +133,12 @@ public struct ChatState: Sendable {
     /// The conversation as the provider will see it, and what the runtime needs to fit it to the window:
     /// each message's session id, the pinned ones, the summary standing in for older ones.
     public func sendContext() -> (messages: [ChatMessage], context: TurnContext) {
-        // Up to the summary's last message only pinned messages are sent: the summary stands in for the rest.
+        // Up to the summary's last message only pinned messages are sent: the summary stands in for the
+        // rest. When that message is no longer on screen (/clear), what was carried was built without
+        // the covered messages, and the summary is still sent.
         let covered = summary.flatMap { summary in entries.lastIndex(where: { $0.messageID == summary.through }) }
         var messages = covered == nil ? carriedContext : []
-        var context = TurnContext(summary: covered == nil ? nil : summary?.text)
+        var context = TurnContext(summary: summary?.text)
         var ids: [String?] = Array(repeating: nil, count: messages.count)
         for (index, entry) in entries.enumerated() {
             if let covered, index <= covered, !entry.pinned { continue }

@@ -43,6 +43,16 @@ public enum Action: Equatable, Sendable {
     case summaryAdded(ActiveSummary)
 }
 
+extension Action {
+    /// Posted for one turn: dropped when it arrives after another turn started.
+    var belongsToTurn: Bool {
+        switch self {
+        case .engine, .turnRecorded: return true
+        default: return false
+        }
+    }
+}
+
 /// What the engine reports about the reply in flight.
 public enum EngineEvent: Equatable, Sendable {
     case connecting
@@ -221,6 +231,11 @@ public func reduce(_ state: inout ChatState, _ action: Action) -> [Effect] {
         show(session, in: &state)
         appendEntry(&state, ChatEntry(id: state.makeID(), kind: .note, time: state.now,
                                       text: "\(resumed ? "resumed" : "loaded") “\(session.title)” (\(session.messages.count) messages)"))
+        if let summary = state.summary {
+            // Never sent unseen: a summary in a file from elsewhere is text that goes with every request.
+            appendEntry(&state, ChatEntry(id: state.makeID(), kind: .note, time: state.now,
+                                          text: "a summary by \(summary.model) stands in for the \(summary.covers) oldest messages in what is sent (/compact show shows it)"))
+        }
         return [.sessionOpened(session)]
     case let .contextEstimated(tokens):
         state.status.contextUsed = tokens
@@ -241,10 +256,8 @@ public func reduce(_ state: inout ChatState, _ action: Action) -> [Effect] {
                                         + "(they stay here and in the file; /compact show shows it)"))
         return []
     case let .branchSwitched(session, select):
-        let carried = state.carriedContext
+        // The whole branch is shown again (what was cleared with /clear too), and is what is sent.
         show(session, in: &state)
-        // Messages from before a /clear stay context (the branch switch changes only what follows).
-        state.carriedContext = carried
         if let index = state.entries.lastIndex(where: { $0.messageID == select }) {
             selectEntry(&state, index)
             if let branch = state.entries[index].branch { state.notice = "branch \(branch.index) of \(branch.count)" }
@@ -269,7 +282,7 @@ private func show(_ session: Session, in state: inout ChatState) {
     state.summary = session.activeSummary.map { active in
         ActiveSummary(through: active.summary.summaryThrough ?? "", text: active.summary.content,
                       model: [active.summary.provider, active.summary.model].compactMap { $0 }.joined(separator: ":"),
-                      covers: active.summary.summaryCount ?? active.covers)
+                      covers: active.covers)
     }
     if let system = session.systemPrompt { state.systemPrompt = system }
     let positions = session.siblingPositions
@@ -756,6 +769,8 @@ private func startTurn(_ state: inout ChatState, userText: String?, guardAccepte
             let count = (state.entries[index].branch?.count ?? 1) + 1
             userBranch = BranchMark(index: count, count: count)
             editing = target.messageID
+            // A summary of messages that leave with the edited prompt no longer stands for this branch.
+            if let summary = state.summary, state.entries[index...].contains(where: { $0.messageID == summary.through }) { state.summary = nil }
             state.entries.removeSubrange(index..<state.entries.count)
             state.layout.rebuild(state.entries, width: state.width)
             state.scrollFromBottom = 0
@@ -862,11 +877,12 @@ private func runCommand(_ state: inout ChatState, _ line: String) -> [Effect] {
         state.notice = argument.isEmpty ? "system prompt cleared" : "system prompt set"
     case "/retry":
         guard !state.busy else { state.notice = "a reply is still streaming; Esc stops it"; return [] }
-        guard let last = state.entries.lastIndex(where: { $0.kind == .assistant }),
-              state.entries[..<last].contains(where: { $0.kind == .user }) else {
+        guard let last = state.entries.lastIndex(where: isMessage), state.entries[...last].contains(where: { $0.kind == .user }) else {
             state.notice = "nothing to retry yet"
             return []
         }
+        // The conversation ends at a prompt with no reply (a branch left there): it is answered now.
+        guard state.entries[last].kind == .assistant else { return startTurn(&state, userText: nil) }
         let replaced = state.entries.remove(at: last)
         state.layout.rebuild(state.entries, width: state.width)
         return startTurn(&state, userText: nil, retriedBranch: replaced.branch ?? BranchMark(index: 1, count: 1))

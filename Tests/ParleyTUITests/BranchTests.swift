@@ -115,4 +115,30 @@ import ParleyKit
         var decoder = InputDecoder()
         #expect(decoder.feed(Array("\u{1B}[1;3A\u{1B}[1;5B\u{1B}\u{1B}[A\u{1B}[A".utf8)) == [.key(.altUp), .key(.altDown), .key(.altUp), .key(.up)])
     }
+
+    /// Found by an attack: a branch switch after /clear sent the earlier messages twice; /retry on a
+    /// branch that ends at a prompt took away a reply from the middle.
+    @Test func aSwitchAfterClearAndARetryOfAnUnansweredPrompt() {
+        var session = Session(model: "local:smollm2")
+        let u1 = SessionMessage(parentID: nil, role: .user, content: "one")
+        let a1 = SessionMessage(parentID: u1.id, role: .assistant, content: "first answer")
+        let u2 = SessionMessage(parentID: a1.id, role: .user, content: "two")
+        let b1 = SessionMessage(parentID: u1.id, role: .assistant, content: "other answer")
+        session.messages = [u1, a1, u2, b1]
+        var state = conversation(turns: 0)
+        _ = reduce(&state, .openSession(session, resumed: true))
+        state.input.set("/clear")
+        _ = reduce(&state, .input(.key(.enter)))
+        var moved = session
+        _ = moved.switchBranch(at: b1.id, by: -1)
+        _ = reduce(&state, .branchSwitched(moved, select: a1.id))
+        #expect(state.contextMessages == [.user("one"), .assistant("first answer"), .user("two")], "\(state.contextMessages)")
+        // The branch ends at "two", which has no reply: /retry answers it and takes nothing away.
+        _ = reduce(&state, .input(.key(.escape)))
+        state.input.set("/retry")
+        let effects = reduce(&state, .input(.key(.enter)))
+        #expect(effects.last == .send(messages: [.user("one"), .assistant("first answer"), .user("two")], system: nil, retry: true,
+                                      context: TurnContext(ids: [u1.id, a1.id, u2.id])))
+        #expect(state.entries.map(\.text).prefix(3) == ["one", "first answer", "two"])
+    }
 }

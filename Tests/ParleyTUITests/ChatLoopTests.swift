@@ -197,6 +197,8 @@ final class RecordingScreen: Screen, @unchecked Sendable {
         let summary = try #require(saved.summaries?.last)
         #expect(summary.content.hasPrefix("SUMMARY:") && summary.summaryThrough != nil && (summary.summaryCount ?? 0) >= 2)
         #expect(saved.messages.filter { $0.role == .user }.count == turn)
+        // Nothing that is sent is hidden: the export shows the summary, and where it stands.
+        #expect(saved.markdown().contains("## Summary by fake:big · sent in place of the messages up to “"), "\(saved.markdown().suffix(400))")
         var state = ChatState(width: 80, height: 20, model: "fake:m")
         _ = reduce(&state, .openSession(saved, resumed: true))
         #expect(state.summary?.text == summary.content)
@@ -241,6 +243,55 @@ final class RecordingScreen: Screen, @unchecked Sendable {
         #expect(messages.last?["content"]?.string == "the newest question")
         #expect(messages.contains { $0["content"]?.string == "PINNED remember the code word" }, "the pinned message is kept")
         #expect(await driver.wait(for: "oldest messages are not sent").contains("oldest messages are not sent"))
+        #expect(await driver.quit())
+        await server.shutdown()
+    }
+
+    /// Found by an attack: a turn stopped with Esc before its prompt was saved reported its ids late, and
+    /// they landed on the next turn's entries, so pinning "BBB" pinned "AAA". A large session makes the
+    /// save slow enough to hit that every time.
+    @Test func aStoppedTurnsLateIdsNeverLandOnTheNextTurn() async throws {
+        let server = try await ScriptedHTTPServer { _ in StructuredScreenTests.reply("ok.") }
+        let driver = try Driver(baseURL: server.baseURL + "/v1")
+        var session = Session(model: "fake:m")
+        var parent: String?
+        for n in 0..<20_000 {
+            let message = SessionMessage(parentID: parent, role: n % 2 == 0 ? .user : .assistant, content: "message \(n) " + String(repeating: "x", count: 1000))
+            session.messages.append(message)
+            parent = message.id
+        }
+        let store = SessionStore(directory: driver.directory.appendingPathComponent("sessions"))
+        try store.save(session)
+        await driver.wait(for: "type a message")
+        driver.type("/load \(session.id)\r")
+        await driver.wait(for: "(20000 messages)", seconds: 30)
+        driver.type("AAA\r")
+        try await Task.sleep(for: .milliseconds(20))
+        driver.type("\u{1B}")
+        try await Task.sleep(for: .milliseconds(150))
+        driver.type("BBB\r")
+        let deadline = Date().addingTimeInterval(30)
+        while server.requestCount < 1, Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        await driver.wait(for: "│ idle │", seconds: 30)
+        try await Task.sleep(for: .milliseconds(500))
+        // Pick "BBB" (Alt-↑ picks the reply, ↑ the prompt) and pin it.
+        driver.type("\u{1B}[1;3A")
+        try await Task.sleep(for: .milliseconds(100))
+        driver.type("\u{1B}[A")
+        try await Task.sleep(for: .milliseconds(100))
+        driver.type("p")
+        await driver.wait(for: "pinned: always sent")
+        driver.type("\u{1B}")
+        let saved = try await {
+            let until = Date().addingTimeInterval(20)
+            while Date() < until {
+                if let file = try? store.load(store.url(for: session.id)), file.messages.contains(where: { $0.pinned == true }) { return file }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            return try store.load(store.url(for: session.id))
+        }()
+        let pinned = saved.messages.filter { $0.pinned == true }.map(\.content)
+        #expect(pinned == ["BBB"], "\(pinned)")
         #expect(await driver.quit())
         await server.shutdown()
     }

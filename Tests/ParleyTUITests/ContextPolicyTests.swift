@@ -77,4 +77,31 @@ import ParleyCore
         // Only the newest left: nothing more can go.
         #expect(engine.compactionSplit(request, limit: 10, allowance: 50, keepRecent: 10, keep: []).isEmpty)
     }
+
+    /// Found by an attack: after /clear the summary was no longer sent (and the messages it covered were
+    /// gone too); editing a prompt before the summary's last message left a stale summary reported.
+    @Test func theSummaryOutlivesClearAndGoesWithAnEditBeforeIt() {
+        var state = conversation(turns: 0)
+        for turn in 0..<3 {
+            type(&state, "question \(turn)")
+            _ = reduce(&state, .input(.key(.enter)))
+            _ = reduce(&state, .turnRecorded(user: "u\(turn)", reply: "r\(turn)"))
+            _ = reduce(&state, .engine(.delta("answer \(turn)")))
+            _ = reduce(&state, .engine(.finished(tokensPerSecond: nil)))
+        }
+        state.summary = ActiveSummary(through: "r0", text: "SUMMARY", model: "local:smollm2", covers: 2)
+        var cleared = state
+        cleared.input.set("/clear")
+        _ = reduce(&cleared, .input(.key(.enter)))
+        let (messages, context) = cleared.sendContext()
+        #expect(context.summary == "SUMMARY")
+        #expect(messages == [.user("question 1"), .assistant("answer 1"), .user("question 2"), .assistant("answer 2")])
+        // Editing question 0 (before the summary's end): the summary no longer stands for the branch.
+        state.input.set("/edit-message 3")
+        _ = reduce(&state, .input(.key(.enter)))
+        #expect(state.editing?.messageID == "u0")
+        let effects = reduce(&state, .input(.key(.enter)))
+        #expect(state.summary == nil)
+        #expect(effects.last == .send(messages: [.user("question 0")], system: nil, editing: "u0"))
+    }
 }

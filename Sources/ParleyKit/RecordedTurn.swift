@@ -16,18 +16,19 @@ public enum RecordedTurn {
     /// `userText` nil sends the last user message again (/retry); `editing` sends it beside that earlier
     /// prompt, as a new branch. `onEvent` sees every event of the turn; `onRecorded` the ids of the prompt
     /// and the reply once they are on disk. `sessionSystem`: the system prompt the session keeps, when
-    /// what is sent has more in it (a compaction's summary).
+    /// what is sent has more in it (a compaction's summary). `continuing`: a tool round's reply, after
+    /// the tool results.
     /// With `retryHint`, an error line says how to ask again. The session gets the turn's own fold of
     /// the reply (`.finished`), so its figures are the ledger's.
     public static func run(
         engine: ChatEngine, recorder: SessionRecorder, userText: String?, request: ChatRequest, model ref: ModelRef,
         options: TurnOptions = TurnOptions(), retryHint: Bool = true, guardAccepted: [String]? = nil, editing: String? = nil,
-        sessionSystem: String?? = nil,
+        sessionSystem: String?? = nil, continuing: Bool = false,
         onEvent: (TurnEvent) -> Void = { _ in },
         onRecorded: (_ user: String?, _ reply: String) -> Void = { _, _ in }
     ) async -> Outcome {
         var result: TurnResult?
-        let ids = recorder.startTurn(userText: userText, editing: editing, model: ref, system: sessionSystem ?? request.system, routeRule: options.routeRule,
+        let ids = recorder.startTurn(userText: userText, editing: editing, continuing: continuing, model: ref, system: sessionSystem ?? request.system, routeRule: options.routeRule,
                                      guardAccepted: guardAccepted)
         let replyID = ids.reply
         onRecorded(ids.user, ids.reply)

@@ -154,7 +154,7 @@ public struct Session: Codable, Sendable, Equatable {
                 guard !message.content.isEmpty || !(message.toolCalls ?? []).isEmpty else { return nil }
                 return ChatMessage(role: .assistant, content: message.content,
                                    toolCalls: message.toolCalls ?? [])
-            case .tool: return ChatMessage(role: .tool, content: message.content, toolCallID: message.toolCallID)
+            case .tool: return ChatMessage(role: .tool, content: message.content, toolCallID: message.toolCallID, isError: message.status == .error ? true : nil)
             }
         }
     }

@@ -52,10 +52,11 @@ public final class SessionRecorder: @unchecked Sendable {
     /// one stays in the file). On disk before this returns (call it off the UI thread). Returns the ids of
     /// the user's message (nil for a retry) and of the reply.
     @discardableResult
-    public func startTurn(userText: String?, editing: String? = nil, model ref: ModelRef, system: String?, routeRule: String? = nil,
-                          guardAccepted: [String]? = nil) -> (user: String?, reply: String) {
+    public func startTurn(userText: String?, editing: String? = nil, continuing: Bool = false, model ref: ModelRef, system: String?,
+                          routeRule: String? = nil, guardAccepted: [String]? = nil) -> (user: String?, reply: String) {
         let ids = lock.withLock {
-            var parent = session.currentBranch.last(where: { $0.role == .user })?.id
+            // A tool round's reply follows the tool results; a retry's answers the last prompt again.
+            var parent = continuing ? session.tip : session.currentBranch.last(where: { $0.role == .user })?.id
             var user: String?
             if let userText {
                 if session.title.isEmpty { session.title = Session.title(from: userText) }
@@ -160,6 +161,22 @@ public final class SessionRecorder: @unchecked Sendable {
         copy.id = Session.newID()
         copy.title += " (copy)"
         return copy
+    }
+
+    /// A tool round's results, after the reply that asked for them; saved.
+    public func appendToolResults(_ results: [ChatMessage]) {
+        guard !results.isEmpty else { return }
+        lock.withLock {
+            for result in results where result.role == .tool {
+                var message = SessionMessage(parentID: session.tip, role: .tool, content: result.content)
+                message.toolCallID = result.toolCallID
+                message.status = result.isError == true ? .error : .complete
+                session.messages.append(message)
+            }
+            session.leaf = nil
+            session.updatedAt = Date()
+        }
+        saveNow(wait: false)
     }
 
     /// `/pin`, `/unpin`: saved.

@@ -43,6 +43,7 @@ public struct ToolLoop: Sendable {
     /// The step after `reply`. `approve` decides a call whose server says `approve = "ask"`; `report`
     /// hears each call as it ends (to show it and record it).
     public mutating func next(after reply: ReplyAccumulator, approve: (OfferedTool, ToolCall) async -> Bool,
+                              starting: (OfferedTool?, ToolCall) -> Void = { _, _ in },
                               report: (CallReport) -> Void) async -> Step {
         let calls = reply.toolCalls.calls
         guard !calls.isEmpty else { return .done }
@@ -58,8 +59,9 @@ public struct ToolLoop: Sendable {
             }
         }
         for call in calls {
-            let started = ContinuousClock.now
+            var started = ContinuousClock.now
             guard let tool = tools.first(where: { $0.name == call.name }) else {
+                starting(nil, call)
                 let outcome = ToolOutcome(text: "there is no tool named \(call.name); the tools are: " + tools.map(\.name).joined(separator: ", "), isError: true)
                 report(CallReport(call: call, tool: nil, outcome: outcome, declined: false, elapsed: .zero))
                 messages.append(Self.resultMessage(call, outcome))
@@ -72,6 +74,8 @@ public struct ToolLoop: Sendable {
             case .ask: allowed = await approve(tool, call)
             }
             if Task.isCancelled { return .stopped("stopped") }
+            started = ContinuousClock.now
+            starting(tool, call)
             var outcome = allowed ? await hub.call(tool, arguments: call.arguments)
                 : ToolOutcome(text: "the user declined to run this tool call", isError: true)
             if outcome.text.count > maxResultCharacters {

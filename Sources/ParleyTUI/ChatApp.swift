@@ -31,6 +31,10 @@ public final class ChatApp: @unchecked Sendable {
     let sessions: SessionStore
     /// The session being written; created with the first message, replaced by /new.
     var recorder: SessionRecorder?
+    /// The MCP servers, started when their tools are first offered; nil without `[mcp.servers]`.
+    lazy var hub: MCPHub? = engine.config.mcp.servers.isEmpty ? nil
+        : MCPHub(settings: engine.config.mcp, logDirectory: engine.paths.dataDirectory.appendingPathComponent("logs"), environment: engine.environment)
+    let approvals = ToolApprovals()
     /// Lines shown when the screen opens: what `TerminalCheck` adjusted (locale, TERM).
     public var startupNotes: [String] = []
 
@@ -91,7 +95,17 @@ public final class ChatApp: @unchecked Sendable {
         Task.detached { [queue] in queue.post(.templateChoices(library.names().map(\.name))) }
         runtime.run()
         replyTask?.cancel()
+        approvals.declineAll()
         recorder?.close()
+        shutDownTools()
+    }
+
+    /// The MCP servers shut down as the spec says (stdin closed, then signals), at most about 4 s.
+    func shutDownTools() {
+        guard let hub else { return }
+        let done = DispatchSemaphore(value: 0)
+        Task.detached { await hub.shutdown(); done.signal() }
+        _ = done.wait(timeout: .now() + 5)
     }
 
     /// Asks the loop to read the screen's size again (what SIGWINCH does on a terminal).
@@ -154,7 +168,11 @@ public final class ChatApp: @unchecked Sendable {
             recorder?.close()
             recorder = nil
         case let .sessionOpened(session): adopt(session)
+        case let .decideTool(id, decision): approvals.decide(id, decision)
+        case .listTools: listTools()
+        case .mcpState: mcpState()
         case .stop:
+            approvals.declineAll()
             replyTask?.cancel()
             replyTask = nil
             turn += 1
@@ -200,6 +218,35 @@ public final class ChatApp: @unchecked Sendable {
                 let size = screen.refreshSize()
                 dispatch([.resize(width: size.width, height: size.height)])
             }
+        }
+    }
+
+    /// /tools: what the servers offer (starting them), off the UI thread.
+    func listTools() {
+        guard let hub else {
+            dispatch([.showNote("no MCP servers: add [mcp.servers.NAME] with command = \"…\" to the config, or `parley mcp import FILE`")])
+            return
+        }
+        let queue = self.queue, model = modelRef, supported = engine.config.supportsTools(modelRef)
+        Task.detached {
+            let (tools, problems) = await hub.tools()
+            var lines = tools.map { tool in
+                "\(tool.name)  [\(tool.approve.rawValue)]  " + TerminalSanitizer.line(String((tool.description.split(separator: "\n").first ?? "").prefix(100)))
+            }
+            if lines.isEmpty { lines = ["no tools"] }
+            if !supported { lines.append("\(model) does not take tools, so none is offered to it (tools = true under [models.\"\(model)\"] if it does)") }
+            queue.post(.showNote(lines.joined(separator: "\n")))
+            for problem in problems { queue.post(.showError(problem)) }
+        }
+    }
+
+    /// /mcp: each server's state.
+    func mcpState() {
+        guard let hub else { dispatch([.showNote("no MCP servers configured")]); return }
+        let queue = self.queue
+        Task.detached {
+            let states = await hub.states()
+            queue.post(.showNote(states.map { "\($0.server): \(TerminalSanitizer.line($0.state))" }.joined(separator: "\n")))
         }
     }
 
@@ -441,6 +488,8 @@ public final class ChatApp: @unchecked Sendable {
         let turn = self.turn, engine = self.engine, queue = self.queue, cache = cacheChoice, structured = self.structured
         let routing = autoRoute
         let chosenPolicy = state.contextPolicy
+        let hub = engine.config.supportsTools(modelRef) ? self.hub : nil
+        let approvals = self.approvals
         var model = modelRef
         replyTask = Task.detached(executorPreference: StreamExecutor.shared) {
             var sanitizer = TerminalSanitizer()
@@ -489,11 +538,25 @@ public final class ChatApp: @unchecked Sendable {
                 queue.post(.engine(.failed(describe(error))), turn: turn)
                 return
             }
+            // Tools from the MCP servers, when there are some and the model takes them.
+            var loop: ToolLoop?
+            if let hub {
+                let (tools, problems) = await hub.tools()
+                for problem in problems { queue.post(.showError(problem)) }
+                if !tools.isEmpty {
+                    loop = ToolLoop(hub: hub, tools: tools, settings: engine.config.mcp)
+                    request.tools = tools.map(\.definition)
+                }
+            }
+            var roundsCost: Double? = 0
+            var round = 0
+            while true {
+            round += 1
             queue.post(.engine(.waiting), turn: turn)
             var result: TurnResult?
-            let outcome = await RecordedTurn.run(engine: engine, recorder: recorder, userText: userText, request: request, model: model,
-                                                 options: options, guardAccepted: guardAccepted, editing: editing,
-                                                 sessionSystem: .some(system)) { event in
+            let outcome = await RecordedTurn.run(engine: engine, recorder: recorder, userText: round == 1 ? userText : nil, request: request, model: model,
+                                                 options: options, guardAccepted: round == 1 ? guardAccepted : nil, editing: round == 1 ? editing : nil,
+                                                 sessionSystem: .some(system), continuing: round > 1) { event in
                 switch event {
                 case let .firstToken(milliseconds):
                     queue.post(.engine(.firstToken(milliseconds: milliseconds)), turn: turn)
@@ -515,10 +578,38 @@ public final class ChatApp: @unchecked Sendable {
                 case .cacheHit:
                     queue.post(.engine(.cacheHit), turn: turn)
                 case let .cost(cost):
-                    queue.post(.engine(Self.spendEvent(engine, session: session, turnCost: cost)), turn: turn)
+                    // The turn's cost is the sum of its rounds.
+                    let sum = roundsCost.flatMap { sum in cost.map { sum + $0 } }
+                    queue.post(.engine(Self.spendEvent(engine, session: session, turnCost: sum)), turn: turn)
                 }
             } onRecorded: { user, reply in
                 queue.post(.turnRecorded(user: user, reply: reply), turn: turn)
+            }
+            if case .complete = outcome, var tools = loop, let reply = result?.reply, !reply.toolCalls.calls.isEmpty {
+                roundsCost = roundsCost.flatMap { sum in result?.cost.map { sum + $0 } }
+                queue.post(.engine(.toolCalls(reply.toolCalls.calls)), turn: turn)
+                var sanitizer = TerminalSanitizer()
+                let step = await tools.next(after: reply, approve: { tool, call in
+                    await approvals.ask(tool: tool, call: call, queue: queue, turn: turn)
+                }, starting: { tool, call in
+                    queue.post(.engine(.toolStarted(ToolInfo(callID: call.id, name: tool?.name ?? call.name, arguments: call.arguments, status: .running))), turn: turn)
+                }, report: { report in
+                    let status: ToolInfo.Status = report.declined ? .declined : report.outcome.isError ? .error : .ok
+                    queue.post(.engine(.toolFinished(callID: report.call.id, text: sanitizer.sanitize(report.outcome.text), status: status,
+                                                     milliseconds: Int(report.elapsed.milliseconds))), turn: turn)
+                })
+                loop = tools
+                switch step {
+                case let .next(messages):
+                    recorder.appendToolResults(messages)
+                    request.messages += messages
+                    queue.post(.engine(.nextRound), turn: turn)
+                    continue
+                case let .stopped(line):
+                    if Task.isCancelled { return }
+                    queue.post(.showNote(line))
+                case .done: break
+                }
             }
             switch outcome {
             case .stopped: return
@@ -532,6 +623,8 @@ public final class ChatApp: @unchecked Sendable {
             }
             Self.reportSaveProblem(recorder, queue)
             for problem in engine.stores.takeProblems() { queue.post(.showError(problem)) }
+            break
+            }
         }
     }
 
@@ -710,3 +803,47 @@ public final class ChatApp: @unchecked Sendable {
     }
 }
 
+
+/// Tool calls waiting for the user's answer on the screen, and the tools and servers the user said to
+/// always run in this session. The turn's task waits; the UI thread answers.
+final class ToolApprovals: @unchecked Sendable {
+    private let lock = NSLock()
+    private var waiting: [Int: CheckedContinuation<ToolDecision, Never>] = [:]
+    private var nextID = 1
+    private var alwaysTools = Set<String>()
+    private var alwaysServers = Set<String>()
+
+    /// Whether to run `call`: yes at once when the user said "always" for it, else asked on the screen.
+    func ask(tool: OfferedTool, call: ToolCall, queue: ActionQueue, turn: Int) async -> Bool {
+        if lock.withLock({ alwaysTools.contains(tool.name) || alwaysServers.contains(tool.server) }) { return true }
+        if Task.isCancelled { return false }
+        let decision: ToolDecision = await withCheckedContinuation { continuation in
+            let id = lock.withLock {
+                defer { nextID += 1 }
+                waiting[nextID] = continuation
+                return nextID
+            }
+            queue.post(.askToolApproval(ToolApprovalRequest(id: id, server: tool.server, tool: tool.name, arguments: call.arguments)), turn: turn)
+        }
+        switch decision {
+        case .yes: return true
+        case .no: return false
+        case .alwaysTool: lock.withLock { _ = alwaysTools.insert(tool.name) }; return true
+        case .alwaysServer: lock.withLock { _ = alwaysServers.insert(tool.server) }; return true
+        }
+    }
+
+    func decide(_ id: Int, _ decision: ToolDecision) {
+        let continuation = lock.withLock { waiting.removeValue(forKey: id) }
+        continuation?.resume(returning: decision)
+    }
+
+    /// A stopped turn (or quitting) declines whatever was waiting.
+    func declineAll() {
+        let all = lock.withLock { () -> [CheckedContinuation<ToolDecision, Never>] in
+            defer { waiting = [:] }
+            return Array(waiting.values)
+        }
+        for continuation in all { continuation.resume(returning: .no) }
+    }
+}

@@ -22,6 +22,8 @@ public struct StatusInfo: Equatable, Sendable {
         case fellBack(to: String, reason: String)
         case stopped
         case error(String)
+        /// A tool call is running.
+        case tool(String)
     }
 
     public var model: String
@@ -66,6 +68,8 @@ public struct ChatState: Sendable {
     var historyIndex: Int?
     var draftBeforeHistory = ""
     public var status: StatusInfo
+    /// A tool call waiting for the user's yes or no.
+    public var pendingApproval: ToolApprovalRequest?
     public var overlay: Overlay?
     public var notice: String?
     public var busy = false
@@ -145,7 +149,12 @@ public struct ChatState: Sendable {
             let message: ChatMessage
             switch entry.kind {
             case .user: message = .user(entry.text)
-            case .assistant where !entry.text.isEmpty: message = .assistant(entry.text)
+            case .assistant where !entry.text.isEmpty || !entry.toolCalls.isEmpty:
+                message = ChatMessage(role: .assistant, content: entry.text, toolCalls: entry.toolCalls)
+            case .tool where entry.tool.map({ $0.status != .running }) ?? false:
+                let failed = entry.tool?.status == .error || entry.tool?.status == .declined
+                message = ChatMessage(role: .tool, content: (failed ? "ERROR: " : "") + entry.text, toolCallID: entry.tool?.callID,
+                                      isError: failed ? true : nil)
             default: continue
             }
             if entry.pinned { context.pinned.append(messages.count) }
@@ -205,4 +214,24 @@ public struct TurnContext: Sendable, Equatable {
         self.pinned = pinned
         self.summary = summary
     }
+}
+
+/// A tool call the user is asked about: y runs it, n declines, a always runs this tool, s this server.
+public struct ToolApprovalRequest: Sendable, Equatable {
+    public var id: Int
+    public var server: String
+    public var tool: String
+    public var arguments: String
+
+    public init(id: Int, server: String, tool: String, arguments: String) {
+        self.id = id
+        self.server = server
+        self.tool = tool
+        self.arguments = arguments
+    }
+}
+
+/// The answer to a `ToolApprovalRequest`.
+public enum ToolDecision: Sendable, Equatable {
+    case yes, no, alwaysTool, alwaysServer
 }

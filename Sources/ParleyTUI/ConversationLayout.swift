@@ -1,4 +1,5 @@
 import Foundation
+import ParleyCore
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -26,7 +27,7 @@ public enum ClockZone: Sendable, Hashable {
 
 /// One message on the screen.
 public struct ChatEntry: Equatable, Sendable {
-    public enum Kind: Hashable, Sendable { case user, assistant, note, error }
+    public enum Kind: Hashable, Sendable { case user, assistant, note, error, tool }
     public enum Status: Hashable, Sendable { case complete, streaming, stopped, failed(String) }
 
     public var id: Int
@@ -59,6 +60,12 @@ public struct ChatEntry: Equatable, Sendable {
     public var selected = false
     /// `/pin`: always sent, never trimmed or summarized away.
     public var pinned = false
+    /// For replies: the tool calls the model asked for (sent again with the conversation).
+    public var toolCalls: [ToolCall] = []
+    /// For `.tool` entries: the call and how it went; the text is its result.
+    public var tool: ToolInfo?
+    /// A tool entry shows its whole result (else its first lines).
+    public var expanded = false
     /// A number no other version of any entry's text has, in any copy of the state: the row cache is
     /// keyed by it, so copies can never read each other's rows, without hashing the text per frame.
     public private(set) var revision: UInt64 = ChatEntry.nextRevision()
@@ -70,7 +77,8 @@ public struct ChatEntry: Equatable, Sendable {
     public static func == (lhs: ChatEntry, rhs: ChatEntry) -> Bool {
         lhs.id == rhs.id && lhs.kind == rhs.kind && lhs.model == rhs.model && lhs.time == rhs.time
             && lhs.text == rhs.text && lhs.status == rhs.status && lhs.messageID == rhs.messageID && lhs.branch == rhs.branch
-            && lhs.selected == rhs.selected && lhs.pinned == rhs.pinned
+            && lhs.selected == rhs.selected && lhs.pinned == rhs.pinned && lhs.toolCalls == rhs.toolCalls && lhs.tool == rhs.tool
+            && lhs.expanded == rhs.expanded
     }
 
     /// `time` has no default: the reducer takes it from the state's clock, which actions set.
@@ -81,6 +89,25 @@ public struct ChatEntry: Equatable, Sendable {
         self.time = time
         storedText = text
         self.status = status
+    }
+}
+
+/// A tool call as its block on the screen shows it.
+public struct ToolInfo: Hashable, Sendable {
+    public enum Status: Hashable, Sendable { case running, ok, error, declined }
+    public var callID: String
+    public var name: String
+    /// The arguments as the model wrote them (shown on one line, sanitized).
+    public var arguments: String
+    public var status: Status
+    public var milliseconds: Int?
+
+    public init(callID: String, name: String, arguments: String, status: Status, milliseconds: Int? = nil) {
+        self.callID = callID
+        self.name = name
+        self.arguments = arguments
+        self.status = status
+        self.milliseconds = milliseconds
     }
 }
 
@@ -113,6 +140,8 @@ public struct ConversationLayout: Sendable {
     public static let margin = 2
     /// Rows measured from the bottom by `rebuild`; older entries are measured when scrolled to.
     public static let rebuildRows = 400
+    /// Lines of a tool result shown until it is expanded.
+    public static let toolLines = 4
     public private(set) var width: Int
     /// Entries before this index are not measured yet: after a resize or a bulk load only the rows
     /// near the bottom, where the view is, are wrapped, so the cost does not grow with the history.
@@ -252,6 +281,17 @@ public struct ConversationLayout: Sendable {
     func buildRows(for entry: ChatEntry) -> [RenderedRow] {
         var styler = MarkdownStyler()
         var body: [RenderedRow] = []
+        if entry.kind == .tool {
+            // The arguments on one line, then the result: its first lines unless expanded.
+            if let tool = entry.tool { body += wrap(StyledLine(chars: ("→ " + TerminalSanitizer.line(String(tool.arguments.prefix(300)))).map { StyledChar($0, .dim) })) }
+            let lines = entry.text.split(separator: "\n", omittingEmptySubsequences: false)
+            let shown = entry.expanded ? lines[...] : lines.prefix(ConversationLayout.toolLines)
+            for line in shown { body += wrap(StyledLine(chars: line.map { StyledChar($0 == "\t" ? " " : $0, .codeBlock) })) }
+            if shown.count < lines.count {
+                body += wrap(StyledLine(chars: "… \(lines.count - shown.count) more lines (Alt-↑ to pick it, Enter shows all)".map { StyledChar($0, .dim) }))
+            }
+            return header(entry) + body + [RenderedRow()]
+        }
         if entry.kind == .user || entry.kind == .note || entry.kind == .error {
             let role: StyleRole = entry.kind == .error ? .error : entry.kind == .note ? .note : .text
             for line in entry.text.split(separator: "\n", omittingEmptySubsequences: false) {
@@ -261,6 +301,10 @@ public struct ConversationLayout: Sendable {
             for line in entry.text.split(separator: "\n", omittingEmptySubsequences: false) {
                 body += wrap(styler.style(line: line))
             }
+        }
+        if entry.kind == .assistant, entry.text.isEmpty, !entry.toolCalls.isEmpty {
+            let count = entry.toolCalls.count
+            body += wrap(StyledLine(chars: "asks for \(count) tool call\(count == 1 ? "" : "s")".map { StyledChar($0, .dim) }))
         }
         if case let .failed(message) = entry.status {
             body += wrap(StyledLine(chars: ("⚠ " + message).map { StyledChar($0, .error) }))
@@ -284,6 +328,18 @@ public struct ConversationLayout: Sendable {
             case .complete: break
             }
         case .note: role = .note; text = "▌ parley"
+        case .tool:
+            role = .codeLabel
+            let tool = entry.tool
+            text = "▌ tool \(tool?.name ?? "?")"
+            switch tool?.status {
+            case .running?: text += " · running…"
+            case .ok?: text += " · ok"
+            case .error?: text += " · error"
+            case .declined?: text += " · declined"
+            case nil: break
+            }
+            if let ms = tool?.milliseconds { text += " · \(ms) ms" }
         case .error: role = .error; text = "▌ error"
         }
         if let branch = entry.branch { text += " · ‹\(branch.index)/\(branch.count)›" }
@@ -460,6 +516,9 @@ struct RowKey: Hashable {
     var branch: BranchMark?
     var selected: Bool
     var pinned: Bool
+    var tool: ToolInfo?
+    var expanded: Bool
+    var toolCallCount: Int
 
     init(_ entry: ChatEntry, index: Int, width: Int) {
         self.index = index
@@ -472,6 +531,9 @@ struct RowKey: Hashable {
         branch = entry.branch
         selected = entry.selected
         pinned = entry.pinned
+        tool = entry.tool
+        expanded = entry.expanded
+        toolCallCount = entry.toolCalls.count
     }
 }
 

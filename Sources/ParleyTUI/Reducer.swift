@@ -41,6 +41,8 @@ public enum Action: Equatable, Sendable {
     case branchSwitched(Session, select: String)
     /// A summary now stands in for the older messages in what is sent.
     case summaryAdded(ActiveSummary)
+    /// A tool call waits for the user's decision.
+    case askToolApproval(ToolApprovalRequest)
 }
 
 extension Action {
@@ -74,6 +76,14 @@ public enum EngineEvent: Equatable, Sendable {
     case rateLimit(String?)
     case stopped
     case failed(String)
+    /// The reply asked for these tool calls; they run next.
+    case toolCalls([ToolCall])
+    /// A tool call started (shown as a block, and on the status bar).
+    case toolStarted(ToolInfo)
+    /// It ended: its result (sanitized) and how.
+    case toolFinished(callID: String, text: String, status: ToolInfo.Status, milliseconds: Int)
+    /// The next round of a turn with tools: a new reply streams.
+    case nextRound
 }
 
 /// Side effects, described as data; the runtime carries them out.
@@ -87,6 +97,11 @@ public enum Effect: Equatable, Sendable {
     case compact(messages: [ChatMessage], system: String?, context: TurnContext)
     /// /pin, /unpin: saved in the session.
     case setPinned(messageID: String, Bool)
+    /// The user's answer to a tool call's approval prompt.
+    case decideTool(id: Int, ToolDecision)
+    /// /tools: the MCP servers' tools; /mcp: the servers' state.
+    case listTools
+    case mcpState
     /// The current branch moves to the sibling `delta` steps from that message.
     case switchBranch(messageID: String, delta: Int)
     /// The conversation was forgotten (/new): the next message opens a new session.
@@ -143,6 +158,8 @@ public enum Commands {
         ("/export", "[FILE]  write this session as Markdown"),
         ("/context", "[trim|compact|refuse]  the conversation's size against the model's window; what happens when it does not fit: trim leaves out the oldest messages, compact sends a summary of them, refuse sends nothing"),
         ("/compact", "[show]  summarize the older messages now (they stay here and in the file; the summary is sent instead); show: the summary"),
+        ("/tools", "the tools MCP servers offer the model ([mcp.servers] in the config)"),
+        ("/mcp", "the MCP servers and what each is doing"),
         ("/pin", "pin the picked message (or your last one): always sent, never trimmed or summarized; /unpin undoes it"),
         ("/copy", "[-R] [N]  copy the last reply (or the R-th from last), or its code block N, to the clipboard (also Alt-W)"),
         ("/edit", "edit the draft in $EDITOR (also Ctrl-X Ctrl-E)"),
@@ -249,6 +266,10 @@ public func reduce(_ state: inout ChatState, _ action: Action) -> [Effect] {
         }
         if let index = state.entries.lastIndex(where: { $0.kind == .assistant }) { state.entries[index].messageID = reply }
         return []
+    case let .askToolApproval(request):
+        state.pendingApproval = request
+        state.notice = nil
+        return []
     case let .summaryAdded(summary):
         state.summary = summary
         appendEntry(&state, ChatEntry(id: state.makeID(), kind: .note, time: state.now,
@@ -286,6 +307,7 @@ private func show(_ session: Session, in state: inout ChatState) {
     }
     if let system = session.systemPrompt { state.systemPrompt = system }
     let positions = session.siblingPositions
+    var calls: [String: ToolCall] = [:]
     for message in session.currentBranch {
         let id = state.makeID()
         defer {
@@ -304,9 +326,18 @@ private func show(_ session: Session, in state: inout ChatState) {
             case .error: status = .failed(message.error ?? "error")
             }
             let model = message.provider.map { "\($0):\(message.model ?? "")" } ?? message.model
-            state.entries.append(ChatEntry(id: id, kind: .assistant, model: model, time: message.createdAt, text: message.content, status: status))
+            var entry = ChatEntry(id: id, kind: .assistant, model: model, time: message.createdAt, text: message.content, status: status)
+            entry.toolCalls = message.toolCalls ?? []
+            for call in entry.toolCalls { calls[call.id] = call }
+            state.entries.append(entry)
         case .tool:
-            state.entries.append(ChatEntry(id: id, kind: .note, time: message.createdAt, text: "tool result: " + message.content))
+            // A result is sent again as it was; shown as its block (its text sanitized when drawn).
+            var entry = ChatEntry(id: id, kind: .tool, time: message.createdAt, text: message.content)
+            let call = message.toolCallID.flatMap { calls[$0] }
+            entry.tool = ToolInfo(callID: message.toolCallID ?? "", name: call?.name ?? "tool", arguments: call?.arguments ?? "",
+                                  status: message.status == .error ? .error : .ok)
+            if message.status == .error, entry.text.hasPrefix("ERROR: ") { entry.text.removeFirst(7) }
+            state.entries.append(entry)
         }
     }
     state.layout.rebuild(state.entries, width: state.width)
@@ -394,12 +425,34 @@ private func handleEngine(_ state: inout ChatState, _ event: EngineEvent) {
         state.status.rateLimit = text
     case .stopped:
         state.busy = false
+        state.pendingApproval = nil
         state.status.phase = .stopped
         updateLast(&state) { $0.status = .stopped }
     case let .failed(message):
         state.busy = false
+        state.pendingApproval = nil
         state.status.phase = .error(message)
         updateLast(&state) { $0.status = .failed(message) }
+    case let .toolCalls(calls):
+        updateLast(&state) { $0.toolCalls = calls; $0.status = .complete }
+    case let .toolStarted(info):
+        state.pendingApproval = nil
+        state.status.phase = .tool(info.name)
+        var entry = ChatEntry(id: state.makeID(), kind: .tool, time: state.now, text: "")
+        entry.tool = info
+        appendEntry(&state, entry)
+    case let .toolFinished(callID, text, status, milliseconds):
+        state.pendingApproval = nil
+        guard let index = state.entries.lastIndex(where: { $0.kind == .tool && $0.tool?.callID == callID }) else { return }
+        let before = state.layout.totalRows
+        state.entries[index].text = text
+        state.entries[index].tool?.status = status
+        state.entries[index].tool?.milliseconds = milliseconds
+        state.layout.update(state.entries[index], at: index)
+        keepViewSteady(&state, grownBy: state.layout.totalRows - before)
+    case .nextRound:
+        state.status.phase = .connecting
+        appendEntry(&state, ChatEntry(id: state.makeID(), kind: .assistant, model: state.status.model, time: state.now, text: "", status: .streaming))
     }
 }
 
@@ -413,6 +466,26 @@ private func handleKey(_ state: inout ChatState, _ key: Key) -> [Effect] {
     }
     if let overlay = state.overlay {
         return handleOverlayKey(&state, overlay, key)
+    }
+    if let approval = state.pendingApproval {
+        let decision: ToolDecision?
+        switch key {
+        case .character("y"), .character("Y"), .enter: decision = .yes
+        case .character("n"), .character("N"), .escape: decision = .no
+        case .character("a"): decision = .alwaysTool
+        case .character("s"): decision = .alwaysServer
+        case .control("c"):
+            state.pendingApproval = nil
+            return [.decideTool(id: approval.id, .no), .stop]
+        default: decision = nil
+        }
+        guard let decision else {
+            state.notice = "y runs it, n declines, a always runs \(approval.tool), s every tool of \(approval.server); Ctrl-C stops the turn"
+            return []
+        }
+        state.pendingApproval = nil
+        state.notice = nil
+        return [.decideTool(id: approval.id, decision)]
     }
     if let pending = state.pendingGuard {
         state.pendingGuard = nil
@@ -512,7 +585,7 @@ private func handleKey(_ state: inout ChatState, _ key: Key) -> [Effect] {
 
 // MARK: picking a message: edit it, or move between its branches
 
-private func isMessage(_ entry: ChatEntry) -> Bool { entry.kind == .user || entry.kind == .assistant }
+private func isMessage(_ entry: ChatEntry) -> Bool { entry.kind == .user || entry.kind == .assistant || entry.kind == .tool }
 
 private func selectionHelp(_ entry: ChatEntry) -> String {
     "picked: ↑/↓ another message" + (entry.kind == .user ? " · Enter edits it" : "") + (entry.branch == nil ? "" : " · ←/→ its branches")
@@ -584,6 +657,12 @@ private func handleSelectionKey(_ state: inout ChatState, _ key: Key) -> [Effect
         return []
     case .left, .right:
         return switchBranch(&state, index, delta: key == .left ? -1 : 1)
+    case .enter where entry.kind == .tool:
+        state.entries[index].expanded.toggle()
+        let before = state.layout.totalRows
+        state.layout.update(state.entries[index], at: index)
+        keepViewSteady(&state, grownBy: state.layout.totalRows - before)
+        return []
     case .enter, .character("e"):
         guard entry.kind == .user else {
             state.notice = "only your own messages are edited; /retry asks again for a reply"
@@ -845,6 +924,8 @@ private func runCommand(_ state: inout ChatState, _ line: String) -> [Effect] {
         guard !state.busy else { state.notice = "a reply is still streaming; Esc stops it"; return [] }
         let (messages, context) = state.sendContext()
         return [.compact(messages: messages, system: state.systemPrompt, context: context)]
+    case "/tools": return [.listTools]
+    case "/mcp": return [.mcpState]
     case "/pin", "/unpin":
         guard let index = state.selected ?? state.entries.indices.last(where: { state.entries[$0].kind == .user }) else {
             state.notice = "nothing to pin yet"

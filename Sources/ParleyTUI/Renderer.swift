@@ -128,6 +128,17 @@ public enum Renderer {
             grid.put("  ↓ new text below — End or PgDn to follow", row: pane - 1, column: 0, role: .newBelow)
         }
         if let pending = state.pendingGuard, pane >= 3 { drawGuardBar(pending, into: &grid, bottom: pane - 1) }
+        if let approval = state.pendingApproval, pane >= 3 { drawApprovalBar(approval, into: &grid, bottom: pane - 1) }
+    }
+
+    /// A tool call waiting for a yes: the server, the tool, its arguments, and the choices.
+    static func drawApprovalBar(_ approval: ToolApprovalRequest, into grid: inout CellGrid, bottom: Int) {
+        for row in (bottom - 2)...bottom { grid.fill(row: row, role: .statusWarn) }
+        grid.put(" ⚙ run \(TerminalSanitizer.line(approval.tool)) from MCP server \(TerminalSanitizer.line(approval.server))?", row: bottom - 2, column: 0, role: .statusWarn)
+        var arguments = TerminalSanitizer.line(approval.arguments)
+        if arguments.count > 400 { arguments = String(arguments.prefix(400)) + "…" }
+        grid.put("   " + (arguments.isEmpty ? "(no arguments)" : arguments), row: bottom - 1, column: 0, role: .statusWarn)
+        grid.put("   y: yes · n: no · a: always this tool · s: always this server · Ctrl-C: stop", row: bottom, column: 0, role: .statusWarn)
     }
 
     /// The input guard's bar: what it found, the message around the match with the match highlighted,
@@ -191,6 +202,7 @@ public enum Renderer {
             case let .retrying(seconds, reason): fields.append(("retrying in \(seconds) s (\(reason))", .statusWarn, 1))
             case let .fellBack(to, reason): fields.append(("fell back to \(to) (\(reason))", .statusWarn, 1))
             case .stopped: fields.append(("stopped", .statusWarn, 1))
+            case let .tool(name): fields.append(("tool \(name)… (Esc stops)", .statusAccent, 1))
             case let .error(message): fields.append(("error: \(message)", .statusWarn, 1))
             }
         }

@@ -350,4 +350,132 @@ import Glibc
         if alive(pid) { kill(pid, SIGKILL) }
         await server.shutdown()
     }
+
+    // MARK: on the screen
+
+    /// Waits until the shell in the pane has no child left (Parley has exited).
+    static func parleyExited(_ tmux: ScreenTests.Tmux, seconds: Double = 20) async {
+        let shell = tmux.run(["list-panes", "-t", tmux.session, "-F", "#{pane_pid}"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            let children = (try? String(contentsOfFile: "/proc/\(shell)/task/\(shell)/children", encoding: .utf8)) ?? ""
+            if children.trimmingCharacters(in: .whitespaces).isEmpty { return }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    /// The screen as a person uses it: the approval bar names the server, the tool and its arguments;
+    /// n declines (the model is told), a always runs that tool (not asked again), the block shows the
+    /// call and the first lines of its result, the session keeps calls and results, and a resumed session
+    /// sends them again in order. Quitting leaves no server running.
+    @Test func onTheScreenCallsAreApprovedShownSavedAndResumed() async throws {
+        try requireVenv()
+        let (server, provider) = try await model("openai", [
+            .calls([("call_1", "t__echo", #"{"text": "first"}"#)]), .text("declined, fine."),
+            .calls([("call_2", "t__echo", #"{"text": "second"}"#)]), .text("second done."),
+            .calls([("call_3", "t__echo", #"{"text": "third"}"#)]), .text("third done."),
+            .text("after resume."),
+        ])
+        let harness = try ParleyHarness(config: provider)
+        defer { harness.cleanUp() }
+        let pidFile = harness.home.appendingPathComponent("server.pid").path
+        try (provider + servers(pidFile: pidFile, approve: "ask")).write(to: harness.home.appendingPathComponent("config/parley/config.toml"), atomically: true, encoding: .utf8)
+        let tmux = ScreenTests.Tmux()
+        tmux.start(harness, extra: ["BOX_KEY=k"])
+        defer { tmux.run(["kill-server"]) }
+        tmux.type("PS1='$ '; \(ParleyHarness.binary) --model box:m")
+        tmux.keys("Enter")
+        await tmux.waitAsync(for: "type a message")
+        tmux.type("one")
+        tmux.keys("Enter")
+        var screen = await tmux.waitAsync(for: "always this server", seconds: 30)
+        #expect(screen.contains("⚙ run t__echo from MCP server t?") && screen.contains(#"{"text": "first"}"#), "\(screen)")
+        tmux.keys("n")
+        screen = await tmux.waitAsync(for: "declined, fine.")
+        #expect(screen.contains("▌ tool t__echo · declined"), "\(screen)")
+        #expect(sent(server)[1].serialized().contains("ERROR: the user declined"), "the model is told")
+        await tmux.waitAsync(for: "│ idle │")
+        tmux.type("two")
+        tmux.keys("Enter")
+        await tmux.waitAsync(for: "always this server")
+        tmux.keys("a")
+        screen = await tmux.waitAsync(for: "second done.")
+        #expect(screen.contains("▌ tool t__echo · ok") && screen.contains("echo: second"), "\(screen)")
+        await tmux.waitAsync(for: "│ idle │")
+        tmux.type("three")
+        tmux.keys("Enter")
+        screen = await tmux.waitAsync(for: "third done.")
+        #expect(!screen.contains("always this server"), "not asked again after a: \(screen)")
+        #expect(screen.contains("echo: third"), "\(screen)")
+        await tmux.waitAsync(for: "│ idle │")
+        let pid = try #require((try? String(contentsOfFile: pidFile, encoding: .utf8)).flatMap { pid_t($0) })
+        tmux.type("/quit")
+        tmux.keys("Enter")
+        await Self.parleyExited(tmux)
+        #expect(kill(pid, 0) != 0, "the MCP server outlived the screen")
+
+        // The session has every call and result, and a resumed session sends them again in order.
+        tmux.type("clear; \(ParleyHarness.binary) --resume --model box:m")
+        tmux.keys("Enter")
+        screen = await tmux.waitAsync(for: "resumed")
+        #expect(screen.contains("▌ tool t__echo · ok"), "\(screen)")
+        tmux.type("four")
+        tmux.keys("Enter")
+        await tmux.waitAsync(for: "after resume.")
+        let last = try #require(sent(server).last)
+        let roles = last["messages"]?.array?.map { ($0["role"]?.string ?? "") + ($0["tool_call_id"]?.string.map { ":" + $0 } ?? "") } ?? []
+        #expect(roles == ["user", "assistant", "tool:call_1", "assistant", "user", "assistant", "tool:call_2", "assistant",
+                          "user", "assistant", "tool:call_3", "assistant", "user"], "\(roles)")
+        tmux.type("/quit")
+        tmux.keys("Enter")
+        await server.shutdown()
+    }
+
+    /// Esc stops a turn whose tool is running: at once, the block says so, and the next turn works.
+    /// Ctrl-C twice, SIGTERM and SIGHUP leave no server behind.
+    @Test(arguments: ["C-c", "TERM", "HUP"])
+    func escStopsARunningToolAndNoServerOutlivesTheScreen(ending: String) async throws {
+        try requireVenv()
+        let (server, provider) = try await model("openai", [.calls([("call_s", "t__sleep", #"{"seconds": 60}"#)]), .text("after the stop.")])
+        let harness = try ParleyHarness(config: provider)
+        defer { harness.cleanUp() }
+        let pidFile = harness.home.appendingPathComponent("server.pid").path
+        try (provider + servers(pidFile: pidFile)).write(to: harness.home.appendingPathComponent("config/parley/config.toml"), atomically: true, encoding: .utf8)
+        let tmux = ScreenTests.Tmux()
+        tmux.start(harness, extra: ["BOX_KEY=k"])
+        defer { tmux.run(["kill-server"]) }
+        tmux.type("PS1='$ '; \(ParleyHarness.binary) --model box:m")
+        tmux.keys("Enter")
+        await tmux.waitAsync(for: "type a message")
+        tmux.type("sleep")
+        tmux.keys("Enter")
+        var screen = await tmux.waitAsync(for: "tool t__sleep… (Esc stops)", seconds: 30)
+        #expect(screen.contains("▌ tool t__sleep · running…"), "\(screen)")
+        let started = Date()
+        tmux.keys("Escape")
+        screen = await tmux.waitAsync(for: "│ stopped │")
+        #expect(Date().timeIntervalSince(started) < 5, "Esc did not stop the running tool at once")
+        try await Task.sleep(for: .milliseconds(300))
+        tmux.type("again")
+        tmux.keys("Enter")
+        screen = await tmux.waitAsync(for: "after the stop.", seconds: 30)
+        #expect(screen.contains("after the stop."), "\(screen)")
+        await tmux.waitAsync(for: "│ idle │")
+        let pid = try #require((try? String(contentsOfFile: pidFile, encoding: .utf8)).flatMap { pid_t($0) })
+        #expect(kill(pid, 0) == 0, "the server lives as long as Parley")
+        let shell = tmux.run(["list-panes", "-t", tmux.session, "-F", "#{pane_pid}"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        let parley = (try? String(contentsOfFile: "/proc/\(shell)/task/\(shell)/children", encoding: .utf8))?.split(separator: " ").compactMap { pid_t($0) }.first
+        switch ending {
+        case "TERM": if let parley { kill(parley, SIGTERM) }
+        case "HUP": if let parley { kill(parley, SIGHUP) }
+        default:
+            tmux.keys("C-c")
+            tmux.keys("C-c")
+        }
+        await Self.parleyExited(tmux)
+        let deadline = Date().addingTimeInterval(6)
+        while kill(pid, 0) == 0, Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(kill(pid, 0) != 0, "the MCP server outlived the screen (\(ending))")
+        await server.shutdown()
+    }
 }

@@ -10,7 +10,6 @@ public struct ToolLoop: Sendable {
     public let hub: MCPHub
     public let tools: [OfferedTool]
     public let maxRounds: Int
-    public let maxResultCharacters: Int
     public private(set) var rounds = 0
     private var seen = Set<String>()
 
@@ -37,7 +36,6 @@ public struct ToolLoop: Sendable {
         self.hub = hub
         self.tools = tools
         maxRounds = settings.maxToolRounds
-        maxResultCharacters = settings.maxResultCharacters
     }
 
     /// The step after `reply`. `approve` decides a call whose server says `approve = "ask"`; `report`
@@ -76,11 +74,9 @@ public struct ToolLoop: Sendable {
             if Task.isCancelled { return .stopped("stopped") }
             started = ContinuousClock.now
             starting(tool, call)
-            var outcome = allowed ? await hub.call(tool, arguments: call.arguments)
+            // (The hub cuts a long result to max_result_chars, saying so.)
+            let outcome = allowed ? await hub.call(tool, arguments: call.arguments)
                 : ToolOutcome(text: "the user declined to run this tool call", isError: true)
-            if outcome.text.count > maxResultCharacters {
-                outcome.text = String(outcome.text.prefix(maxResultCharacters)) + "\n… [cut: \(outcome.text.count - maxResultCharacters) more characters]"
-            }
             report(CallReport(call: call, tool: tool, outcome: outcome, declined: !allowed, elapsed: ContinuousClock.now - started))
             messages.append(Self.resultMessage(call, outcome))
             if Task.isCancelled { return .stopped("stopped") }

@@ -35,6 +35,8 @@ public final class ChatApp: @unchecked Sendable {
     lazy var hub: MCPHub? = engine.config.mcp.servers.isEmpty ? nil
         : MCPHub(settings: engine.config.mcp, logDirectory: engine.paths.dataDirectory.appendingPathComponent("logs"), environment: engine.environment)
     let approvals = ToolApprovals()
+    /// Models already told they get no tools.
+    var toolsNotOffered = Set<ModelRef>()
     /// Lines shown when the screen opens: what `TerminalCheck` adjusted (locale, TERM).
     public var startupNotes: [String] = []
 
@@ -489,6 +491,10 @@ public final class ChatApp: @unchecked Sendable {
         let routing = autoRoute
         let chosenPolicy = state.contextPolicy
         let hub = engine.config.supportsTools(modelRef) ? self.hub : nil
+        if hub == nil, self.hub != nil, toolsNotOffered.insert(modelRef).inserted {
+            // Said once per model, instead of the tools silently not being there.
+            dispatch([.showNote("\(modelRef) does not take tools, so the MCP servers' tools are not offered to it (tools = true under [models.\"\(modelRef)\"] if it does)")])
+        }
         let approvals = self.approvals
         var model = modelRef
         replyTask = Task.detached(executorPreference: StreamExecutor.shared) {

@@ -243,10 +243,11 @@ import Glibc
     @Test func badArgumentsACrashAndAnErrorGoBackToTheModelAsErrors() async throws {
         try requireVenv()
         let (server, provider) = try await model("anthropic", [
-            .calls([("call_1", "t__echo", "{not json"), ("call_2", "t__fail", #"{"reason": "disk full"}"#), ("call_3", "t__crash", "{}")]),
+            .calls([("call_1", "t__echo", "{not json"), ("call_2", "t__fail", #"{"reason": "disk full"}"#), ("call_3", "t__crash", "{}"),
+                    ("call_4", "t__flood", #"{"characters": 50000}"#)]),
             .text("I saw three errors."),
         ])
-        let harness = try ParleyHarness(config: provider + servers())
+        let harness = try ParleyHarness(config: provider + "[mcp]\nmax_result_chars = 1000\n" + servers())
         defer { harness.cleanUp() }
         let result = try harness.run(["ask", "-m", "box:m", "go"], extraEnvironment: ["BOX_KEY": "k"], limit: 120)
         await server.shutdown()
@@ -254,8 +255,11 @@ import Glibc
         #expect(result.stdout.contains("I saw three errors."))
         let second = try #require(sent(server).last)
         let results = second["messages"]?.array?.flatMap { $0["content"]?.array ?? [] }.filter { $0["type"]?.string == "tool_result" } ?? []
-        try #require(results.count == 3, "\(second.serialized())")
-        #expect(results.allSatisfy { $0["is_error"]?.bool == true }, "\(results.map { $0.serialized() })")
+        try #require(results.count == 4, "\(second.serialized())")
+        #expect(results.prefix(3).allSatisfy { $0["is_error"]?.bool == true }, "\(results.map { $0.serialized() })")
+        // A long result is cut to max_result_chars before it goes back.
+        let flood = results[3]["content"]?.string ?? ""
+        #expect(results[3]["is_error"] == nil && flood.count < 1200 && flood.contains("[cut: 56500 more characters"), "\(flood.suffix(200))")
         #expect(results[0]["content"]?.string?.contains("not a JSON object") == true)
         #expect(results[1]["content"]?.string?.contains("disk full") == true)
         #expect(results[2]["content"]?.string?.contains("exited during the call (status 3)") == true, "\(results[2].serialized())")
@@ -477,5 +481,41 @@ import Glibc
         while kill(pid, 0) == 0, Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
         #expect(kill(pid, 0) != 0, "the MCP server outlived the screen (\(ending))")
         await server.shutdown()
+    }
+
+    /// A model that fails in the second round falls back to one in another wire format, which gets the
+    /// tool history of the first round in its own shape (tool_use and tool_result blocks).
+    @Test func aFallbackCarriesTheToolHistoryAcrossWireFormats() async throws {
+        try requireVenv()
+        let count = LockedCounter()
+        let first = try await ScriptedHTTPServer { _ in
+            count.next() == 0 ? Self.steps(.calls([("call_1", "t__echo", #"{"text": "carried"}"#)]), format: "openai")
+                : [.head(status: 503, headers: [("Content-Type", "application/json")]), .write(Array(#"{"error":{"message":"down"}}"#.utf8)), .end]
+        }
+        let (second, secondProvider) = try await model("anthropic", [.text("the other model answered.")])
+        let config = """
+            [providers.first]
+            base_url = "\(first.baseURL)/v1"
+            models = ["m"]
+            max_retries = 0
+            \(secondProvider.replacingOccurrences(of: "[providers.box]", with: "[providers.other]"))
+            [models."first:m"]
+            fallback = ["other:m"]
+
+            """
+        let harness = try ParleyHarness(config: config + servers())
+        defer { harness.cleanUp() }
+        let result = try harness.run(["ask", "-m", "first:m", "go"], extraEnvironment: ["BOX_KEY": "k"], limit: 120)
+        await first.shutdown()
+        await second.shutdown()
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("the other model answered."))
+        let body = try #require(sent(second).first)
+        let blocks = body["messages"]?.array?.flatMap { $0["content"]?.array ?? [] } ?? []
+        #expect(blocks.contains { $0["type"]?.string == "tool_use" && $0["id"]?.string == "call_1" && $0["input"]?["text"]?.string == "carried" },
+                "\(body.serialized())")
+        #expect(blocks.contains { $0["type"]?.string == "tool_result" && $0["tool_use_id"]?.string == "call_1" && $0["content"]?.string == "echo: carried" },
+                "\(body.serialized())")
+        #expect(body["tools"]?.array?.contains { $0["name"]?.string == "t__echo" && $0["input_schema"] != nil } == true)
     }
 }

@@ -135,4 +135,38 @@ import ParleyProviders
         #expect(second["neg"] == .integer(-1000, line: 11))
         #expect(second["f"] == .float(0.65, line: 12))
     }
+
+    /// Issue 15: tools are offered as `server__tool`, valid for every provider (1–64 of [a-zA-Z0-9_-]) and
+    /// never two alike; `[mcp.servers]` reads with its lines named on errors; globs allow and deny.
+    @Test func mcpNamesAndSettings() throws {
+        let long = String(repeating: "x", count: 80)
+        let names = MCPNames.offered([("time", "get_current_time"), ("my.srv", "do it!"), ("my_srv", "do_it_"), ("a", long), ("a", long + "y"),
+                                      ("time", "get_current_time")])
+        #expect(names[0] == "time__get_current_time")
+        #expect(Set(names).count == names.count, "\(names)")
+        for name in names {
+            #expect((1...64).contains(name.count) && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }, "\(name)")
+        }
+        let config = try ParleyConfig.parse("""
+            [mcp]
+            max_tool_rounds = 3
+            [mcp.servers.files]
+            command = "npx"
+            args = ["-y", "server"]
+            approve = "never"
+            allow = ["read_*"]
+            deny = ["read_secret?"]
+            call_timeout = 5
+            [mcp.servers.files.env]
+            ROOT = "/tmp"
+            """, file: "c.toml")
+        let server = try #require(config.mcp.server("files"))
+        #expect(config.mcp.maxToolRounds == 3 && server.args == ["-y", "server"] && server.approve == .never && server.env == ["ROOT": "/tmp"])
+        #expect(server.callTimeout == .seconds(5))
+        #expect(server.offers("read_file") && !server.offers("write_file") && !server.offers("read_secrets") && server.offers("read_secrets_list"))
+        let missing = #expect(throws: ConfigError.self) { try ParleyConfig.parse("[mcp.servers.x]\nargs = []\n", file: "c.toml") }
+        #expect(missing?.message.contains("command is missing") == true && missing?.line == 1, "\(String(describing: missing))")
+        let badApprove = #expect(throws: ConfigError.self) { try ParleyConfig.parse("[mcp.servers.x]\ncommand = \"a\"\napprove = \"maybe\"\n", file: "c.toml") }
+        #expect(badApprove?.message == "mcp.servers.x.approve: expected ask, auto or never, found \"maybe\"" && badApprove?.line == 3)
+    }
 }

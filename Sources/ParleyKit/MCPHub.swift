@@ -73,6 +73,9 @@ public actor MCPHub {
         self.settings = settings
         self.logDirectory = logDirectory
         self.environment = environment
+        // A server that exits before reading what was written to it must give EPIPE, a line, not a
+        // SIGPIPE that ends Parley (found when servers started side by side).
+        signal(SIGPIPE, SIG_IGN)
     }
 
     /// Each configured server and what it is doing: not started, running (tools, pid, time to ready), or failed.
@@ -91,12 +94,23 @@ public actor MCPHub {
     public func tools(servers names: [String]? = nil) async -> (tools: [OfferedTool], problems: [String]) {
         var found: [(MCPServerSettings, Tool)] = []
         var problems: [String] = []
-        for server in settings.servers where names == nil || names!.contains(server.name) {
-            do {
-                let link = try await start(server)
-                for tool in link.tools where server.offers(tool.name) { found.append((server, tool)) }
-            } catch {
-                problems.append(Self.describe(error))
+        let wanted = settings.servers.filter { names == nil || names!.contains($0.name) }
+        // Started side by side: each is a process that takes its own time to be ready.
+        let started = await withTaskGroup(of: (Int, Result<[Tool], any Error>).self) { group in
+            for (index, server) in wanted.enumerated() {
+                group.addTask {
+                    do { return (index, .success(try await self.start(server).tools)) } catch { return (index, .failure(error)) }
+                }
+            }
+            var results: [(Int, Result<[Tool], any Error>)] = []
+            for await result in group { results.append(result) }
+            return results.sorted { $0.0 < $1.0 }
+        }
+        for (index, result) in started {
+            let server = wanted[index]
+            switch result {
+            case let .success(tools): for tool in tools where server.offers(tool.name) { found.append((server, tool)) }
+            case let .failure(error): problems.append(Self.describe(error))
             }
         }
         let names = MCPNames.offered(found.map { ($0.0.name, $0.1.name) })

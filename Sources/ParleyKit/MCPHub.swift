@@ -96,22 +96,23 @@ public actor MCPHub {
         var problems: [String] = []
         let wanted = settings.servers.filter { names == nil || names!.contains($0.name) }
         // Started side by side: each is a process that takes its own time to be ready.
-        let started = await withTaskGroup(of: (Int, Result<[Tool], any Error>).self) { group in
-            for (index, server) in wanted.enumerated() {
+        let started = await withTaskGroup(of: StartResult.self) { group in
+            for server in wanted {
                 group.addTask {
-                    do { return (index, .success(try await self.start(server).tools)) } catch { return (index, .failure(error)) }
+                    do { return StartResult(name: server.name, tools: try await self.start(server).tools, problem: nil) } catch {
+                        return StartResult(name: server.name, tools: [], problem: Self.describe(error))
+                    }
                 }
             }
-            var results: [(Int, Result<[Tool], any Error>)] = []
-            for await result in group { results.append(result) }
-            return results.sorted { $0.0 < $1.0 }
+            var results: [String: StartResult] = [:]
+            for await result in group { results[result.name] = result }
+            return results
         }
-        for (index, result) in started {
-            let server = wanted[index]
-            switch result {
-            case let .success(tools): for tool in tools where server.offers(tool.name) { found.append((server, tool)) }
-            case let .failure(error): problems.append(Self.describe(error))
-            }
+        // In the config's order, whatever order they became ready in.
+        for server in wanted {
+            guard let result = started[server.name] else { continue }
+            if let problem = result.problem { problems.append(problem) }
+            for tool in result.tools where server.offers(tool.name) { found.append((server, tool)) }
         }
         let names = MCPNames.offered(found.map { ($0.0.name, $0.1.name) })
         let encoder = JSONEncoder()
@@ -173,6 +174,12 @@ public actor MCPHub {
 
     // MARK: starting and stopping
 
+    struct StartResult: Sendable {
+        var name: String
+        var tools: [Tool]
+        var problem: String?
+    }
+
     private func start(_ server: MCPServerSettings) async throws -> ServerLink {
         if let link = links[server.name] {
             if link.process.poll() == nil { return link }
@@ -209,7 +216,8 @@ public actor MCPHub {
             failures[server.name] = nil
             return link
         case let .failure(error):
-            await Self.stop(link)
+            // Never ready, so nothing to wind down: it goes at once.
+            await Self.stop(link, graceful: false)
             let line: String
             if let exited = error as? ServerExited {
                 line = "exited before it was ready (status \(exited.status)); its log: \(log)"
@@ -229,10 +237,15 @@ public actor MCPHub {
         await Self.stop(link)
     }
 
-    static func stop(_ link: ServerLink) async {
+    static func stop(_ link: ServerLink, graceful: Bool = true) async {
         await link.client.disconnect()
         await link.transport.closeInput()
         let process = link.process
+        if !graceful {
+            kill(-process.pid, SIGKILL)
+            _ = process.wait()
+            return
+        }
         func exited(within limit: Duration) async -> Bool {
             let deadline = ContinuousClock.now + limit
             while ContinuousClock.now < deadline {

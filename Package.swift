@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "parley", targets: ["parley"]),
         .executable(name: "parley-bench", targets: ["parley-bench"]),
+        .executable(name: "parley-mcp", targets: ["parley-mcp"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -36,9 +37,17 @@ let package = Package(
             "ParleyProviders", "ParleyCore",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Stencil", package: "Stencil"),
-            .product(name: "MCP", package: "swift-sdk"),
-            .product(name: "Logging", package: "swift-log"),
         ]),
+        // Holds the MCP servers, in a process of its own: the official Swift SDK links FoundationNetworking
+        // (libcurl, GnuTLS, libcrypto, ICU), which the parley binary itself then never loads.
+        .executableTarget(
+            name: "parley-mcp",
+            dependencies: [
+                "ParleyKit", "ParleyCore",
+                .product(name: "MCP", package: "swift-sdk"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The ncursesw system library, with a shim that turns its macros into functions.
         .systemLibrary(name: "CNcursesw", pkgConfig: "ncursesw", providers: [.apt(["libncurses-dev"])]),
         // The chat screen: state, reducer, layout and renderer are pure; one adapter touches ncurses.

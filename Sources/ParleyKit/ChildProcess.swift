@@ -92,7 +92,7 @@ public struct ChildProcess: Sendable {
 
     /// Starts `arguments[0]` with `stdin` and `stdout` as its standard input and output, its stderr
     /// appended to `stderrPath`, in a process group of its own (so its children can be signalled with it).
-    static func spawnPiped(_ arguments: [String], environment: [String: String], stdin: Int32, stdout: Int32, stderrPath: String) throws -> ChildProcess {
+    public static func spawnPiped(_ arguments: [String], environment: [String: String], stdin: Int32, stdout: Int32, stderrPath: String) throws -> ChildProcess {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }

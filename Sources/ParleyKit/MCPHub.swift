@@ -1,71 +1,46 @@
 import Foundation
-import Logging
-import MCP
 import ParleyCore
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// A tool an MCP server offers, as models see it.
-public struct OfferedTool: Sendable, Equatable {
-    public var server: String
-    public var tool: String
-    /// `server__tool`, made valid for every provider (`MCPNames.offered`).
-    public var name: String
-    public var description: String
-    /// The input schema, as JSON text.
-    public var schema: String
-    public var approve: ToolApproval
-
-    public var definition: ToolDefinition { ToolDefinition(name: name, description: description, parametersJSON: schema) }
-}
-
-/// What a tool call gave, as text for the model; `isError` goes back to the model as an error.
-public struct ToolOutcome: Sendable, Equatable {
-    public var text: String
-    public var isError: Bool
-
-    public init(text: String, isError: Bool) {
-        self.text = text
-        self.isError = isError
-    }
-}
-
-public struct MCPProblem: UserFacingError, Sendable {
-    public var message: String
-    public var userMessage: String { message }
-
-    public init(message: String) { self.message = message }
-}
-
-/// The MCP servers of `[mcp.servers]`: each started when first needed (its process, `initialize`, its
-/// tool list) with the official Swift SDK's client over the process's pipes, and kept for the life of
-/// this process. Shut down as the MCP spec says: stdin closed, a wait, SIGTERM, SIGKILL. A server is
-/// started under `setpriv --pdeathsig KILL`, so it cannot outlive a Parley that is killed with -9.
+/// Parley's side of its MCP servers. They run in `parley-mcp`, a process of Parley's own beside its
+/// binary, started when tools are first needed: the official Swift SDK links FoundationNetworking (and
+/// with it libcurl, GnuTLS, libcrypto and ICU, 8 MB resident), which Parley itself then never loads.
+/// The host is started under `setpriv --pdeathsig KILL` and starts its servers the same way, so a
+/// Parley killed with -9 takes them all with it; `shutdown()` winds them down as the MCP spec says.
 public actor MCPHub {
     public let settings: MCPSettings
     let logDirectory: URL
     let environment: [String: String]
-    private var links: [String: ServerLink] = [:]
-    /// The line each server that could not be started failed with.
-    private var failures: [String: String] = [:]
+    private var host: Host?
+    private var nextID = 1
+    private var waiting: [Int: CheckedContinuation<JSONValue?, Never>] = [:]
+    /// Why the host could not be started, for the line a request gives.
+    private var hostProblem: String?
 
-    final class ServerLink: @unchecked Sendable {
-        let settings: MCPServerSettings
-        let client: Client
-        let transport: PipeTransport
+    final class Host: @unchecked Sendable {
         let process: ChildProcess
-        let log: String
-        var tools: [Tool] = []
-        let started = ContinuousClock.now
-        var ready: Duration = .zero
+        let input: Int32
+        let writes = DispatchQueue(label: "parley.mcp-host.write")
 
-        init(settings: MCPServerSettings, client: Client, transport: PipeTransport, process: ChildProcess, log: String) {
-            self.settings = settings
-            self.client = client
-            self.transport = transport
+        init(process: ChildProcess, input: Int32) {
             self.process = process
-            self.log = log
+            self.input = input
+        }
+
+        func write(_ line: String) {
+            let bytes = Array(line.utf8)
+            let fd = input
+            writes.async {
+                var offset = 0
+                while offset < bytes.count {
+                    let n = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+                    if n < 0, errno == EINTR { continue }
+                    if n <= 0 { return }
+                    offset += n
+                }
+            }
         }
     }
 
@@ -73,438 +48,159 @@ public actor MCPHub {
         self.settings = settings
         self.logDirectory = logDirectory
         self.environment = environment
-        // A server that exits before reading what was written to it must give EPIPE, a line, not a
-        // SIGPIPE that ends Parley (found when servers started side by side).
+        // A host or server that exits before reading must give EPIPE, not a SIGPIPE that ends Parley.
         signal(SIGPIPE, SIG_IGN)
     }
 
-    /// Each configured server and what it is doing: not started, running (tools, pid, time to ready), or failed.
-    public func states() -> [(server: String, state: String)] {
-        settings.servers.map { server in
-            if let link = links[server.name] {
-                return (server.name, "running, pid \(link.process.pid), \(link.tools.count) tools, ready in \(Int(link.ready.milliseconds)) ms")
-            }
-            if let failure = failures[server.name] { return (server.name, "failed: \(failure)") }
-            return (server.name, "not started (starts when its tools are first needed)")
+    /// Each configured server and what it is doing.
+    public func states() async -> [(server: String, state: String)] {
+        guard host != nil, let answer = await request([("op", "states")]), let states = answer["states"]?.array else {
+            return settings.servers.map { ($0.name, hostProblem.map { "not started: \($0)" } ?? "not started (starts when its tools are first needed)") }
+        }
+        return states.compactMap { pair in
+            guard let items = pair.array, items.count == 2, let name = items[0].string, let state = items[1].string else { return nil }
+            return (name, state)
         }
     }
 
     /// The tools of `servers` (all configured when nil) as offered to a model, starting servers as
     /// needed; a server that cannot be started is a line in `problems`, and the others still serve.
     public func tools(servers names: [String]? = nil) async -> (tools: [OfferedTool], problems: [String]) {
-        var found: [(MCPServerSettings, Tool)] = []
-        var problems: [String] = []
-        let wanted = settings.servers.filter { names == nil || names!.contains($0.name) }
-        // Started side by side: each is a process that takes its own time to be ready.
-        let started = await withTaskGroup(of: StartResult.self) { group in
-            for server in wanted {
-                group.addTask {
-                    do { return StartResult(name: server.name, tools: try await self.start(server).tools, problem: nil) } catch {
-                        return StartResult(name: server.name, tools: [], problem: Self.describe(error))
-                    }
-                }
-            }
-            var results: [String: StartResult] = [:]
-            for await result in group { results[result.name] = result }
-            return results
-        }
-        // In the config's order, whatever order they became ready in.
-        for server in wanted {
-            guard let result = started[server.name] else { continue }
-            if let problem = result.problem { problems.append(problem) }
-            for tool in result.tools where server.offers(tool.name) { found.append((server, tool)) }
-        }
-        let names = MCPNames.offered(found.map { ($0.0.name, $0.1.name) })
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let tools = zip(found, names).map { pair, name in
-            let schema = (try? encoder.encode(pair.1.inputSchema)).map { String(decoding: $0, as: UTF8.self) } ?? "{\"type\":\"object\"}"
-            var description = pair.1.description ?? ""
-            if description.count > 4000 { description = String(description.prefix(4000)) + "…" }
-            return OfferedTool(server: pair.0.name, tool: pair.1.name, name: name, description: description, schema: schema, approve: pair.0.approve)
-        }
-        return (tools, problems)
+        var members: [(String, JSONValue)] = [("op", "tools")]
+        members.append(("servers", names.map { .array($0.map { .string($0) }) } ?? .null))
+        guard let answer = await request(members) else { return ([], [hostProblem ?? "the MCP host stopped; its log: \(hostLog)"]) }
+        return ((answer["tools"]?.array ?? []).compactMap(OfferedTool.init(json:)), (answer["problems"]?.array ?? []).compactMap(\.string))
     }
 
     /// Calls the tool with the model's arguments (JSON text). Never throws: every failure is an error
     /// outcome whose line is sent back to the model and shown, and the conversation goes on.
     public func call(_ tool: OfferedTool, arguments: String) async -> ToolOutcome {
-        guard let server = settings.server(tool.server) else { return ToolOutcome(text: "no MCP server named \(tool.server)", isError: true) }
-        let parsed: [String: Value]
-        let text = arguments.trimmingCharacters(in: .whitespacesAndNewlines)
-        if text.isEmpty {
-            parsed = [:]
-        } else {
-            do { parsed = try JSONDecoder().decode([String: Value].self, from: Data(text.utf8)) } catch {
-                return ToolOutcome(text: "the arguments are not a JSON object: \(String(text.prefix(200)))", isError: true)
-            }
+        guard let answer = await request([("op", "call"), ("tool", tool.json), ("arguments", .string(arguments))]) else {
+            if Task.isCancelled { return ToolOutcome(text: "stopped", isError: true) }
+            return ToolOutcome(text: hostProblem ?? "the MCP host stopped during the call; its log: \(hostLog)", isError: true)
         }
-        let link: ServerLink
-        do { link = try await start(server) } catch { return ToolOutcome(text: Self.describe(error), isError: true) }
-        let client = link.client
-        let name = tool.tool
-        let outcome: Result<(content: [Tool.Content], isError: Bool?), any Error> = await Self.race(
-            timeout: server.callTimeout, process: link.process,
-            operation: { () async throws -> (content: [Tool.Content], isError: Bool?) in try await client.callTool(name: name, arguments: parsed) })
-        switch outcome {
-        case let .success(result):
-            return ToolOutcome(text: Self.text(of: result.content, limit: settings.maxResultCharacters), isError: result.isError == true)
-        case let .failure(error):
-            if let exited = error as? ServerExited {
-                await drop(server.name, because: "it exited during a call (status \(exited.status))")
-                return ToolOutcome(text: "MCP server \(server.name) exited during the call (status \(exited.status)); its log: \(link.log)", isError: true)
-            }
-            if error is TimedOut {
-                return ToolOutcome(text: "\(tool.name) did not answer within \(Int(server.callTimeout.seconds)) s (call_timeout of [mcp.servers.\(server.name)])", isError: true)
-            }
-            if error is CancellationError { return ToolOutcome(text: "stopped", isError: true) }
-            return ToolOutcome(text: "\(tool.name) failed: \(Self.describe(error))", isError: true)
-        }
+        return ToolOutcome(text: answer["text"]?.string ?? "", isError: answer["is_error"]?.bool ?? true)
     }
 
-    /// Every running server shut down as the MCP spec says: stdin closed, up to 2 s to exit, SIGTERM,
-    /// up to 2 s more, SIGKILL (to its process group, so its own children go too).
+    /// Every server wound down (stdin closed, up to 2 s, SIGTERM, up to 2 s, SIGKILL, by the host), then
+    /// the host; at most about 6 s, after which the host is killed, and its servers with it.
     public func shutdown() async {
-        let all = links
-        links = [:]
-        await withTaskGroup(of: Void.self) { group in
-            for link in all.values { group.addTask { await Self.stop(link) } }
+        guard let host else { return }
+        self.host = nil
+        let id = nextID
+        nextID += 1
+        host.write(JSONValue.object([("id", .number(Double(id))), ("op", "shutdown")]).serialized() + "\n")
+        let deadline = ContinuousClock.now + .seconds(6)
+        while host.process.poll() == nil, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+        if host.process.poll() == nil {
+            host.process.signal(SIGKILL)
+            _ = host.process.wait()
         }
+        close(host.input)
+        hostEnded()
     }
 
-    // MARK: starting and stopping
+    // MARK: the host
 
-    struct StartResult: Sendable {
-        var name: String
-        var tools: [Tool]
-        var problem: String?
+    private var hostLog: String { logDirectory.appendingPathComponent("mcp-host.log").path }
+
+    /// The host's path: `PARLEY_MCP_HOST`, else `parley-mcp` beside the running binary.
+    static func hostPath(_ environment: [String: String]) -> String {
+        if let path = environment["PARLEY_MCP_HOST"], !path.isEmpty { return path }
+        return URL(fileURLWithPath: ChatEngine.currentExecutable()).deletingLastPathComponent().appendingPathComponent("parley-mcp").path
     }
 
-    private func start(_ server: MCPServerSettings) async throws -> ServerLink {
-        if let link = links[server.name] {
-            if link.process.poll() == nil { return link }
-            links[server.name] = nil
+    private func ensureHost() -> Host? {
+        if let host, host.process.poll() == nil { return host }
+        if host != nil { hostEnded() }
+        host = nil
+        let path = Self.hostPath(environment)
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            hostProblem = "MCP tools need parley-mcp beside parley (\(path) is missing); build it with `swift build -c release` (scripts/start does)"
+            return nil
         }
         try? FileManager.default.createDirectory(at: logDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let log = logDirectory.appendingPathComponent("mcp-\(server.name).log").path
-        let process: ChildProcess
-        let transport: PipeTransport
-        do {
-            (process, transport) = try PipeTransport.spawn(server, environment: environment, log: log)
-        } catch {
-            failures[server.name] = Self.describe(error)
-            throw MCPProblem(message: "MCP server \(server.name): \(Self.describe(error))")
-        }
-        let client = Client(name: "parley", version: "1")
-        let link = ServerLink(settings: server, client: client, transport: transport, process: process, log: log)
-        let outcome: Result<[Tool], any Error> = await Self.race(timeout: server.startupTimeout, process: process) {
-            try await client.connect(transport: transport)
-            var tools: [Tool] = []
-            var cursor: String?
-            repeat {
-                let page = try await client.listTools(cursor: cursor)
-                tools += page.tools
-                cursor = page.nextCursor
-            } while cursor != nil && tools.count < 10_000
-            return tools
-        }
-        switch outcome {
-        case let .success(tools):
-            link.tools = tools
-            link.ready = ContinuousClock.now - link.started
-            links[server.name] = link
-            failures[server.name] = nil
-            return link
-        case let .failure(error):
-            // Never ready, so nothing to wind down: it goes at once.
-            await Self.stop(link, graceful: false)
-            let line: String
-            if let exited = error as? ServerExited {
-                line = "exited before it was ready (status \(exited.status)); its log: \(log)"
-            } else if error is TimedOut {
-                line = "did not finish initialize within \(Int(server.startupTimeout.seconds)) s (startup_timeout); its log: \(log)"
-            } else {
-                line = "could not start: \(Self.describe(error)); its log: \(log)"
-            }
-            failures[server.name] = line
-            throw MCPProblem(message: "MCP server \(server.name) \(line)")
-        }
-    }
-
-    private func drop(_ name: String, because reason: String) async {
-        guard let link = links.removeValue(forKey: name) else { return }
-        failures[name] = reason
-        await Self.stop(link)
-    }
-
-    static func stop(_ link: ServerLink, graceful: Bool = true) async {
-        await link.client.disconnect()
-        await link.transport.closeInput()
-        let process = link.process
-        if !graceful {
-            kill(-process.pid, SIGKILL)
-            _ = process.wait()
-            return
-        }
-        func exited(within limit: Duration) async -> Bool {
-            let deadline = ContinuousClock.now + limit
-            while ContinuousClock.now < deadline {
-                if process.poll() != nil { return true }
-                try? await Task.sleep(for: .milliseconds(20))
-            }
-            return process.poll() != nil
-        }
-        if await exited(within: .seconds(2)) { kill(-process.pid, SIGKILL); return }
-        kill(-process.pid, SIGTERM)
-        if await exited(within: .seconds(2)) { kill(-process.pid, SIGKILL); return }
-        kill(-process.pid, SIGKILL)
-        _ = process.wait()
-    }
-
-    // MARK: helpers
-
-    struct TimedOut: Error {}
-    struct ServerExited: Error { var status: Int32 }
-
-    /// The operation's result, or `TimedOut` after `timeout`, or `ServerExited` when the process ends
-    /// first; whichever comes first. The loser is cancelled and not waited for (a server that never
-    /// answers must not hold the turn).
-    static func race<T: Sendable>(timeout: Duration, process: ChildProcess, operation: @escaping @Sendable () async throws -> T) async -> Result<T, any Error> {
-        let box = RaceBox<T>()
-        return await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Result<T, any Error>, Never>) in
-                box.set(continuation)
-                let work = Task { do { box.resume(.success(try await operation())) } catch { box.resume(.failure(error)) } }
-                let watch = Task {
-                    let deadline = ContinuousClock.now + timeout
-                    while ContinuousClock.now < deadline, !Task.isCancelled {
-                        if let status = process.poll() { box.resume(.failure(ServerExited(status: status))); return }
-                        try? await Task.sleep(for: .milliseconds(25))
-                    }
-                    box.resume(.failure(Task.isCancelled ? CancellationError() : TimedOut()))
-                }
-                box.onFinish { work.cancel(); watch.cancel() }
-            }
-        } onCancel: {
-            box.resume(.failure(CancellationError()))
-        }
-    }
-
-    final class RaceBox<T: Sendable>: @unchecked Sendable {
-        private let lock = NSLock()
-        private var continuation: CheckedContinuation<Result<T, any Error>, Never>?
-        private var early: Result<T, any Error>?
-        private var done = false
-        private var finish: (() -> Void)?
-
-        func set(_ continuation: CheckedContinuation<Result<T, any Error>, Never>) {
-            let ready: Result<T, any Error>? = lock.withLock {
-                if let early { done = true; return early }
-                self.continuation = continuation
-                return nil
-            }
-            if let ready { continuation.resume(returning: ready) }
-        }
-
-        func onFinish(_ action: @escaping () -> Void) {
-            let now = lock.withLock { () -> Bool in
-                if done { return true }
-                finish = action
-                return false
-            }
-            if now { action() }
-        }
-
-        func resume(_ result: Result<T, any Error>) {
-            let (continuation, finish): (CheckedContinuation<Result<T, any Error>, Never>?, (() -> Void)?) = lock.withLock {
-                guard !done else { return (nil, nil) }
-                guard let continuation = self.continuation else {
-                    if early == nil { early = result }
-                    return (nil, nil)
-                }
-                done = true
-                self.continuation = nil
-                defer { self.finish = nil }
-                return (continuation, self.finish)
-            }
-            continuation?.resume(returning: result)
-            finish?()
-        }
-    }
-
-    static func describe(_ error: any Error) -> String {
-        if let error = error as? MCPError { return TerminalSanitizer.line(error.errorDescription ?? "\(error)") }
-        return TerminalSanitizer.line(ParleyCore.describe(error))
-    }
-
-    /// A result's content as text: text as it is, other kinds named; cut at `limit` characters.
-    static func text(of content: [Tool.Content], limit: Int) -> String {
-        var parts: [String] = []
-        for item in content {
-            switch item {
-            case let .text(text, _, _): parts.append(text)
-            case let .image(_, mimeType, _, _): parts.append("[an image, \(mimeType)]")
-            case let .audio(_, mimeType, _, _): parts.append("[audio, \(mimeType)]")
-            case let .resource(resource, _, _): parts.append(resource.text ?? "[a resource: \(resource.uri)]")
-            case let .resourceLink(uri, name, _, _, _, _): parts.append("[a link: \(name) \(uri)]")
-            }
-        }
-        let text = parts.joined(separator: "\n")
-        guard text.count > limit else { return text }
-        return String(text.prefix(limit)) + "\n… [cut: \(text.count - limit) more characters (max_result_chars under [mcp])]"
-    }
-}
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}
-
-/// The link to one server's process: newline-delimited JSON-RPC on its stdin and stdout. Our own
-/// rather than the SDK's `StdioTransport`, which polls a non-blocking descriptor every 10 ms and keeps
-/// any length of a line without a newline: this one reads on its own thread and refuses a message
-/// over 16 MB (a server is a program from outside; it may be broken or hostile).
-actor PipeTransport: Transport {
-    nonisolated let logger = Logger(label: "parley.mcp", factory: { _ in SwiftLogNoOpLogHandler() })
-    static let maxMessage = 16 << 20
-    private let readFD: Int32
-    private var writeFD: Int32
-    private let messages: AsyncThrowingStream<Data, any Error>
-    private let continuation: AsyncThrowingStream<Data, any Error>.Continuation
-    private var reading = false
-    private let writes = DispatchQueue(label: "parley.mcp.write")
-
-    init(readFD: Int32, writeFD: Int32) {
-        self.readFD = readFD
-        self.writeFD = writeFD
-        (messages, continuation) = AsyncThrowingStream.makeStream(of: Data.self, throwing: (any Error).self)
-    }
-
-    func connect() async throws {
-        guard !reading else { return }
-        reading = true
-        let fd = readFD, continuation = self.continuation
-        let thread = Thread {
-            var pending: [UInt8] = []
-            var buffer = [UInt8](repeating: 0, count: 65_536)
-            while true {
-                let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                if n < 0, errno == EINTR { continue }
-                if n <= 0 { break }
-                pending.append(contentsOf: buffer[0..<n])
-                var start = 0
-                while let newline = pending[start...].firstIndex(of: UInt8(ascii: "\n")) {
-                    if newline > start { continuation.yield(Data(pending[start..<newline])) }
-                    start = newline + 1
-                }
-                pending.removeFirst(start)
-                if pending.count > Self.maxMessage {
-                    continuation.finish(throwing: MCPProblem(message: "the server sent a message over 16 MB"))
-                    close(fd)
-                    return
-                }
-            }
-            continuation.finish()
-            close(fd)
-        }
-        thread.name = "parley-mcp-read"
-        thread.start()
-    }
-
-    func disconnect() async { closeInput() }
-
-    /// The server's stdin closed: the MCP spec's first step of a shutdown.
-    func closeInput() {
-        if writeFD >= 0 { close(writeFD) }
-        writeFD = -1
-    }
-
-    func send(_ data: Data) async throws {
-        let fd = writeFD
-        guard fd >= 0 else { throw MCPProblem(message: "the server's input is closed") }
-        var bytes = [UInt8](data)
-        bytes.append(UInt8(ascii: "\n"))
-        let payload = bytes
-        // A full pipe blocks the write until the server reads: on a queue of its own, never a pool thread.
-        try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
-            writes.async {
-                var offset = 0
-                while offset < payload.count {
-                    let n = payload[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-                    if n < 0, errno == EINTR { continue }
-                    if n <= 0 { done.resume(throwing: MCPProblem(message: "the server stopped reading (\(String(cString: strerror(errno))))")); return }
-                    offset += n
-                }
-                done.resume()
-            }
-        }
-    }
-
-    func receive() -> AsyncThrowingStream<Data, any Error> { messages }
-
-    /// Starts the server with pipes for stdin and stdout, stderr to `log`, in a process group of its
-    /// own, under `setpriv --pdeathsig KILL` where setpriv exists.
-    static func spawn(_ server: MCPServerSettings, environment: [String: String], log: String) throws -> (ChildProcess, PipeTransport) {
-        var toChild: [Int32] = [0, 0], fromChild: [Int32] = [0, 0]
-        guard pipe(&toChild) == 0, pipe(&fromChild) == 0 else { throw ChildProcess.SpawnError(program: server.command, reason: String(cString: strerror(errno))) }
-        // Our ends are not inherited by other children.
-        for fd in [toChild[1], fromChild[0]] { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        var arguments = [server.command] + server.args
-        if let cwd = server.cwd {
-            let directory = (cwd as NSString).expandingTildeInPath
-            arguments = ["/bin/sh", "-c", "cd -- \"$0\" && exec \"$@\"", directory] + arguments
-        }
-        if FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") {
-            arguments = ["/usr/bin/setpriv", "--pdeathsig", "KILL", "--"] + arguments
-        }
-        var childEnvironment = ChildProcess.childEnvironment(environment)
-        for (name, value) in server.env { childEnvironment[name] = value }
+        var toHost: [Int32] = [0, 0], fromHost: [Int32] = [0, 0]
+        guard pipe(&toHost) == 0, pipe(&fromHost) == 0 else { hostProblem = "no pipes for parley-mcp: \(String(cString: strerror(errno)))"; return nil }
+        for fd in [toHost[1], fromHost[0]] { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        var arguments = [path]
+        if FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") { arguments = ["/usr/bin/setpriv", "--pdeathsig", "KILL", "--"] + arguments }
+        // The host gets what every child gets (never an API key); each server gets that and its `env`.
+        let childEnvironment = ChildProcess.childEnvironment(environment)
+        let (childIn, childOut, log) = (toHost[0], fromHost[1], hostLog)
         let process: ChildProcess
         do {
             process = try Spawner.shared.run {
-                try ChildProcess.spawnPiped(arguments, environment: childEnvironment, stdin: toChild[0], stdout: fromChild[1], stderrPath: log)
+                try ChildProcess.spawnPiped(arguments, environment: childEnvironment, stdin: childIn, stdout: childOut, stderrPath: log)
             }
         } catch {
-            for fd in toChild + fromChild { close(fd) }
-            throw error
+            for fd in toHost + fromHost { close(fd) }
+            hostProblem = "could not start parley-mcp: \(describe(error))"
+            return nil
         }
-        close(toChild[0])
-        close(fromChild[1])
-        return (process, PipeTransport(readFD: fromChild[0], writeFD: toChild[1]))
-    }
-}
-
-/// One thread that lives as long as the process and starts MCP servers: a child's parent-death signal
-/// (setpriv --pdeathsig) fires when the *thread* that started it ends, and pool threads come and go.
-final class Spawner: @unchecked Sendable {
-    static let shared = Spawner()
-    private let condition = NSCondition()
-    private var jobs: [() -> Void] = []
-
-    private init() {
-        let thread = Thread { [unowned self] in
-            while true {
-                condition.lock()
-                while jobs.isEmpty { condition.wait() }
-                let job = jobs.removeFirst()
-                condition.unlock()
-                job()
+        close(toHost[0])
+        close(fromHost[1])
+        let host = Host(process: process, input: toHost[1])
+        self.host = host
+        hostProblem = nil
+        host.write(JSONValue.object([("settings", settings.json), ("log_directory", .string(logDirectory.path))]).serialized() + "\n")
+        let readFD = fromHost[0]
+        let thread = Thread { [weak self] in
+            var pending: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 65_536)
+            reading: while true {
+                let n = buffer.withUnsafeMutableBytes { read(readFD, $0.baseAddress, $0.count) }
+                if n < 0, errno == EINTR { continue }
+                if n <= 0 { break }
+                pending.append(contentsOf: buffer[0..<n])
+                while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                    let line = Array(pending[..<newline])
+                    pending.removeFirst(newline + 1)
+                    if let answer = try? JSONValue.parse(line) { Task { await self?.deliver(answer) } }
+                }
+                if pending.count > 64 << 20 { break reading }
             }
+            close(readFD)
+            Task { await self?.hostEnded(process.pid) }
         }
-        thread.name = "parley-spawner"
+        thread.name = "parley-mcp-read"
         thread.start()
+        return host
     }
 
-    func run<T>(_ work: @escaping () throws -> T) throws -> T {
-        let done = DispatchSemaphore(value: 0)
-        nonisolated(unsafe) var result: Result<T, any Error>?
-        condition.lock()
-        jobs.append {
-            result = Result { try work() }
-            done.signal()
+    private func request(_ members: [(String, JSONValue)]) async -> JSONValue? {
+        guard let host = ensureHost() else { return nil }
+        let id = nextID
+        nextID += 1
+        let line = JSONValue.object([("id", .number(Double(id)))] + members).serialized() + "\n"
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<JSONValue?, Never>) in
+                waiting[id] = continuation
+                host.write(line)
+            }
+        } onCancel: {
+            Task { await self.answer(id, with: nil) }
         }
-        condition.signal()
-        condition.unlock()
-        done.wait()
-        return try result!.get()
+    }
+
+    private func deliver(_ answer: JSONValue) {
+        guard let id = answer["id"]?.int else { return }
+        self.answer(id, with: answer)
+    }
+
+    private func answer(_ id: Int, with value: JSONValue?) {
+        waiting.removeValue(forKey: id)?.resume(returning: value)
+    }
+
+    /// The host is gone (`pid`, when it is that one): every request waiting gets no answer.
+    private func hostEnded(_ pid: pid_t? = nil) {
+        if let pid, let host, host.process.pid != pid { return }
+        if let pid, host?.process.pid == pid {
+            _ = host?.process.poll()
+            host = nil
+        }
+        let all = waiting
+        waiting = [:]
+        for continuation in all.values { continuation.resume(returning: nil) }
     }
 }

@@ -47,6 +47,40 @@ public struct ChildProcess: Sendable {
         _ arguments: [String], environment: [String: String]? = nil, output: Output = .inherit,
         stdinNull: Bool = true, newSession: Bool = false
     ) throws -> ChildProcess {
+        try launch(arguments, environment: environment ?? childEnvironment(), newSession: newSession) { actions in
+            // Nothing but stdin, stdout and stderr reaches the child. Without this, a long-lived child (the
+            // local server's watchdog, a tmux server) kept copies of whatever its parent had open: a
+            // session's lock, the screen's self-pipe, or a test's pipe, whose reader then waited for an
+            // EOF that came only when the watchdog exited 15 minutes later.
+            Self.closeFrom3(&actions)
+            if stdinNull { posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0) }
+            switch output {
+            case .inherit: break
+            case .null:
+                posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+                posix_spawn_file_actions_adddup2(&actions, 1, 2)
+            case let .file(path):
+                posix_spawn_file_actions_addopen(&actions, 1, path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0o600)
+                posix_spawn_file_actions_adddup2(&actions, 1, 2)
+            }
+        }
+    }
+
+    /// Starts `arguments[0]` with `stdin` and `stdout` as its standard input and output, its stderr
+    /// appended to `stderrPath`, in a process group of its own (so its children can be signalled with it).
+    public static func spawnPiped(_ arguments: [String], environment: [String: String], stdin: Int32, stdout: Int32, stderrPath: String) throws -> ChildProcess {
+        try launch(arguments, environment: environment, newGroup: true) { actions in
+            posix_spawn_file_actions_adddup2(&actions, stdin, 0)
+            posix_spawn_file_actions_adddup2(&actions, stdout, 1)
+            posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0o600)
+            Self.closeFrom3(&actions)
+        }
+    }
+
+    /// `posix_spawnp` with an empty signal mask and default actions for the signals Parley handles, in a
+    /// new session or process group if asked, with the file actions `files` sets up.
+    private static func launch(_ arguments: [String], environment: [String: String], newSession: Bool = false, newGroup: Bool = false,
+                               files: (inout posix_spawn_file_actions_t) -> Void) throws -> ChildProcess {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -59,59 +93,15 @@ public struct ChildProcess: Sendable {
         posix_spawnattr_setsigdefault(&attributes, &defaults)
         var flags = Int32(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)
         if newSession { flags |= 0x80 }  // POSIX_SPAWN_SETSID (glibc)
-        posix_spawnattr_setflags(&attributes, Int16(flags))
-
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        // Nothing but stdin, stdout and stderr reaches the child. Without this, a long-lived child (the
-        // local server's watchdog, a tmux server) kept copies of whatever its parent had open: a
-        // session's lock, the screen's self-pipe, or a test's pipe, whose reader then waited for an
-        // EOF that came only when the watchdog exited 15 minutes later.
-        Self.closeFrom3(&actions)
-        if stdinNull { posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0) }
-        switch output {
-        case .inherit: break
-        case .null:
-            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-            posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        case let .file(path):
-            posix_spawn_file_actions_addopen(&actions, 1, path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0o600)
-            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        if newGroup {
+            posix_spawnattr_setpgroup(&attributes, 0)
+            flags |= Int32(POSIX_SPAWN_SETPGROUP)
         }
-
-        let argv = arguments.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        let environmentList = (environment ?? childEnvironment()).map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { environmentList.forEach { free($0) } }
-        var pid: pid_t = 0
-        let rc = posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, environmentList)
-        guard rc == 0 else { throw SpawnError(program: arguments[0], reason: String(cString: strerror(rc))) }
-        return ChildProcess(pid: pid)
-    }
-
-    /// Starts `arguments[0]` with `stdin` and `stdout` as its standard input and output, its stderr
-    /// appended to `stderrPath`, in a process group of its own (so its children can be signalled with it).
-    public static func spawnPiped(_ arguments: [String], environment: [String: String], stdin: Int32, stdout: Int32, stderrPath: String) throws -> ChildProcess {
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var emptyMask = sigset_t()
-        sigemptyset(&emptyMask)
-        posix_spawnattr_setsigmask(&attributes, &emptyMask)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signalNumber in [SIGCHLD, SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT] { sigaddset(&defaults, signalNumber) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setflags(&attributes, Int16(flags))
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, stdin, 0)
-        posix_spawn_file_actions_adddup2(&actions, stdout, 1)
-        posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0o600)
-        Self.closeFrom3(&actions)
+        files(&actions)
         let argv = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         let environmentList = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]

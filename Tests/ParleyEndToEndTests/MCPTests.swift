@@ -357,6 +357,21 @@ import Glibc
 
     // MARK: on the screen
 
+    /// Parley's screen in tmux on the scripted model, with the MCP servers (the test server's pid in the
+    /// returned file).
+    func screen(_ provider: String, approve: String) async throws -> (ParleyHarness, ScreenTests.Tmux, String) {
+        let harness = try ParleyHarness(config: provider)
+        let pidFile = harness.home.appendingPathComponent("server.pid").path
+        try (provider + servers(pidFile: pidFile, approve: approve)).write(to: harness.home.appendingPathComponent("config/parley/config.toml"),
+                                                                           atomically: true, encoding: .utf8)
+        let tmux = ScreenTests.Tmux()
+        tmux.start(harness, extra: ["BOX_KEY=k"])
+        tmux.type("PS1='$ '; \(ParleyHarness.binary) --model box:m")
+        tmux.keys("Enter")
+        await tmux.waitAsync(for: "type a message")
+        return (harness, tmux, pidFile)
+    }
+
     /// Waits until the shell in the pane has no child left (Parley has exited).
     static func parleyExited(_ tmux: ScreenTests.Tmux, seconds: Double = 20) async {
         let shell = tmux.run(["list-panes", "-t", tmux.session, "-F", "#{pane_pid}"]).trimmingCharacters(in: .whitespacesAndNewlines)
@@ -380,16 +395,8 @@ import Glibc
             .calls([("call_3", "t__echo", #"{"text": "third"}"#)]), .text("third done."),
             .text("after resume."),
         ])
-        let harness = try ParleyHarness(config: provider)
-        defer { harness.cleanUp() }
-        let pidFile = harness.home.appendingPathComponent("server.pid").path
-        try (provider + servers(pidFile: pidFile, approve: "ask")).write(to: harness.home.appendingPathComponent("config/parley/config.toml"), atomically: true, encoding: .utf8)
-        let tmux = ScreenTests.Tmux()
-        tmux.start(harness, extra: ["BOX_KEY=k"])
-        defer { tmux.run(["kill-server"]) }
-        tmux.type("PS1='$ '; \(ParleyHarness.binary) --model box:m")
-        tmux.keys("Enter")
-        await tmux.waitAsync(for: "type a message")
+        let (harness, tmux, pidFile) = try await screen(provider, approve: "ask")
+        defer { harness.cleanUp(); tmux.run(["kill-server"]) }
         tmux.type("one")
         tmux.keys("Enter")
         var screen = await tmux.waitAsync(for: "always this server", seconds: 30)
@@ -441,16 +448,8 @@ import Glibc
     func escStopsARunningToolAndNoServerOutlivesTheScreen(ending: String) async throws {
         try requireVenv()
         let (server, provider) = try await model("openai", [.calls([("call_s", "t__sleep", #"{"seconds": 60}"#)]), .text("after the stop.")])
-        let harness = try ParleyHarness(config: provider)
-        defer { harness.cleanUp() }
-        let pidFile = harness.home.appendingPathComponent("server.pid").path
-        try (provider + servers(pidFile: pidFile)).write(to: harness.home.appendingPathComponent("config/parley/config.toml"), atomically: true, encoding: .utf8)
-        let tmux = ScreenTests.Tmux()
-        tmux.start(harness, extra: ["BOX_KEY=k"])
-        defer { tmux.run(["kill-server"]) }
-        tmux.type("PS1='$ '; \(ParleyHarness.binary) --model box:m")
-        tmux.keys("Enter")
-        await tmux.waitAsync(for: "type a message")
+        let (harness, tmux, pidFile) = try await screen(provider, approve: "auto")
+        defer { harness.cleanUp(); tmux.run(["kill-server"]) }
         tmux.type("sleep")
         tmux.keys("Enter")
         var screen = await tmux.waitAsync(for: "tool t__sleep… (Esc stops)", seconds: 30)

@@ -8,17 +8,7 @@ import ParleyKit
 /// the branches of a message, in the reducer (the session side is in SessionTests, the screen in tmux).
 @Suite struct BranchTests {
     /// Two turns, each recorded (ids as the runtime reports them).
-    func twoTurns() -> ChatState {
-        var state = conversation(turns: 0)
-        for turn in 0..<2 {
-            type(&state, "question \(turn)")
-            _ = reduce(&state, .input(.key(.enter)))
-            _ = reduce(&state, .turnRecorded(user: "u\(turn)", reply: "r\(turn)"))
-            _ = reduce(&state, .engine(.delta("answer \(turn)")))
-            _ = reduce(&state, .engine(.finished(tokensPerSecond: 10)))
-        }
-        return state
-    }
+    func twoTurns() -> ChatState { recordedTurns(2) }
 
     @Test func altUpPicksAMessageAndEnterEditsItIntoANewBranch() {
         var state = twoTurns()

@@ -84,6 +84,20 @@ final class RecordingScreen: Screen, @unchecked Sendable {
             return screen.text
         }
 
+        /// A saved session of `count` alternating prompts and replies (texts from `content`), in this
+        /// driver's sessions directory.
+        func openLongSession(_ count: Int, content: (Int) -> String) throws -> Session {
+            var session = Session(model: "fake:m")
+            var parent: String?
+            for n in 0..<count {
+                let message = SessionMessage(parentID: parent, role: n % 2 == 0 ? .user : .assistant, content: content(n))
+                session.messages.append(message)
+                parent = message.id
+            }
+            try SessionStore(directory: directory.appendingPathComponent("sessions")).save(session)
+            return session
+        }
+
         func quit() async -> Bool {
             type("/quit\r")
             let deadline = Date().addingTimeInterval(20)
@@ -219,17 +233,10 @@ final class RecordingScreen: Screen, @unchecked Sendable {
             max_tokens = 512
             context = "trim"
             """)
-        var session = Session(model: "fake:m")
-        var parent: String?
-        for n in 0..<10_000 {
-            var message = SessionMessage(parentID: parent, role: n % 2 == 0 ? .user : .assistant,
-                                         content: "message \(n): " + String(repeating: "lorem ipsum ", count: 10))
-            if n == 2 { message.pinned = true; message.content = "PINNED remember the code word" }
-            session.messages.append(message)
-            parent = message.id
-        }
-        let store = SessionStore(directory: driver.directory.appendingPathComponent("sessions"))
-        try store.save(session)
+        var session = try driver.openLongSession(10_000) { "message \($0): " + String(repeating: "lorem ipsum ", count: 10) }
+        session.messages[2].pinned = true
+        session.messages[2].content = "PINNED remember the code word"
+        try SessionStore(directory: driver.directory.appendingPathComponent("sessions")).save(session)
         await driver.wait(for: "type a message")
         driver.type("/load \(session.id)\r")
         await driver.wait(for: "(10000 messages)")
@@ -253,15 +260,8 @@ final class RecordingScreen: Screen, @unchecked Sendable {
     @Test func aStoppedTurnsLateIdsNeverLandOnTheNextTurn() async throws {
         let server = try await ScriptedHTTPServer { _ in StructuredScreenTests.reply("ok.") }
         let driver = try Driver(baseURL: server.baseURL + "/v1")
-        var session = Session(model: "fake:m")
-        var parent: String?
-        for n in 0..<20_000 {
-            let message = SessionMessage(parentID: parent, role: n % 2 == 0 ? .user : .assistant, content: "message \(n) " + String(repeating: "x", count: 1000))
-            session.messages.append(message)
-            parent = message.id
-        }
+        let session = try driver.openLongSession(20_000) { "message \($0) " + String(repeating: "x", count: 1000) }
         let store = SessionStore(directory: driver.directory.appendingPathComponent("sessions"))
-        try store.save(session)
         await driver.wait(for: "type a message")
         driver.type("/load \(session.id)\r")
         await driver.wait(for: "(20000 messages)", seconds: 30)

@@ -28,14 +28,7 @@ import ParleyCore
     }
 
     @Test func pinnedMessagesAreMarkedSavedAndAlwaysSent() {
-        var state = conversation(turns: 0)
-        for turn in 0..<3 {
-            type(&state, "question \(turn)")
-            _ = reduce(&state, .input(.key(.enter)))
-            _ = reduce(&state, .turnRecorded(user: "u\(turn)", reply: "r\(turn)"))
-            _ = reduce(&state, .engine(.delta("answer \(turn)")))
-            _ = reduce(&state, .engine(.finished(tokensPerSecond: nil)))
-        }
+        var state = recordedTurns(3)
         // Alt-↑ picks the last reply, ↑ ×5 the first prompt (and no further); p pins it.
         _ = reduce(&state, .input(.key(.altUp)))
         for _ in 0..<6 { _ = reduce(&state, .input(.key(.up))) }
@@ -81,14 +74,7 @@ import ParleyCore
     /// Found by an attack: after /clear the summary was no longer sent (and the messages it covered were
     /// gone too); editing a prompt before the summary's last message left a stale summary reported.
     @Test func theSummaryOutlivesClearAndGoesWithAnEditBeforeIt() {
-        var state = conversation(turns: 0)
-        for turn in 0..<3 {
-            type(&state, "question \(turn)")
-            _ = reduce(&state, .input(.key(.enter)))
-            _ = reduce(&state, .turnRecorded(user: "u\(turn)", reply: "r\(turn)"))
-            _ = reduce(&state, .engine(.delta("answer \(turn)")))
-            _ = reduce(&state, .engine(.finished(tokensPerSecond: nil)))
-        }
+        var state = recordedTurns(3)
         state.summary = ActiveSummary(through: "r0", text: "SUMMARY", model: "local:smollm2", covers: 2)
         var cleared = state
         cleared.input.set("/clear")

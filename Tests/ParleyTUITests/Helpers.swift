@@ -21,3 +21,16 @@ func type(_ state: inout ChatState, _ text: String) {
 }
 
 func screen(_ state: ChatState) -> [String] { Renderer.render(state).grid.lines }
+
+/// `turns` turns whose prompts and replies the runtime reported as saved (`u0`/`r0`, `u1`/`r1`…).
+func recordedTurns(_ turns: Int) -> ChatState {
+    var state = conversation(turns: 0)
+    for turn in 0..<turns {
+        type(&state, "question \(turn)")
+        _ = reduce(&state, .input(.key(.enter)))
+        _ = reduce(&state, .turnRecorded(user: "u\(turn)", reply: "r\(turn)"))
+        _ = reduce(&state, .engine(.delta("answer \(turn)")))
+        _ = reduce(&state, .engine(.finished(tokensPerSecond: nil)))
+    }
+    return state
+}

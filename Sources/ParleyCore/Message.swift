@@ -73,3 +73,35 @@ public struct ChatMessage: Codable, Sendable, Equatable {
     public static func user(_ text: String) -> ChatMessage { ChatMessage(role: .user, content: text) }
     public static func assistant(_ text: String) -> ChatMessage { ChatMessage(role: .assistant, content: text) }
 }
+
+extension ChatRequest {
+    /// The messages with every tool call answered and every result answering a call: a call left without
+    /// its result (a turn stopped before it ran) gets one that says so, right after the results it has,
+    /// and a result whose call is not in the conversation (trimmed away) is left out. Providers refuse
+    /// a conversation that breaks either rule, and every later message would fail with it.
+    public func answeringEveryToolCall() -> ChatRequest {
+        guard messages.contains(where: { !$0.toolCalls.isEmpty || $0.role == .tool }) else { return self }
+        var out: [ChatMessage] = []
+        var open: [String] = []
+        func close() {
+            for id in open { out.append(ChatMessage(role: .tool, content: "ERROR: stopped before it ran", toolCallID: id, isError: true)) }
+            open = []
+        }
+        for message in messages {
+            if message.role == .tool {
+                if let id = message.toolCallID, let index = open.firstIndex(of: id) {
+                    open.remove(at: index)
+                    out.append(message)
+                }
+                continue
+            }
+            close()
+            out.append(message)
+            open = message.toolCalls.map(\.id)
+        }
+        close()
+        var copy = self
+        copy.messages = out
+        return copy
+    }
+}

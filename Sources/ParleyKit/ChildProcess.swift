@@ -67,12 +67,18 @@ public struct ChildProcess: Sendable {
     }
 
     /// Starts `arguments[0]` with `stdin` and `stdout` as its standard input and output, its stderr
-    /// appended to `stderrPath`, in a process group of its own (so its children can be signalled with it).
-    public static func spawnPiped(_ arguments: [String], environment: [String: String], stdin: Int32, stdout: Int32, stderrPath: String) throws -> ChildProcess {
+    /// appended to `stderrPath` (or written to `stderrFD`), in a process group of its own (so its
+    /// children can be signalled with it).
+    public static func spawnPiped(_ arguments: [String], environment: [String: String], stdin: Int32, stdout: Int32,
+                                  stderrPath: String, stderrFD: Int32? = nil) throws -> ChildProcess {
         try launch(arguments, environment: environment, newGroup: true) { actions in
             posix_spawn_file_actions_adddup2(&actions, stdin, 0)
             posix_spawn_file_actions_adddup2(&actions, stdout, 1)
-            posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0o600)
+            if let stderrFD {
+                posix_spawn_file_actions_adddup2(&actions, stderrFD, 2)
+            } else {
+                posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0o600)
+            }
             Self.closeFrom3(&actions)
         }
     }

@@ -114,7 +114,12 @@ public struct MCPSettings: Sendable, Equatable {
             out += "approve = \"ask\"\n"
             if let env = body["env"]?.members, !env.isEmpty {
                 out += "[mcp.servers.\(name).env]\n"
-                for (variable, text) in env { out += "\(TOMLWriter.string(variable)) = \(TOMLWriter.string(text.string ?? ""))\n" }
+                for (variable, text) in env {
+                    guard !variable.isEmpty, !variable.contains("="), !variable.contains("\u{0}") else {
+                        throw MCPImportError(message: "\(rawName): \(TerminalSanitizer.line(variable).debugDescription) is not a name for an environment variable")
+                    }
+                    out += "\(TOMLWriter.string(variable)) = \(TOMLWriter.string(text.string ?? ""))\n"
+                }
             }
             names.append(name)
         }

@@ -7,8 +7,9 @@ import Glibc
 /// Parley's side of its MCP servers. They run in `parley-mcp`, a process of Parley's own beside its
 /// binary, started when tools are first needed: the official Swift SDK links FoundationNetworking (and
 /// with it libcurl, GnuTLS, libcrypto and ICU, 8 MB resident), which Parley itself then never loads.
-/// The host is started under `setpriv --pdeathsig KILL` and starts its servers the same way, so a
-/// Parley killed with -9 takes them all with it; `shutdown()` winds them down as the MCP spec says.
+/// The host is started under `setpriv --pdeathsig TERM` (its servers under KILL) and is their
+/// subreaper, so a Parley killed with -9 takes them all with it, and what they started too;
+/// `shutdown()` winds them down as the MCP spec says.
 public actor MCPHub {
     public let settings: MCPSettings
     let logDirectory: URL
@@ -124,7 +125,8 @@ public actor MCPHub {
         guard pipe(&toHost) == 0, pipe(&fromHost) == 0 else { hostProblem = "no pipes for parley-mcp: \(String(cString: strerror(errno)))"; return nil }
         for fd in [toHost[1], fromHost[0]] { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         var arguments = [path]
-        if FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") { arguments = ["/usr/bin/setpriv", "--pdeathsig", "KILL", "--"] + arguments }
+        // TERM, not KILL: the host then ends its servers, and what they started, before it goes.
+        if FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") { arguments = ["/usr/bin/setpriv", "--pdeathsig", "TERM", "--"] + arguments }
         // The host gets what every child gets (never an API key); each server gets that and its `env`.
         let childEnvironment = ChildProcess.childEnvironment(environment)
         let (childIn, childOut, log) = (toHost[0], fromHost[1], hostLog)
@@ -146,19 +148,17 @@ public actor MCPHub {
         host.write(JSONValue.object([("settings", settings.json), ("log_directory", .string(logDirectory.path))]).serialized() + "\n")
         let readFD = fromHost[0]
         let thread = Thread { [weak self] in
-            var pending: [UInt8] = []
+            var lines = LineSplitter(limit: 64 << 20)
             var buffer = [UInt8](repeating: 0, count: 65_536)
-            reading: while true {
+            while true {
                 let n = buffer.withUnsafeMutableBytes { read(readFD, $0.baseAddress, $0.count) }
                 if n < 0, errno == EINTR { continue }
                 if n <= 0 { break }
-                pending.append(contentsOf: buffer[0..<n])
-                while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                    let line = Array(pending[..<newline])
-                    pending.removeFirst(newline + 1)
+                lines.append(buffer[0..<n])
+                while let line = lines.next() {
                     if let answer = try? JSONValue.parse(line) { Task { await self?.deliver(answer) } }
                 }
-                if pending.count > 64 << 20 { break reading }
+                if lines.isOverLimit { break }
             }
             close(readFD)
             Task { await self?.hostEnded(process.pid) }

@@ -53,14 +53,15 @@ public struct ToolLoop: Sendable {
         for call in calls {
             let key = call.name + "\u{0}" + Self.canonical(call.arguments)
             guard seen.insert(key).inserted else {
-                return .stopped("stopped: the model asked for the same call again, \(call.name) \(TerminalSanitizer.line(String(call.arguments.prefix(120))))")
+                return .stopped("stopped: the model asked for the same call again, \(TerminalSanitizer.line(String(call.name.prefix(80)))) \(TerminalSanitizer.line(String(call.arguments.prefix(120))))")
             }
         }
         for call in calls {
             var started = ContinuousClock.now
             guard let tool = tools.first(where: { $0.name == call.name }) else {
                 starting(nil, call)
-                let outcome = ToolOutcome(text: "there is no tool named \(call.name); the tools are: " + tools.map(\.name).joined(separator: ", "), isError: true)
+                let outcome = ToolOutcome(text: "there is no tool named \(TerminalSanitizer.line(String(call.name.prefix(80)))); the tools are: "
+                                            + tools.map(\.name).joined(separator: ", "), isError: true)
                 report(CallReport(call: call, tool: nil, outcome: outcome, declined: false, elapsed: .zero))
                 messages.append(Self.resultMessage(call, outcome))
                 continue

@@ -83,6 +83,7 @@ extension ChatEngine {
 
     func runTurn(_ request: ChatRequest, model primary: ModelRef, options: TurnOptions,
                  continuation: AsyncThrowingStream<TurnEvent, any Error>.Continuation) async {
+        let request = request.answeringEveryToolCall()
         let chain = [primary] + (options.fallback ? config.fallbackChain(after: primary) : [])
         // Each key is a hash of the whole conversation: made once per model, used to look up and to store.
         let cacheKeys = chain.map { cacheKey(for: request, ref: $0, options: options) }

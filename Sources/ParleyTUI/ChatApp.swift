@@ -598,7 +598,8 @@ public final class ChatApp: @unchecked Sendable {
                 let step = await tools.next(after: reply, approve: { tool, call in
                     await approvals.ask(tool: tool, call: call, queue: queue, turn: turn)
                 }, starting: { tool, call in
-                    queue.post(.engine(.toolStarted(ToolInfo(callID: call.id, name: tool?.name ?? call.name, arguments: call.arguments, status: .running))), turn: turn)
+                    queue.post(.engine(.toolStarted(ToolInfo(callID: call.id, name: tool?.name ?? TerminalSanitizer.line(String(call.name.prefix(80))),
+                                                             arguments: call.arguments, status: .running))), turn: turn)
                 }, report: { report in
                     let status: ToolInfo.Status = report.declined ? .declined : report.outcome.isError ? .error : .ok
                     queue.post(.engine(.toolFinished(callID: report.call.id, text: sanitizer.sanitize(report.outcome.text), status: status,

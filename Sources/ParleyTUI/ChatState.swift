@@ -222,6 +222,9 @@ public struct ToolApprovalRequest: Sendable, Equatable {
     public var server: String
     public var tool: String
     public var arguments: String
+    /// When the bar appeared (the reducer's clock): keys before `settle` has passed are typed ahead.
+    public var shownAt: Date?
+    public static let settle = 0.5
 
     public init(id: Int, server: String, tool: String, arguments: String) {
         self.id = id

@@ -267,6 +267,8 @@ public func reduce(_ state: inout ChatState, _ action: Action) -> [Effect] {
         if let index = state.entries.lastIndex(where: { $0.kind == .assistant }) { state.entries[index].messageID = reply }
         return []
     case let .askToolApproval(request):
+        var request = request
+        request.shownAt = state.now
         state.pendingApproval = request
         state.notice = nil
         return []
@@ -376,6 +378,15 @@ private func updateLast(_ state: inout ChatState, _ change: (inout ChatEntry) ->
     keepViewSteady(&state, grownBy: state.layout.totalRows - before)
 }
 
+/// Tool blocks still running when a turn ends were stopped: they say so (and the model is told so).
+private func settleRunningTools(_ state: inout ChatState) {
+    for index in state.entries.indices.reversed() where state.entries[index].kind == .tool && state.entries[index].tool?.status == .running {
+        state.entries[index].tool?.status = .error
+        state.entries[index].text = "stopped before it finished"
+        state.layout.update(state.entries[index], at: index)
+    }
+}
+
 private func handleEngine(_ state: inout ChatState, _ event: EngineEvent) {
     switch event {
     case .connecting: state.status.phase = .connecting
@@ -427,10 +438,12 @@ private func handleEngine(_ state: inout ChatState, _ event: EngineEvent) {
         state.busy = false
         state.pendingApproval = nil
         state.status.phase = .stopped
+        settleRunningTools(&state)
         updateLast(&state) { $0.status = .stopped }
     case let .failed(message):
         state.busy = false
         state.pendingApproval = nil
+        settleRunningTools(&state)
         state.status.phase = .error(message)
         updateLast(&state) { $0.status = .failed(message) }
     case let .toolCalls(calls):
@@ -468,19 +481,24 @@ private func handleKey(_ state: inout ChatState, _ key: Key) -> [Effect] {
         return handleOverlayKey(&state, overlay, key)
     }
     if let approval = state.pendingApproval {
+        // Only a deliberate answer runs a tool: keys typed ahead (within half a second of the bar) and
+        // anything but the choices do nothing, and "always" takes a capital letter, so text typed for the
+        // prompt ("thanks") can never approve.
+        let early = approval.shownAt.map { state.now.timeIntervalSince($0) < ToolApprovalRequest.settle } ?? false
         let decision: ToolDecision?
         switch key {
-        case .character("y"), .character("Y"), .enter: decision = .yes
-        case .character("n"), .character("N"), .escape: decision = .no
-        case .character("a"): decision = .alwaysTool
-        case .character("s"): decision = .alwaysServer
         case .control("c"):
             state.pendingApproval = nil
             return [.decideTool(id: approval.id, .no), .stop]
+        case .character("n"), .character("N"), .escape: decision = .no
+        case _ where early: decision = nil
+        case .character("y"), .character("Y"): decision = .yes
+        case .character("A"): decision = .alwaysTool
+        case .character("S"): decision = .alwaysServer
         default: decision = nil
         }
         guard let decision else {
-            state.notice = "y runs it, n declines, a always runs \(approval.tool), s every tool of \(approval.server); Ctrl-C stops the turn"
+            state.notice = "y runs it, n declines, A (capital) always runs \(approval.tool), S every tool of \(approval.server); Ctrl-C stops the turn"
             return []
         }
         state.pendingApproval = nil

@@ -131,14 +131,46 @@ public enum Renderer {
         if let approval = state.pendingApproval, pane >= 3 { drawApprovalBar(approval, into: &grid, bottom: pane - 1) }
     }
 
-    /// A tool call waiting for a yes: the server, the tool, its arguments, and the choices.
+    /// A tool call waiting for a yes: the server, the tool, all of its arguments (wrapped over up to
+    /// half the pane; runs of spaces said as such, so nothing hides past the edge), and the choices.
     static func drawApprovalBar(_ approval: ToolApprovalRequest, into grid: inout CellGrid, bottom: Int) {
-        for row in (bottom - 2)...bottom { grid.fill(row: row, role: .statusWarn) }
-        grid.put(" ⚙ run \(TerminalSanitizer.line(approval.tool)) from MCP server \(TerminalSanitizer.line(approval.server))?", row: bottom - 2, column: 0, role: .statusWarn)
-        var arguments = TerminalSanitizer.line(approval.arguments)
-        if arguments.count > 400 { arguments = String(arguments.prefix(400)) + "…" }
-        grid.put("   " + (arguments.isEmpty ? "(no arguments)" : arguments), row: bottom - 1, column: 0, role: .statusWarn)
-        grid.put("   y: yes · n: no · a: always this tool · s: always this server · Ctrl-C: stop", row: bottom, column: 0, role: .statusWarn)
+        let width = max(10, grid.width - 3)
+        let rows = approvalArgumentRows(approval.arguments, width: width)
+        let room = max(1, (bottom + 1) / 2 - 2)
+        var shown = Array(rows.prefix(room))
+        if rows.count > room { shown[shown.count - 1] = "… \(rows.count - room + 1) more rows of arguments: n declines, then ask the model to shorten them" }
+        let top = bottom - 1 - shown.count
+        guard top >= 0 else { return }
+        for row in top...bottom { grid.fill(row: row, role: .statusWarn) }
+        grid.put(" ⚙ run \(TerminalSanitizer.line(approval.tool)) from MCP server \(TerminalSanitizer.line(approval.server))?", row: top, column: 0, role: .statusWarn)
+        for (offset, line) in shown.enumerated() { grid.put("   " + line, row: top + 1 + offset, column: 0, role: .statusWarn) }
+        grid.put("   y: yes · n: no · A: always this tool · S: always this server · Ctrl-C: stop", row: bottom, column: 0, role: .statusWarn)
+    }
+
+    /// The arguments as rows of `width`: sanitized, four or more spaces shown as "⟨N spaces⟩".
+    static func approvalArgumentRows(_ arguments: String, width: Int) -> [String] {
+        let sanitized = TerminalSanitizer.line(arguments)
+        if sanitized.isEmpty { return ["(no arguments)"] }
+        var text = ""
+        var spaces = 0
+        func flush() {
+            text += spaces >= 4 ? "⟨\(spaces) spaces⟩" : String(repeating: " ", count: spaces)
+            spaces = 0
+        }
+        for character in sanitized {
+            if character == " " { spaces += 1; continue }
+            flush()
+            text.append(character)
+        }
+        flush()
+        var rows: [String] = []
+        var current = ""
+        for character in text {
+            if current.count >= width { rows.append(current); current = "" }
+            current.append(character)
+        }
+        if !current.isEmpty { rows.append(current) }
+        return rows
     }
 
     /// The input guard's bar: what it found, the message around the match with the match highlighted,

@@ -23,6 +23,19 @@ import Glibc
 enum ParleyMCPHost {
     static func main() async {
         signal(SIGPIPE, SIG_IGN)
+        becomeSubreaper()
+        // Parley's death reaches this host as SIGTERM (setpriv --pdeathsig TERM), as do a kill and a
+        // hangup: every server, and whatever they left behind, goes with it at once.
+        for number in [SIGTERM, SIGHUP, SIGINT] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                ServerGroups.killEverything()
+                exit(0)
+            }
+            source.resume()
+            Signals.sources.append(source)
+        }
         let input = LineInput()
         guard let first = input.next(), let header = try? JSONValue.parse(first),
               let settings = header["settings"].flatMap(MCPSettings.init(json:)), let logDirectory = header["log_directory"]?.string else {
@@ -45,6 +58,7 @@ enum ParleyMCPHost {
                 Task { await hub.shutdown(); done.resume() }
             }
         }
+        ServerGroups.killEverything()
         exit(0)
     }
 
@@ -74,6 +88,11 @@ enum ParleyMCPHost {
     }
 }
 
+/// The signal sources, kept alive for the life of the process.
+enum Signals {
+    nonisolated(unsafe) static var sources: [any DispatchSourceSignal] = []
+}
+
 /// Answers to Parley, one line each, whole.
 enum Output {
     static let lock = NSLock()
@@ -85,7 +104,11 @@ enum Output {
             while offset < bytes.count {
                 let n = bytes[offset...].withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress, $0.count) }
                 if n < 0, errno == EINTR { continue }
-                if n <= 0 { exit(0) }  // Parley is gone
+                if n <= 0 {
+                    // Parley is gone: so is everything this host started.
+                    ServerGroups.killEverything()
+                    exit(0)
+                }
                 offset += n
             }
         }
@@ -94,21 +117,17 @@ enum Output {
 
 /// Lines from Parley on stdin (blocking reads; 64 MB at most without a newline).
 final class LineInput: @unchecked Sendable {
-    private var pending: [UInt8] = []
+    private var lines = LineSplitter(limit: 64 << 20)
     private var buffer = [UInt8](repeating: 0, count: 65_536)
 
     func next() -> [UInt8]? {
         while true {
-            if let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                let line = Array(pending[..<newline])
-                pending.removeFirst(newline + 1)
-                return line
-            }
+            if let line = lines.next() { return line }
             let n = buffer.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress, $0.count) }
             if n < 0, errno == EINTR { continue }
             if n <= 0 { return nil }
-            pending.append(contentsOf: buffer[0..<n])
-            if pending.count > 64 << 20 { return nil }
+            lines.append(buffer[0..<n])
+            if lines.isOverLimit { return nil }
         }
     }
 }

@@ -51,7 +51,7 @@ actor ServerHub {
     /// Each configured server and what it is doing: not started, running (tools, pid, time to ready), or failed.
     func states() -> [(server: String, state: String)] {
         settings.servers.map { server in
-            if let link = links[server.name] {
+            if let link = links[server.name], link.process.poll() == nil {
                 return (server.name, "running, pid \(link.process.pid), \(link.tools.count) tools, ready in \(Int(link.ready.milliseconds)) ms")
             }
             if let failure = failures[server.name] { return (server.name, "failed: \(failure)") }
@@ -82,7 +82,14 @@ actor ServerHub {
         for server in wanted {
             guard let result = started[server.name] else { continue }
             if let problem = result.problem { problems.append(problem) }
-            for tool in result.tools where server.offers(tool.name) { found.append((server, tool)) }
+            for tool in result.tools where server.offers(tool.name) {
+                // Providers refuse a whole request over one tool whose parameters are not an object.
+                if case let .object(schema) = tool.inputSchema, schema["type"].map({ $0 == .string("object") }) ?? true {
+                    found.append((server, tool))
+                } else {
+                    problems.append("MCP server \(server.name): its tool \(TerminalSanitizer.line(String(tool.name.prefix(80)))) has an input schema that is not a JSON object, so it is not offered")
+                }
+            }
         }
         let names = MCPNames.offered(found.map { ($0.0.name, $0.1.name) })
         let encoder = JSONEncoder()
@@ -125,7 +132,9 @@ actor ServerHub {
                 return ToolOutcome(text: "MCP server \(server.name) exited during the call (status \(exited.status)); its log: \(link.log)", isError: true)
             }
             if error is TimedOut {
-                return ToolOutcome(text: "\(tool.name) did not answer within \(Int(server.callTimeout.seconds)) s (call_timeout of [mcp.servers.\(server.name)])", isError: true)
+                // It may be stuck, or flooding: it is started afresh on its next use.
+                await drop(server.name, because: "a call did not answer within call_timeout")
+                return ToolOutcome(text: "\(tool.name) did not answer within \(Int(server.callTimeout.seconds)) s (call_timeout of [mcp.servers.\(server.name)]); the server is started afresh on its next use", isError: true)
             }
             if error is CancellationError { return ToolOutcome(text: "stopped", isError: true) }
             return ToolOutcome(text: "\(tool.name) failed: \(Self.describe(error))", isError: true)
@@ -153,7 +162,10 @@ actor ServerHub {
     private func start(_ server: MCPServerSettings) async throws -> ServerLink {
         if let link = links[server.name] {
             if link.process.poll() == nil { return link }
+            // It died: whatever it left in its group goes before a new one starts.
             links[server.name] = nil
+            kill(-link.process.pid, SIGKILL)
+            ServerGroups.remove(link.process.pid)
         }
         try? FileManager.default.createDirectory(at: logDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let log = logDirectory.appendingPathComponent("mcp-\(server.name).log").path
@@ -165,6 +177,7 @@ actor ServerHub {
             failures[server.name] = Self.describe(error)
             throw MCPProblem(message: "MCP server \(server.name): \(Self.describe(error))")
         }
+        ServerGroups.add(process.pid)
         let client = Client(name: "parley", version: "1")
         let link = ServerLink(settings: server, client: client, transport: transport, process: process, log: log)
         let outcome: Result<[Tool], any Error> = await Self.race(timeout: server.startupTimeout, process: process) {
@@ -217,6 +230,7 @@ actor ServerHub {
         await link.client.disconnect()
         await link.transport.closeInput()
         let process = link.process
+        defer { ServerGroups.remove(process.pid) }
         if !graceful {
             kill(-process.pid, SIGKILL)
             _ = process.wait()
@@ -352,7 +366,8 @@ actor PipeTransport: Transport {
     init(readFD: Int32, writeFD: Int32) {
         self.readFD = readFD
         self.writeFD = writeFD
-        (messages, continuation) = AsyncThrowingStream.makeStream(of: Data.self, throwing: (any Error).self)
+        // A server that floods notifications faster than they are handled loses the oldest, not memory.
+        (messages, continuation) = AsyncThrowingStream.makeStream(of: Data.self, throwing: (any Error).self, bufferingPolicy: .bufferingNewest(4096))
     }
 
     func connect() async throws {
@@ -360,20 +375,17 @@ actor PipeTransport: Transport {
         reading = true
         let fd = readFD, continuation = self.continuation
         let thread = Thread {
-            var pending: [UInt8] = []
+            var lines = LineSplitter(limit: Self.maxMessage)
             var buffer = [UInt8](repeating: 0, count: 65_536)
             while true {
                 let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
                 if n < 0, errno == EINTR { continue }
                 if n <= 0 { break }
-                pending.append(contentsOf: buffer[0..<n])
-                var start = 0
-                while let newline = pending[start...].firstIndex(of: UInt8(ascii: "\n")) {
-                    if newline > start { continuation.yield(Data(pending[start..<newline])) }
-                    start = newline + 1
+                lines.append(buffer[0..<n])
+                while let line = lines.next() {
+                    if !line.isEmpty { continuation.yield(Data(line)) }
                 }
-                pending.removeFirst(start)
-                if pending.count > Self.maxMessage {
+                if lines.isOverLimit {
                     continuation.finish(throwing: MCPProblem(message: "the server sent a message over 16 MB"))
                     close(fd)
                     return
@@ -420,10 +432,10 @@ actor PipeTransport: Transport {
     /// Starts the server with pipes for stdin and stdout, stderr to `log`, in a process group of its
     /// own, under `setpriv --pdeathsig KILL` where setpriv exists.
     static func spawn(_ server: MCPServerSettings, environment: [String: String], log: String) throws -> (ChildProcess, PipeTransport) {
-        var toChild: [Int32] = [0, 0], fromChild: [Int32] = [0, 0]
-        guard pipe(&toChild) == 0, pipe(&fromChild) == 0 else { throw MCPProblem(message: "could not start \(server.command): \(String(cString: strerror(errno)))") }
+        var toChild: [Int32] = [0, 0], fromChild: [Int32] = [0, 0], errors: [Int32] = [0, 0]
+        guard pipe(&toChild) == 0, pipe(&fromChild) == 0, pipe(&errors) == 0 else { throw MCPProblem(message: "could not start \(server.command): \(String(cString: strerror(errno)))") }
         // Our ends are not inherited by other children.
-        for fd in [toChild[1], fromChild[0]] { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        for fd in [toChild[1], fromChild[0], errors[0]] { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         var arguments = [server.command] + server.args
         if let cwd = server.cwd {
             let directory = (cwd as NSString).expandingTildeInPath
@@ -437,15 +449,100 @@ actor PipeTransport: Transport {
         let process: ChildProcess
         do {
             process = try Spawner.shared.run {
-                try ChildProcess.spawnPiped(arguments, environment: childEnvironment, stdin: toChild[0], stdout: fromChild[1], stderrPath: log)
+                try ChildProcess.spawnPiped(arguments, environment: childEnvironment, stdin: toChild[0], stdout: fromChild[1], stderrPath: log,
+                                            stderrFD: errors[1])
             }
         } catch {
-            for fd in toChild + fromChild { close(fd) }
+            for fd in toChild + fromChild + errors { close(fd) }
             throw error
         }
         close(toChild[0])
         close(fromChild[1])
+        close(errors[1])
+        StderrLog.drain(errors[0], into: log)
         return (process, PipeTransport(readFD: fromChild[0], writeFD: toChild[1]))
     }
 }
 
+
+/// The process groups of the servers this host started, and a way to end everything at once: their
+/// groups and every process this host has inherited as a subreaper (a server's child that left its
+/// group, or whose parent died). Used from a signal handler, so it takes a lock, not the hub's actor.
+enum ServerGroups {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var groups = Set<pid_t>()
+
+    static func add(_ pid: pid_t) { lock.withLock { _ = groups.insert(pid) } }
+    static func remove(_ pid: pid_t) { lock.withLock { _ = groups.remove(pid) } }
+
+    /// SIGKILL to every server's group and to every descendant of this process (a server's child in a
+    /// session of its own included), twice: what was dying the first time may have been reparented.
+    static func killEverything() {
+        let all = lock.withLock { groups }
+        for group in all { kill(-group, SIGKILL) }
+        for round in 0..<2 {
+            if round > 0 { usleep(100_000) }
+            for pid in descendants(of: getpid()) { kill(pid, SIGKILL) }
+        }
+    }
+
+    /// Every process below `root`, from the parent links in /proc.
+    static func descendants(of root: pid_t) -> [pid_t] {
+        var children: [pid_t: [pid_t]] = [:]
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = pid_t(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 2, let parent = pid_t(fields[1]) { children[parent, default: []].append(pid) }
+        }
+        var found: [pid_t] = []
+        var queue = [root]
+        while let next = queue.popLast() {
+            for child in children[next] ?? [] where !found.contains(child) {
+                found.append(child)
+                queue.append(child)
+            }
+        }
+        return found
+    }
+}
+
+/// Makes this process the subreaper of its descendants: a server's child orphaned by its parent comes
+/// to this host (and is ended with it) instead of to init. prctl is variadic in C, so it is looked up.
+func becomeSubreaper() {
+    typealias Prctl = @convention(c) (Int32, UInt, UInt, UInt, UInt) -> Int32
+    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "prctl") else { return }
+    let prctl = unsafeBitCast(symbol, to: Prctl.self)
+    _ = prctl(36, 1, 0, 0, 0)  // PR_SET_CHILD_SUBREAPER
+}
+
+/// A server's stderr, appended to its log up to 8 MB per process; past that it is read and dropped (a
+/// server that writes without end must neither fill the disk nor block on a full pipe).
+enum StderrLog {
+    static let limit = 8 << 20
+
+    static func drain(_ fd: Int32, into path: String) {
+        let thread = Thread {
+            let log = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            var written = 0
+            var buffer = [UInt8](repeating: 0, count: 65_536)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if n < 0, errno == EINTR { continue }
+                if n <= 0 { break }
+                guard log >= 0, written < limit else { continue }
+                let take = min(n, limit - written)
+                _ = buffer.withUnsafeBytes { write(log, $0.baseAddress, take) }
+                written += take
+                if written >= limit {
+                    let note = Array("\n[parley: this server's log is cut at 8 MB]\n".utf8)
+                    _ = note.withUnsafeBytes { write(log, $0.baseAddress, $0.count) }
+                }
+            }
+            close(fd)
+            if log >= 0 { close(log) }
+        }
+        thread.name = "parley-mcp-stderr"
+        thread.start()
+    }
+}

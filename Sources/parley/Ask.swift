@@ -306,7 +306,7 @@ struct Ask: AsyncParsableCommand {
                 if let cost = result.cost { total += cost } else { priced = false }
                 let step = await loop.next(after: result.reply, approve: { _, _ in false }) { report in
                     let status = report.declined ? "declined" : report.outcome.isError ? "error" : "ok"
-                    let name = report.tool?.name ?? report.call.name
+                    let name = report.tool?.name ?? TerminalSanitizer.line(String(report.call.name.prefix(80)))
                     let preview = TerminalSanitizer.line(String(report.outcome.text.prefix(160)))
                     Terminal.standardError.say("parley: tool \(name) \(TerminalSanitizer.line(String(report.call.arguments.prefix(200)))) → \(status) (\(Int(report.elapsed.milliseconds)) ms): \(preview)\n")
                 }

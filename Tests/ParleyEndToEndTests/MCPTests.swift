@@ -321,7 +321,9 @@ import Glibc
     @Test(arguments: [0, SIGTERM, SIGKILL])
     func noServerIsLeftRunning(signal: Int32) async throws {
         try requireVenv()
-        let (server, provider) = try await model("openai", [.calls([("call_s", "t__sleep", #"{"seconds": \#(signal == 0 ? 0.2 : 60)}"#)]), .text("done")])
+        // The server also leaves a child behind in a session of its own that ignores SIGTERM.
+        let (server, provider) = try await model("openai", [.calls([("call_o", "t__orphan", "{}"), ("call_s", "t__sleep", #"{"seconds": \#(signal == 0 ? 0.2 : 60)}"#)]),
+                                                            .text("done")])
         let harness = try ParleyHarness(config: provider)
         defer { harness.cleanUp() }
         let pidFile = harness.home.appendingPathComponent("server.pid").path
@@ -352,6 +354,11 @@ import Glibc
         while alive(pid), Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
         #expect(!alive(pid), "the MCP server \(pid) outlived parley (signal \(signal))")
         if alive(pid) { kill(pid, SIGKILL) }
+        let child = try #require((try? String(contentsOfFile: pidFile + ".child", encoding: .utf8)).flatMap { pid_t($0) }, "the orphan tool did not run")
+        deadline = Date().addingTimeInterval(5)
+        while alive(child), Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(!alive(child), "what the MCP server started (\(child)) outlived parley (signal \(signal))")
+        if alive(child) { kill(child, SIGKILL) }
         await server.shutdown()
     }
 
@@ -384,7 +391,7 @@ import Glibc
     }
 
     /// The screen as a person uses it: the approval bar names the server, the tool and its arguments;
-    /// n declines (the model is told), a always runs that tool (not asked again), the block shows the
+    /// n declines (the model is told), A always runs that tool (not asked again; lowercase a does nothing), the block shows the
     /// call and the first lines of its result, the session keeps calls and results, and a resumed session
     /// sends them again in order. Quitting leaves no server running.
     @Test func onTheScreenCallsAreApprovedShownSavedAndResumed() async throws {
@@ -409,7 +416,10 @@ import Glibc
         tmux.type("two")
         tmux.keys("Enter")
         await tmux.waitAsync(for: "always this server")
-        tmux.keys("a")
+        tmux.keys("a")  // lowercase: does nothing (typing must never approve)
+        try await Task.sleep(for: .milliseconds(700))
+        #expect(tmux.screen().contains("always this server"), "still asking")
+        tmux.keys("A")
         screen = await tmux.waitAsync(for: "second done.")
         #expect(screen.contains("▌ tool t__echo · ok") && screen.contains("echo: second"), "\(screen)")
         await tmux.waitAsync(for: "│ idle │")

@@ -105,3 +105,37 @@ import ParleyCore
     }
 }
 
+
+/// Found by an attack: a conversation with a tool call and no result (a turn stopped), or a result whose
+/// call was trimmed away, is refused by providers; the engine sends one that is whole.
+@Suite struct ToolHistoryTests {
+    @Test func everyCallIsAnsweredAndEveryResultHasItsCall() {
+        let messages: [ChatMessage] = [
+            .user("a"),
+            ChatMessage(role: .tool, content: "orphan", toolCallID: "gone"),
+            ChatMessage(role: .assistant, content: "", toolCalls: [ToolCall(id: "1", name: "x", arguments: "{}"), ToolCall(id: "2", name: "x", arguments: "{}")]),
+            ChatMessage(role: .tool, content: "one", toolCallID: "1"),
+            .user("b"),
+        ]
+        let whole = ChatRequest(model: "m", messages: messages).answeringEveryToolCall().messages
+        #expect(whole.map(\.role) == [.user, .assistant, .tool, .tool, .user])
+        #expect(whole[2].content == "one" && whole[3].toolCallID == "2" && whole[3].isError == true && whole[3].content.hasPrefix("ERROR:"))
+        let plain: [ChatMessage] = [.user("a"), .assistant("b")]
+        #expect(ChatRequest(model: "m", messages: plain).answeringEveryToolCall().messages == plain)
+    }
+
+    @Test func linesAreSplitOnceHoweverLongTheyGrow() {
+        var lines = LineSplitter(limit: 1 << 20)
+        var got: [String] = []
+        let chunk = Array(String(repeating: "x", count: 1000).utf8)
+        for _ in 0..<500 { lines.append(chunk) }   // 500 KB without a newline
+        #expect(lines.next() == nil && !lines.isOverLimit)
+        lines.append(Array("\nsecond\n\nthird".utf8))
+        while let line = lines.next() { got.append(String(decoding: line, as: UTF8.self)) }
+        #expect(got.map(\.count) == [500_000, 6, 0])
+        lines.append(Array("\n".utf8))
+        #expect(lines.next().map { String(decoding: $0, as: UTF8.self) } == "third")
+        for _ in 0..<1100 { lines.append(chunk) }
+        #expect(lines.isOverLimit)
+    }
+}

@@ -50,6 +50,19 @@ def sleep(seconds: float) -> str:
 
 
 @server.tool()
+def orphan() -> str:
+    """Starts a child in a session of its own that ignores SIGTERM and outlives this server unless
+    something ends it (its pid goes to TEST_MCP_PIDFILE + ".child")."""
+    import subprocess
+    child = subprocess.Popen(["sh", "-c", "trap '' TERM HUP; exec sleep 300"], start_new_session=True,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if os.environ.get("TEST_MCP_PIDFILE"):
+        with open(os.environ["TEST_MCP_PIDFILE"] + ".child", "w") as f:
+            f.write(str(child.pid))
+    return f"started {child.pid}"
+
+
+@server.tool()
 def flood(characters: int) -> str:
     """Answers with this many characters, some of them terminal escape sequences."""
     return ("\x1b]52;c;SGVsbG8=\x07" + "x" * 99) * (characters // 100)

@@ -148,17 +148,8 @@ public actor MCPHub {
         host.write(JSONValue.object([("settings", settings.json), ("log_directory", .string(logDirectory.path))]).serialized() + "\n")
         let readFD = fromHost[0]
         let thread = Thread { [weak self] in
-            var lines = LineSplitter(limit: 64 << 20)
-            var buffer = [UInt8](repeating: 0, count: 65_536)
-            while true {
-                let n = buffer.withUnsafeMutableBytes { read(readFD, $0.baseAddress, $0.count) }
-                if n < 0, errno == EINTR { continue }
-                if n <= 0 { break }
-                lines.append(buffer[0..<n])
-                while let line = lines.next() {
-                    if let answer = try? JSONValue.parse(line) { Task { await self?.deliver(answer) } }
-                }
-                if lines.isOverLimit { break }
+            _ = readLines(from: readFD, limit: 64 << 20) { line in
+                if let answer = try? JSONValue.parse(line) { Task { await self?.deliver(answer) } }
             }
             close(readFD)
             Task { await self?.hostEnded(process.pid) }

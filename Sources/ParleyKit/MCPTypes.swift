@@ -138,3 +138,18 @@ extension MCPSettings {
         }
     }
 }
+
+/// Reads `fd` to its end, handing out each line as it completes; false when a line grew past `limit`
+/// (the reader stops there). Blocking: run it on a thread of its own.
+public func readLines(from fd: Int32, limit: Int, _ onLine: ([UInt8]) -> Void) -> Bool {
+    var lines = LineSplitter(limit: limit)
+    var buffer = [UInt8](repeating: 0, count: 65_536)
+    while true {
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0, errno == EINTR { continue }
+        if n <= 0 { return true }
+        lines.append(buffer[0..<n])
+        while let line = lines.next() { onLine(line) }
+        if lines.isOverLimit { return false }
+    }
+}

@@ -375,23 +375,10 @@ actor PipeTransport: Transport {
         reading = true
         let fd = readFD, continuation = self.continuation
         let thread = Thread {
-            var lines = LineSplitter(limit: Self.maxMessage)
-            var buffer = [UInt8](repeating: 0, count: 65_536)
-            while true {
-                let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                if n < 0, errno == EINTR { continue }
-                if n <= 0 { break }
-                lines.append(buffer[0..<n])
-                while let line = lines.next() {
-                    if !line.isEmpty { continuation.yield(Data(line)) }
-                }
-                if lines.isOverLimit {
-                    continuation.finish(throwing: MCPProblem(message: "the server sent a message over 16 MB"))
-                    close(fd)
-                    return
-                }
+            let whole = readLines(from: fd, limit: Self.maxMessage) { line in
+                if !line.isEmpty { continuation.yield(Data(line)) }
             }
-            continuation.finish()
+            if whole { continuation.finish() } else { continuation.finish(throwing: MCPProblem(message: "the server sent a message over 16 MB")) }
             close(fd)
         }
         thread.name = "parley-mcp-read"

@@ -548,7 +548,8 @@ public final class ChatApp: @unchecked Sendable {
             var loop: ToolLoop?
             if let hub {
                 let (tools, problems) = await hub.tools()
-                for problem in problems { queue.post(.showError(problem)) }
+                // A server that cannot start is said once, not with every message.
+                for problem in problems where approvals.firstTime(problem) { queue.post(.showError(problem)) }
                 if !tools.isEmpty {
                     loop = ToolLoop(hub: hub, tools: tools, settings: engine.config.mcp)
                     request.tools = tools.map(\.definition)
@@ -811,14 +812,19 @@ public final class ChatApp: @unchecked Sendable {
 }
 
 
-/// Tool calls waiting for the user's answer on the screen, and the tools and servers the user said to
-/// always run in this session. The turn's task waits; the UI thread answers.
+/// Tool calls waiting for the user's answer on the screen, the tools and servers the user said to
+/// always run in this session, and the server problems already said. The turn's task waits; the UI
+/// thread answers.
 final class ToolApprovals: @unchecked Sendable {
     private let lock = NSLock()
     private var waiting: [Int: CheckedContinuation<ToolDecision, Never>] = [:]
     private var nextID = 1
     private var alwaysTools = Set<String>()
     private var alwaysServers = Set<String>()
+    private var said = Set<String>()
+
+    /// Whether this line about the servers is new in this session.
+    func firstTime(_ line: String) -> Bool { lock.withLock { said.insert(line).inserted } }
 
     /// Whether to run `call`: yes at once when the user said "always" for it, else asked on the screen.
     func ask(tool: OfferedTool, call: ToolCall, queue: ActionQueue, turn: Int) async -> Bool {

@@ -159,7 +159,15 @@ actor ServerHub {
         var problem: String?
     }
 
+    /// Servers that could not be started, with the line and when: not tried again for a minute, so a
+    /// broken one does not hold every turn for its startup_timeout.
+    private var startFailures: [String: (line: String, at: ContinuousClock.Instant)] = [:]
+    static let retryAfter: Duration = .seconds(60)
+
     private func start(_ server: MCPServerSettings) async throws -> ServerLink {
+        if links[server.name] == nil, let failed = startFailures[server.name], ContinuousClock.now - failed.at < Self.retryAfter {
+            throw MCPProblem(message: failed.line)
+        }
         if let link = links[server.name] {
             if link.process.poll() == nil { return link }
             // It died: whatever it left in its group goes before a new one starts.
@@ -175,7 +183,9 @@ actor ServerHub {
             (process, transport) = try PipeTransport.spawn(server, environment: environment, log: log)
         } catch {
             failures[server.name] = Self.describe(error)
-            throw MCPProblem(message: "MCP server \(server.name): \(Self.describe(error))")
+            let line = "MCP server \(server.name): \(Self.describe(error))"
+            startFailures[server.name] = (line, .now)
+            throw MCPProblem(message: line)
         }
         ServerGroups.add(process.pid)
         let client = Client(name: "parley", version: "1")
@@ -197,6 +207,7 @@ actor ServerHub {
             link.ready = ContinuousClock.now - link.started
             links[server.name] = link
             failures[server.name] = nil
+            startFailures[server.name] = nil
             return link
         case let .failure(failure):
             // A server that exited makes the write of `initialize` fail first (EPIPE): its exit says more.
@@ -216,6 +227,7 @@ actor ServerHub {
                 line = "could not start: \(Self.describe(error)); its log: \(log)"
             }
             failures[server.name] = line
+            startFailures[server.name] = ("MCP server \(server.name) \(line)", .now)
             throw MCPProblem(message: "MCP server \(server.name) \(line)")
         }
     }

@@ -366,10 +366,10 @@ import Glibc
 
     /// Parley's screen in tmux on the scripted model, with the MCP servers (the test server's pid in the
     /// returned file).
-    func screen(_ provider: String, approve: String) async throws -> (ParleyHarness, ScreenTests.Tmux, String) {
+    func screen(_ provider: String, approve: String, extra: String = "") async throws -> (ParleyHarness, ScreenTests.Tmux, String) {
         let harness = try ParleyHarness(config: provider)
         let pidFile = harness.home.appendingPathComponent("server.pid").path
-        try (provider + servers(pidFile: pidFile, approve: approve)).write(to: harness.home.appendingPathComponent("config/parley/config.toml"),
+        try (provider + servers(extra, pidFile: pidFile, approve: approve)).write(to: harness.home.appendingPathComponent("config/parley/config.toml"),
                                                                            atomically: true, encoding: .utf8)
         let tmux = ScreenTests.Tmux()
         tmux.start(harness, extra: ["BOX_KEY=k"])
@@ -526,5 +526,30 @@ import Glibc
         #expect(blocks.contains { $0["type"]?.string == "tool_result" && $0["tool_use_id"]?.string == "call_1" && $0["content"]?.string == "echo: carried" },
                 "\(body.serialized())")
         #expect(body["tools"]?.array?.contains { $0["name"]?.string == "t__echo" && $0["input_schema"] != nil } == true)
+    }
+
+    /// A server that cannot start is said once on the screen, and not tried again for a minute, so it
+    /// does not hold every turn for its startup_timeout; the other servers' tools still serve.
+    @Test func aBrokenServerIsSaidOnceAndDoesNotHoldEveryTurn() async throws {
+        try requireVenv()
+        let (server, provider) = try await model("openai", [.text("one answered."), .text("two answered.")])
+        let (harness, tmux, _) = try await screen(provider, approve: "auto", extra: "\n[mcp.servers.slow]\ncommand = \"sleep\"\nargs = [\"30\"]\nstartup_timeout = 2\n")
+        defer { harness.cleanUp(); tmux.run(["kill-server"]) }
+        tmux.type("one")
+        tmux.keys("Enter")
+        await tmux.waitAsync(for: "one answered.", seconds: 30)
+        // (The status bar shows the server's line, not "idle": the reply is over once it is on screen.)
+        try await Task.sleep(for: .milliseconds(300))
+        let started = Date()
+        tmux.type("two")
+        tmux.keys("Enter")
+        let screen = await tmux.waitAsync(for: "two answered.", seconds: 30)
+        #expect(Date().timeIntervalSince(started) < 1.5, "the second turn waited for the broken server again")
+        #expect(screen.components(separatedBy: "▌ error").count == 2 && screen.contains("MCP server slow did not finish initialize"), "said once:\n\(screen)")
+        #expect(sent(server).last?.serialized().contains("t__echo") == true, "the other servers' tools are offered")
+        tmux.type("/quit")
+        tmux.keys("Enter")
+        await Self.parleyExited(tmux)
+        await server.shutdown()
     }
 }

@@ -372,11 +372,14 @@ public final class ChatApp: @unchecked Sendable {
     /// off the UI thread (10,000 messages take tens of milliseconds).
     func estimateContext(_ session: Session) {
         let queue = self.queue
-        Task.detached {
-            let sent = session.sentMessages
-            let request = ChatRequest(model: "", system: Self.withSummary(session.systemPrompt, sent.summary), messages: sent.messages)
-            queue.post(.contextEstimated(tokens: TokenEstimator.estimate(request)))
-        }
+        Task.detached { Self.postEstimate(of: session, to: queue) }
+    }
+
+    /// What is sent for `session` (the summary and the messages after it), estimated, to the status bar.
+    static func postEstimate(of session: Session, to queue: ActionQueue) {
+        let sent = session.sentMessages
+        let request = ChatRequest(model: "", system: withSummary(session.systemPrompt, sent.summary), messages: sent.messages)
+        queue.post(.contextEstimated(tokens: TokenEstimator.estimate(request)))
     }
 
     /// Markdown of this session, written off the UI thread.
@@ -417,17 +420,21 @@ public final class ChatApp: @unchecked Sendable {
     }
 
     /// ←/→ on a picked message: the recorder moves the current branch (and saves it); the screen shows it.
+    /// Off the UI thread: walking a 100,000-message tree takes most of a second.
     func switchBranch(_ messageID: String, delta: Int) {
         let wasReadOnly = recorder?.readOnly == true
         let recorder = currentRecorder()
-        guard let moved = recorder.switchBranch(at: messageID, by: delta) else {
-            dispatch([.showError("that branch is not in the session file; /load it again")])
-            return
+        let queue = self.queue
+        Task.detached {
+            guard let moved = recorder.switchBranch(at: messageID, by: delta) else {
+                queue.post(.showError("that branch is not in the session file; /load it again"))
+                return
+            }
+            queue.post(.branchSwitched(moved.session, select: moved.sibling))
+            // (Said again: showing the branch replaced the screen, and the note with it.)
+            if wasReadOnly { queue.post(.showNote("that session is open elsewhere; this branch is in a copy: \(moved.session.id)")) }
+            Self.postEstimate(of: moved.session, to: queue)
         }
-        dispatch([.branchSwitched(moved.session, select: moved.sibling)])
-        // (Said again: showing the branch replaced the screen, and the note with it.)
-        if wasReadOnly { dispatch([.showNote("that session is open elsewhere; this branch is in a copy: \(moved.session.id)")]) }
-        estimateContext(moved.session)
     }
 
     /// The system prompt as sent when a summary stands in for older messages.

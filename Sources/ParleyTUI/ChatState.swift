@@ -216,7 +216,7 @@ public struct TurnContext: Sendable, Equatable {
     }
 }
 
-/// A tool call the user is asked about: y runs it, n declines, a always runs this tool, s this server.
+/// A tool call the user is asked about: y runs it, n declines, A always runs this tool, S this server.
 public struct ToolApprovalRequest: Sendable, Equatable {
     public var id: Int
     public var server: String

@@ -70,6 +70,21 @@ struct TmuxSession {
 
 /// CPU seconds used so far, the context switches of all its threads and of the screen's thread
 /// (each one a wake-up), and resident memory.
+/// Sends "go", waits until the reply has streamed to its end, and says what it cost: wall time, CPU
+/// seconds of `pid`, the status bar's rate, and the usage after.
+func streamOneReply(_ tmux: TmuxSession, pid: pid_t) -> (wall: Double, cpu: Double, shown: String, after: (cpu: Double, wakeups: Int, uiWakeups: Int, rssMB: Double)) {
+    tmux.type("go")
+    let before = processUsage(pid)
+    let start = ContinuousClock.now
+    tmux.keys("Enter")
+    tmux.wait(for: "streaming")
+    tmux.wait(for: " tok/s", seconds: 120)
+    let wall = (ContinuousClock.now - start).seconds
+    let after = processUsage(pid)
+    let shown = tmux.screen().split(separator: "│").first { $0.contains("tok/s") }?.trimmingCharacters(in: .whitespaces) ?? "?"
+    return (wall, after.cpu - before.cpu, shown, after)
+}
+
 func processUsage(_ pid: pid_t) -> (cpu: Double, wakeups: Int, uiWakeups: Int, rssMB: Double) {
     let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
     let fields = stat.split(separator: ")").last.map { $0.split(separator: " ") } ?? []
@@ -119,17 +134,9 @@ func tuiBenchmark(tokens: Int) async throws {
                  idleEnd.cpu - idleStart.cpu, idleEnd.uiWakeups - idleStart.uiWakeups, idleEnd.wakeups - idleStart.wakeups, idleEnd.rssMB))
 
     // A reply streaming at about 1,000 tokens/s, nobody typing.
-    tmux.type("go")
-    let before = processUsage(pid)
-    let start = ContinuousClock.now
-    tmux.keys("Enter")
-    tmux.wait(for: "streaming")
-    tmux.wait(for: " tok/s", seconds: 120)
-    let wall = (ContinuousClock.now - start).seconds
-    let after = processUsage(pid)
-    let shown = tmux.screen().split(separator: "│").first { $0.contains("tok/s") }?.trimmingCharacters(in: .whitespaces) ?? "?"
+    let (wall, cpu, shown, after) = streamOneReply(tmux, pid: pid)
     print(String(format: "streaming %d tokens in %.1f s (status bar: %@): %.2f s CPU = %.0f%% of one core, resident %.1f MB",
-                 tokens, wall, shown, after.cpu - before.cpu, (after.cpu - before.cpu) / wall * 100, after.rssMB))
+                 tokens, wall, shown, cpu, cpu / wall * 100, after.rssMB))
 
     // Keystroke to screen, idle and while a reply streams: each typed letter, until capture-pane shows it.
     func typingLatencies(_ label: String) {
@@ -207,15 +214,7 @@ func streamRatesBenchmark() async throws {
         tmux.wait(for: "type a message")
         guard let pid = tmux.foregroundChild() else { print("no parley process"); exit(1) }
         try await Task.sleep(for: .milliseconds(500))
-        tmux.type("go")
-        let before = processUsage(pid)
-        let start = ContinuousClock.now
-        tmux.keys("Enter")
-        tmux.wait(for: "streaming")
-        tmux.wait(for: " tok/s", seconds: 120)
-        let wall = (ContinuousClock.now - start).seconds
-        let cpu = processUsage(pid).cpu - before.cpu
-        let shown = tmux.screen().split(separator: "│").first { $0.contains("tok/s") }?.trimmingCharacters(in: .whitespaces) ?? "?"
+        let (wall, cpu, shown, _) = streamOneReply(tmux, pid: pid)
         print(String(format: "%5d tokens/s (status bar: %@): %d tokens in %.1f s, %.2f s CPU = %.0f%% of one core, %.0f ms CPU per 1,000 tokens",
                      rate, shown, tokens, wall, cpu, cpu / wall * 100, cpu / Double(tokens) * 1000 * 1000))
         tmux.run(["kill-server"])

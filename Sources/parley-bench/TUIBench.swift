@@ -68,11 +68,9 @@ struct TmuxSession {
     }
 }
 
-/// CPU seconds used so far, the context switches of all its threads and of the screen's thread
-/// (each one a wake-up), and resident memory.
 /// Sends "go", waits until the reply has streamed to its end, and says what it cost: wall time, CPU
 /// seconds of `pid`, the status bar's rate, and the usage after.
-func streamOneReply(_ tmux: TmuxSession, pid: pid_t) -> (wall: Double, cpu: Double, shown: String, after: (cpu: Double, wakeups: Int, uiWakeups: Int, rssMB: Double)) {
+func streamOneReply(_ tmux: TmuxSession, pid: pid_t) -> (wall: Double, cpu: Double, shown: String, after: ProcessUsage) {
     tmux.type("go")
     let before = processUsage(pid)
     let start = ContinuousClock.now
@@ -85,12 +83,28 @@ func streamOneReply(_ tmux: TmuxSession, pid: pid_t) -> (wall: Double, cpu: Doub
     return (wall, after.cpu - before.cpu, shown, after)
 }
 
-func processUsage(_ pid: pid_t) -> (cpu: Double, wakeups: Int, uiWakeups: Int, rssMB: Double) {
+/// CPU seconds used so far, the context switches of all its threads and of the screen's thread
+/// (each one a wake-up), and resident memory.
+struct ProcessUsage {
+    var cpu: Double
+    /// Context switches so far, by thread id.
+    var switches: [String: Int]
+    var uiWakeups: Int
+    var rssMB: Double
+
+    /// Wake-ups of every thread since `earlier`: a thread that ended in between is left out (its count
+    /// went with it), one that started counts whole.
+    func wakeups(since earlier: ProcessUsage) -> Int {
+        switches.reduce(0) { $0 + $1.value - (earlier.switches[$1.key] ?? 0) }
+    }
+}
+
+func processUsage(_ pid: pid_t) -> ProcessUsage {
     let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
     let fields = stat.split(separator: ")").last.map { $0.split(separator: " ") } ?? []
     let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
     let cpu = fields.count > 12 ? ((Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0)) / ticks : 0
-    var wakeups = 0, uiWakeups = 0
+    var threads: [String: Int] = [:], uiWakeups = 0
     let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
     for task in tasks {
         let status = (try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/status", encoding: .utf8)) ?? ""
@@ -98,12 +112,12 @@ func processUsage(_ pid: pid_t) -> (cpu: Double, wakeups: Int, uiWakeups: Int, r
         for line in status.split(separator: "\n") where line.hasPrefix("voluntary_ctxt_switches") || line.hasPrefix("nonvoluntary_ctxt_switches") {
             switches += Int(line.split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "") ?? 0
         }
-        wakeups += switches
+        threads[task] = switches
         if status.hasPrefix("Name:\tparley-ui") { uiWakeups = switches }
     }
     let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
     let rss = status.split(separator: "\n").first { $0.hasPrefix("VmRSS") }.flatMap { Double($0.split(separator: " ")[1]) } ?? 0
-    return (cpu, wakeups, uiWakeups, rss / 1024)
+    return ProcessUsage(cpu: cpu, switches: threads, uiWakeups: uiWakeups, rssMB: rss / 1024)
 }
 
 /// The real `parley` in tmux against a loopback provider that streams about 1,000 tokens/s.
@@ -131,7 +145,7 @@ func tuiBenchmark(tokens: Int) async throws {
     try await Task.sleep(for: .seconds(10))
     let idleEnd = processUsage(pid)
     print(String(format: "idle for 10 s: %.2f s CPU, %d wake-ups of the screen's thread, %d of all threads (libdispatch's manager thread ticks once a second), resident %.1f MB",
-                 idleEnd.cpu - idleStart.cpu, idleEnd.uiWakeups - idleStart.uiWakeups, idleEnd.wakeups - idleStart.wakeups, idleEnd.rssMB))
+                 idleEnd.cpu - idleStart.cpu, idleEnd.uiWakeups - idleStart.uiWakeups, idleEnd.wakeups(since: idleStart), idleEnd.rssMB))
 
     // A reply streaming at about 1,000 tokens/s, nobody typing.
     let (wall, cpu, shown, after) = streamOneReply(tmux, pid: pid)

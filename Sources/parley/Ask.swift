@@ -7,6 +7,7 @@ import ParleyProviders
 /// `parley ask`: the engine without the screen, streaming one answer to stdout.
 struct Ask: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "ask",
         abstract: "Ask one question and stream the answer to stdout.",
         discussion: "The prompt comes from the arguments, from stdin, or both (stdin is appended after a blank line)."
     )

@@ -7,7 +7,7 @@ import ParleyTUI
 /// `parley` with no subcommand: the full-screen chat in a terminal; a line-by-line chat on the same
 /// engine when stdin or stdout is not a terminal.
 struct Chat: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Chat (the default when no subcommand is given).")
+    static let configuration = CommandConfiguration(commandName: "chat", abstract: "Chat (the default when no subcommand is given).")
 
     @Option(name: .shortAndLong, help: "provider:model to start with.", completion: Completions.models)
     var model: String?

@@ -5,7 +5,7 @@ import ParleyKit
 
 /// `parley cost`: spend from the usage ledger, by day, model and provider.
 struct Cost: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show what requests cost: today, the last days, by model and by provider.")
+    static let configuration = CommandConfiguration(commandName: "cost", abstract: "Show what requests cost: today, the last days, by model and by provider.")
 
     @Option(help: "How many days back, today included.")
     var days = 7
@@ -94,7 +94,7 @@ struct Cost: ParsableCommand {
 
 /// `parley stats`: speed per model from the ledger.
 struct Stats: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show time to first token and tokens/s per model (p50 and p95) from the usage ledger.")
+    static let configuration = CommandConfiguration(commandName: "stats", abstract: "Show time to first token and tokens/s per model (p50 and p95) from the usage ledger.")
 
     @Option(help: "How many days back, today included.")
     var days = 30

@@ -14,7 +14,7 @@ struct MCPCommand: AsyncParsableCommand {
     )
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "The configured servers (none is started).")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "The configured servers (none is started).")
 
         func run() throws {
             let engine: ChatEngine
@@ -41,7 +41,7 @@ struct MCPCommand: AsyncParsableCommand {
     }
 
     struct Tools: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Start the servers (or one) and list their tools as models are offered them.")
+        static let configuration = CommandConfiguration(commandName: "tools", abstract: "Start the servers (or one) and list their tools as models are offered them.")
 
         @Argument(help: "Only this server.") var server: String?
         @Flag(help: "Print JSON: each tool's offered name, server, tool, description and input schema.") var json = false
@@ -74,7 +74,7 @@ struct MCPCommand: AsyncParsableCommand {
     }
 
     struct Call: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Call one tool by hand and print its result (exit 1 when it reports an error).")
+        static let configuration = CommandConfiguration(commandName: "call", abstract: "Call one tool by hand and print its result (exit 1 when it reports an error).")
 
         @Argument(help: "The server.") var server: String
         @Argument(help: "The tool, by its own name.") var tool: String
@@ -105,6 +105,7 @@ struct MCPCommand: AsyncParsableCommand {
 
     struct Import: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "import",
             abstract: "Add the servers of an mcpServers JSON file (Claude Desktop, Gemini CLI) to config.toml, each with approve = \"ask\"."
         )
 

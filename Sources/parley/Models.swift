@@ -6,7 +6,7 @@ import ParleyProviders
 
 /// `parley models`: what is configured, which keys are set, which local servers answer.
 struct Models: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List providers and models, their keys, and whether local servers are reachable.")
+    static let configuration = CommandConfiguration(commandName: "models", abstract: "List providers and models, their keys, and whether local servers are reachable.")
 
     @Flag(help: "Print the bundled pricing catalog (JSON, dated) and exit.")
     var catalog = false

@@ -6,6 +6,7 @@ import ParleyKit
 /// `parley route PROMPT`: where `-m auto` would send a prompt, and why; sends nothing.
 struct Route: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "route",
         abstract: "Show which model `-m auto` picks for a prompt, by which [router] rule, and its estimated cost; sends nothing."
     )
 
@@ -76,7 +77,7 @@ struct GuardCommand: ParsableCommand {
     )
 
     struct Check: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print the findings for FILE (or - for stdin) as JSON; exit 0 when there are none, 2 when there are.")
+        static let configuration = CommandConfiguration(commandName: "check", abstract: "Print the findings for FILE (or - for stdin) as JSON; exit 0 when there are none, 2 when there are.")
 
         @Argument(help: "A file, or - for stdin.") var file: String
 

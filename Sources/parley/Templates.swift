@@ -6,13 +6,14 @@ import ParleyKit
 /// `parley templates`: the prompt templates this directory and the user have.
 struct Templates: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "templates",
         abstract: "List, show and render prompt templates (NAME.toml in .parley/templates/ or the config's templates/).",
         subcommands: [List.self, Show.self, Render.self],
         defaultSubcommand: List.self
     )
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the templates, the project's first.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List the templates, the project's first.")
 
         func run() {
             let library = TemplateLibrary(paths: ParleyPaths.fromEnvironment())
@@ -30,7 +31,7 @@ struct Templates: ParsableCommand {
     }
 
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print a template's file and its variables.")
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "Print a template's file and its variables.")
 
         @Argument(help: "The template's name.", completion: Completions.templates) var name: String
 
@@ -53,6 +54,7 @@ struct Templates: ParsableCommand {
 
     struct Render: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "render",
             abstract: "Print the exact messages a template would send, their estimated tokens and worst-case cost; sends nothing."
         )
 

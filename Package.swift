@@ -1,5 +1,8 @@
 // swift-tools-version:6.1
+import Foundation
 import PackageDescription
+
+let packageDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path
 
 let package = Package(
     name: "Parley",
@@ -57,7 +60,15 @@ let package = Package(
             dependencies: [
                 "ParleyTUI", "ParleyKit", "ParleyProviders", "ParleyCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            // Fewer pages touched at start (README, Measured; scripts/build-release links Swift's libraries
+            // in): lld, no export of every symbol, relative relocations packed (RELR, glibc 2.36), and the
+            // functions a start runs placed together (link/parley.order, from scripts/make-order-file).
+            linkerSettings: [.unsafeFlags([
+                "-use-ld=lld",
+                "-Xlinker", "--no-export-dynamic", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
+                "-Xlinker", "--symbol-ordering-file=\(packageDirectory)/link/parley.order", "-Xlinker", "--no-warn-symbol-ordering",
+            ])]
         ),
         // Loopback HTTP servers that play providers, for tests and benchmarks.
         .target(

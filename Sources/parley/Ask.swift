@@ -82,6 +82,8 @@ struct Ask: AsyncParsableCommand {
             try await ask()
         } catch let error as ExitCode {
             throw error
+        } catch let error as StandardOutputFailed where error.readerLeft {
+            throw ExitCode(128 + SIGPIPE)
         } catch {
             throw fail(error)
         }
@@ -400,7 +402,7 @@ struct Ask: AsyncParsableCommand {
                     }
                     if streaming, !json, case let .textDelta(delta) = event {
                         let shown = sanitizer?.sanitize(delta) ?? delta
-                        out.write(shown)
+                        if let failure = out.writeReporting(shown) { throw StandardOutputFailed(errno: failure) }
                         summary.printedAny = true
                     }
                 case let .fallingBack(from, to, reason):

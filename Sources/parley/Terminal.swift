@@ -49,14 +49,34 @@ struct Terminal: Sendable {
     func line(_ text: String) { say(text + "\n") }
 
     func write(_ text: String) {
+        _ = writeReporting(text)
+    }
+
+    /// Writes all of `text`; the errno of a failed write (EPIPE when the reader has gone), nil when all went.
+    func writeReporting(_ text: String) -> Int32? {
         var text = text
-        text.withUTF8 { buffer in
+        return text.withUTF8 { buffer -> Int32? in
             var offset = 0
             while offset < buffer.count {
                 let n = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                if n < 0 { if errno == EINTR { continue }; return }
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return errno
+                }
                 offset += n
             }
+            return nil
         }
+    }
+}
+
+/// Stdout failed while an answer streamed into it: the reply is stopped (so the provider stops
+/// generating, and charging for, text nobody reads).
+struct StandardOutputFailed: UserFacingError {
+    let errno: Int32
+    /// The reader went away (`| head`): like a program killed by SIGPIPE, exit 141 and say nothing.
+    var readerLeft: Bool { errno == EPIPE }
+    var userMessage: String {
+        "cannot write the answer to stdout: \(String(cString: strerror(errno))); the reply was stopped"
     }
 }

@@ -228,4 +228,41 @@ import ParleyTestSupport
         #expect(result.status != 0)
         #expect(result.stderr.contains("no prompt"))
     }
+
+    /// An answer streams into a reader that goes away (`| head`) or a full disk: the reply is stopped at
+    /// once (the provider stops generating what nobody reads) instead of streaming to its end into
+    /// failed writes. The reader leaving ends it quietly with 141, as SIGPIPE would; another failure says so.
+    @Test func askStopsTheReplyWhenStdoutFails() async throws {
+        var steps: [ScriptedHTTPServer.Step] = [.head(status: 200, headers: [("Content-Type", "text/event-stream")])]
+        for i in 0..<600 {
+            steps.append(.write(Array("data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\" word\(i)\"}}]}\n\n".utf8)))
+            steps.append(.pause(.milliseconds(50)))
+        }
+        steps.append(.end)
+        let script = steps
+        let server = try await ScriptedHTTPServer { _ in script }
+        defer { Task { await server.shutdown() } }
+        let harness = try ParleyHarness(config: "[providers.slow]\nbase_url = \"\(server.baseURL)/v1\"\nmodels = [\"m\"]\n")
+        defer { harness.cleanUp() }
+
+        // 600 tokens at 20 a second would take 30 s; head leaves after 20 bytes.
+        let status = harness.home.appendingPathComponent("status").path
+        let started = Date()
+        let command = "\(ChildProcess.shellQuote(ParleyHarness.binary)) ask -m slow:m hi 2>/dev/null | head -c 20 >/dev/null; echo ${PIPESTATUS[0]} > \(ChildProcess.shellQuote(status))"
+        let pipeline = try ChildProcess.spawn(["/bin/bash", "-c", command], environment: harness.environment)
+        var exited = pipeline.poll()
+        while exited == nil, Date().timeIntervalSince(started) < 25 {
+            usleep(20_000)
+            exited = pipeline.poll()
+        }
+        if exited == nil { pipeline.signal(SIGKILL); _ = pipeline.wait() }
+        #expect(exited != nil, "parley kept streaming into a closed pipe")
+        #expect((try? String(contentsOfFile: status, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) == "141")
+
+        let full = try ChildProcess.spawn(["/bin/sh", "-c", "exec \(ChildProcess.shellQuote(ParleyHarness.binary)) ask -m slow:m hi > /dev/full 2> \(ChildProcess.shellQuote(status))"],
+                                          environment: harness.environment)
+        #expect(full.wait() == 1)
+        let said = (try? String(contentsOfFile: status, encoding: .utf8)) ?? ""
+        #expect(said == "parley: cannot write the answer to stdout: No space left on device; the reply was stopped\n", "\(said)")
+    }
 }

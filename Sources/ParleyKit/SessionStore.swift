@@ -229,6 +229,26 @@ public struct SessionStore: Sendable {
         return (summary, data)
     }
 
+    /// Session files changed after `session`'s that do not read, each with its problem: `--resume` with
+    /// no name opens the newest session that reads, and says which newer ones it passed over.
+    public func unreadable(newerThan session: Session) -> [SessionFileError] {
+        func modified(_ path: String) -> Date? {
+            (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date
+        }
+        guard let opened = modified(url(for: session.id).path) else { return [] }
+        var problems: [SessionFileError] = []
+        for file in sessionFiles() {
+            let url = directory.appendingPathComponent(file)
+            guard let changed = modified(url.path), changed > opened, quickSummary(url) == nil else { continue }
+            do { _ = try load(url) } catch let error as SessionFileError {
+                problems.append(error)
+            } catch {
+                problems.append(SessionFileError(path: url.path, problem: "\(error)"))
+            }
+        }
+        return problems
+    }
+
     private func sessionFiles() -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []).filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }
     }

@@ -34,6 +34,9 @@ struct Chat: AsyncParsableCommand {
             let engine = try ChatEngine.fromEnvironment()
             let store = SessionStore(directory: SessionStore.directory(paths: engine.paths, environment: engine.environment, override: sessionsDir))
             let resumed = resume ? try store.find(session) : nil
+            // The newest session that reads was opened: name any newer file that does not.
+            let passedOver = (session == nil ? resumed : nil).map { store.unreadable(newerThan: $0) } ?? []
+            let skipped = passedOver.map { "not opened, newer but unreadable: \($0.userMessage)" }
             var decision = TerminalCheck.Decision.lineChat(reason: "")
             if isatty(STDIN_FILENO) == 1, isatty(STDOUT_FILENO) == 1 {
                 decision = TerminalCheck.prepare(environment: engine.environment)
@@ -41,7 +44,7 @@ struct Chat: AsyncParsableCommand {
             }
             if case let .screen(notes) = decision {
                 let app = try ChatApp(engine: engine, model: model, system: system, sessions: store, resume: resumed)
-                app.startupNotes = notes
+                app.startupNotes = notes + skipped
                 // The screen gets a thread of its own: its loop blocks in poll(), and must not hold
                 // one of the few threads that run network tasks.
                 try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
@@ -52,6 +55,7 @@ struct Chat: AsyncParsableCommand {
                     thread.start()
                 }
             } else {
+                for line in skipped { Terminal.standardError.say("parley: \(line)\n") }
                 try await lineChat(resumed)
             }
         } catch {

@@ -93,6 +93,30 @@ import Glibc
         #expect(throws: SessionNotFound.self) { try store.find("nothing like it") }
     }
 
+    /// `--resume` opens the newest session that reads; a newer file that does not is named, not passed
+    /// over in silence, and an older bad file is not mentioned.
+    @Test func theNewestSessionThatReadsNamesNewerFilesThatDoNot() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let good = sample(title: "Kept", at: Date(timeIntervalSince1970: 1_700_000_000))
+        try store.save(good)
+        let goodFile = directory.appendingPathComponent("\(good.id).json").path
+        let older = directory.appendingPathComponent("20200101-000000-aaaa.json")
+        try Data("{ not json".utf8).write(to: older)
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -3600)], ofItemAtPath: older.path)
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -60)], ofItemAtPath: goodFile)
+        #expect(store.unreadable(newerThan: try store.find(nil)).isEmpty)
+
+        let cut = directory.appendingPathComponent("20300101-000000-bbbb.json")
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: goodFile))
+        try bytes.prefix(bytes.count / 2).write(to: cut)
+        let opened = try store.find(nil)
+        #expect(opened.id == good.id)
+        let named = store.unreadable(newerThan: opened)
+        #expect(named.map(\.path) == [cut.path])
+        #expect(named.first?.userMessage.hasSuffix("the file is left as it is") == true)
+        #expect(try Data(contentsOf: cut) == bytes.prefix(bytes.count / 2))
+    }
+
     @Test func aSecondWriterIsRefusedWithThePidAndTheLockIsFreedOnRelease() throws {
         defer { try? FileManager.default.removeItem(at: directory) }
         let first = try store.lock("s1")

@@ -299,7 +299,8 @@ enum TerminalGuard {
     nonisolated(unsafe) static var hasSaved = false
     /// True while the screen is ours; the emergency restore does nothing otherwise.
     nonisolated(unsafe) static var armed = false
-    static let crashSignals = [SIGSEGV, SIGBUS, SIGILL, SIGTRAP, SIGABRT, SIGFPE]
+    /// SIGQUIT too: raw mode turns Ctrl-\ off, but `kill -QUIT` from outside still ends the process.
+    static let crashSignals = [SIGSEGV, SIGBUS, SIGILL, SIGTRAP, SIGABRT, SIGFPE, SIGQUIT]
 
     static func saveTerminalState() {
         hasSaved = tcgetattr(STDIN_FILENO, &saved) == 0

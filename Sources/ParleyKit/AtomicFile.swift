@@ -10,7 +10,15 @@ public enum AtomicFile {
     public struct WriteError: UserFacingError, Sendable {
         public var path: String
         public var reason: String
-        public var userMessage: String { "cannot write \(path): \(reason)" }
+        /// Raised by a read (PrivateFile.read): the message says so.
+        public var reading = false
+        public var userMessage: String { "cannot \(reading ? "read" : "write") \(path): \(reason)" }
+
+        public init(path: String, reason: String, reading: Bool = false) {
+            self.path = path
+            self.reason = reason
+            self.reading = reading
+        }
     }
 
     public static func write(_ data: Data, to url: URL) throws {

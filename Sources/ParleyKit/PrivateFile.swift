@@ -49,12 +49,15 @@ public enum PrivateFile {
     /// error, not a partial read).
     public static func read(_ path: String, limit: Int = 64 << 20, owned: Bool = false, trustedOwner: Bool = false) throws(AtomicFile.WriteError) -> Data {
         // O_NONBLOCK: a FIFO or a device at the path must not hang the open; it is then refused as not regular.
-        let fd = try open(path, O_RDONLY | O_NONBLOCK, owned: owned)
+        let fd: Int32
+        do { fd = try open(path, O_RDONLY | O_NONBLOCK, owned: owned) } catch {
+            throw AtomicFile.WriteError(path: error.path, reason: error.reason, reading: true)
+        }
         if trustedOwner {
             var info = stat()
             if fstat(fd, &info) != 0 || !(info.st_uid == geteuid() || info.st_uid == 0) || info.st_mode & 0o022 != 0 {
                 close(fd)
-                throw AtomicFile.WriteError(path: path, reason: "it belongs to another user or others can write to it; Parley reads templates and schemas only from you or root")
+                throw AtomicFile.WriteError(path: path, reason: "it belongs to another user or others can write to it; Parley reads templates and schemas only from you or root", reading: true)
             }
         }
         defer { close(fd) }
@@ -68,7 +71,7 @@ public enum PrivateFile {
             var filled = 0
             while filled < size {
                 let n = data.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + filled, size - filled) }
-                if n < 0 { if errno == EINTR { continue }; throw AtomicFile.WriteError(path: path, reason: String(cString: strerror(errno))) }
+                if n < 0 { if errno == EINTR { continue }; throw AtomicFile.WriteError(path: path, reason: String(cString: strerror(errno)), reading: true) }
                 if n == 0 { break }
                 filled += n
             }
@@ -78,10 +81,10 @@ public enum PrivateFile {
         var buffer = [UInt8](repeating: 0, count: 65_536)
         while true {
             let n = Glibc.read(fd, &buffer, buffer.count)
-            if n < 0 { if errno == EINTR { continue }; throw AtomicFile.WriteError(path: path, reason: String(cString: strerror(errno))) }
+            if n < 0 { if errno == EINTR { continue }; throw AtomicFile.WriteError(path: path, reason: String(cString: strerror(errno)), reading: true) }
             if n == 0 { return data }
             data.append(contentsOf: buffer[0..<n])
-            if data.count > limit { throw AtomicFile.WriteError(path: path, reason: "it is larger than \(limit >> 20) MB") }
+            if data.count > limit { throw AtomicFile.WriteError(path: path, reason: "it is larger than \(limit >> 20) MB", reading: true) }
         }
     }
 

@@ -229,17 +229,41 @@ public struct SessionStore: Sendable {
         return (summary, data)
     }
 
-    /// Session files changed after `session`'s that do not read, each with its problem: `--resume` with
-    /// no name opens the newest session that reads, and says which newer ones it passed over.
-    public func unreadable(newerThan session: Session) -> [SessionFileError] {
+    private func sessionFiles() -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []).filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }
+    }
+
+    /// The most recent session that reads, and the files changed after it that do not, each with its
+    /// problem (`--resume` names those it passed over). Each file's summary is read, and the newest file's
+    /// bytes kept and decoded (not read twice).
+    public func newest() throws -> (session: Session, passedOver: [SessionFileError]) {
+        var newest: (summary: SessionSummary, data: Data)?
+        var unread: [URL] = []
+        for file in sessionFiles() {
+            let url = directory.appendingPathComponent(file)
+            guard let (summary, data) = quickSummary(url) else { unread.append(url); continue }
+            if newest.map({ (summary.updatedAt, summary.id) > ($0.summary.updatedAt, $0.summary.id) }) ?? true { newest = (summary, data) }
+        }
+        if let newest, var session = try? Self.decode(newest.data, path: url(for: newest.summary.id).path, name: newest.summary.id) {
+            applyJournal(to: &session)
+            return (session, problems(in: unread, newerThan: session))
+        }
+        for summary in summaries().sessions {
+            if let session = try? load(url(for: summary.id)) { return (session, problems(in: unread, newerThan: session)) }
+        }
+        throw SessionNotFound(query: "")
+    }
+
+    /// Of the files the quick reader did not take, those changed since `session`'s (timestamps tick in
+    /// milliseconds: the same tick counts) that do not read whole.
+    private func problems(in unread: [URL], newerThan session: Session) -> [SessionFileError] {
         func modified(_ path: String) -> Date? {
             (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date
         }
-        guard let opened = modified(url(for: session.id).path) else { return [] }
+        guard !unread.isEmpty, let opened = modified(url(for: session.id).path) else { return [] }
         var problems: [SessionFileError] = []
-        for file in sessionFiles() {
-            let url = directory.appendingPathComponent(file)
-            guard let changed = modified(url.path), changed > opened, quickSummary(url) == nil else { continue }
+        for url in unread {
+            guard let changed = modified(url.path), changed >= opened else { continue }
             do { _ = try load(url) } catch let error as SessionFileError {
                 problems.append(error)
             } catch {
@@ -247,10 +271,6 @@ public struct SessionStore: Sendable {
             }
         }
         return problems
-    }
-
-    private func sessionFiles() -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []).filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }
     }
 
     /// The most recent session for nil; else an exact id, then the one session whose id starts with the
@@ -261,21 +281,7 @@ public struct SessionStore: Sendable {
         if let query, SessionID.isValid(query), FileManager.default.fileExists(atPath: url(for: query).path) {
             return try load(url(for: query))
         }
-        guard let query else {
-            // The newest: each file's summary is read, and the newest file's bytes kept and decoded
-            // (not read twice). One that does not decode is skipped, as the listing skips it.
-            var newest: (summary: SessionSummary, data: Data)?
-            for file in sessionFiles() {
-                guard let (summary, data) = quickSummary(directory.appendingPathComponent(file)) else { continue }
-                if newest.map({ (summary.updatedAt, summary.id) > ($0.summary.updatedAt, $0.summary.id) }) ?? true { newest = (summary, data) }
-            }
-            if let newest, var session = try? Self.decode(newest.data, path: url(for: newest.summary.id).path, name: newest.summary.id) {
-                applyJournal(to: &session)
-                return session
-            }
-            for summary in summaries().sessions { if let session = try? load(url(for: summary.id)) { return session } }
-            throw SessionNotFound(query: "")
-        }
+        guard let query else { return try newest().session }
         // Otherwise summaries pick the one session, and only it is read whole.
         let (sessions, _) = summaries()
         let trimmed = query.trimmingCharacters(in: .whitespaces)

@@ -33,10 +33,11 @@ struct Chat: AsyncParsableCommand {
         do {
             let engine = try ChatEngine.fromEnvironment()
             let store = SessionStore(directory: SessionStore.directory(paths: engine.paths, environment: engine.environment, override: sessionsDir))
-            let resumed = resume ? try store.find(session) : nil
-            // The newest session that reads was opened: name any newer file that does not.
-            let passedOver = (session == nil ? resumed : nil).map { store.unreadable(newerThan: $0) } ?? []
-            let skipped = passedOver.map { "not opened, newer but unreadable: \($0.userMessage)" }
+            // Without a name, the newest session that reads; any newer file that does not is named.
+            let (resumed, passedOver): (Session?, [SessionFileError]) =
+                !resume ? (nil, []) : session == nil ? try store.newest() : (try store.find(session), [])
+            var skipped = passedOver.prefix(3).map { "not opened, newer but unreadable: \($0.userMessage)" }
+            if passedOver.count > 3 { skipped.append("and \(passedOver.count - 3) more newer files that do not read: `parley sessions list` names them") }
             var decision = TerminalCheck.Decision.lineChat(reason: "")
             if isatty(STDIN_FILENO) == 1, isatty(STDOUT_FILENO) == 1 {
                 decision = TerminalCheck.prepare(environment: engine.environment)

@@ -20,6 +20,8 @@ let package = Package(
         .package(url: "https://github.com/stencilproject/Stencil", from: "0.15.1"),
         .package(url: "https://github.com/modelcontextprotocol/swift-sdk", from: "0.12.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // Plain value types; no I/O.
@@ -39,7 +41,13 @@ let package = Package(
         .target(name: "ParleyKit", dependencies: [
             "ParleyProviders", "ParleyCore",
             .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "Stencil", package: "Stencil"),
+        ]),
+        // `parley serve`: the OpenAI- and Anthropic-compatible gateway, on the same turn as `ask` and the screen.
+        .target(name: "ParleyServe", dependencies: [
+            "ParleyKit", "ParleyProviders", "ParleyCore",
+            .product(name: "Hummingbird", package: "hummingbird"),
         ]),
         // Holds the MCP servers, in a process of its own: the official Swift SDK links FoundationNetworking
         // (libcurl, GnuTLS, libcrypto, ICU), which the parley binary itself then never loads.
@@ -58,7 +66,7 @@ let package = Package(
         .executableTarget(
             name: "parley",
             dependencies: [
-                "ParleyTUI", "ParleyKit", "ParleyProviders", "ParleyCore",
+                "ParleyTUI", "ParleyServe", "ParleyKit", "ParleyProviders", "ParleyCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             // Fewer pages touched at start (README, Measured; scripts/build-release links Swift's libraries

@@ -17,6 +17,18 @@ public struct BudgetRefusal: UserFacingError, Sendable, Equatable {
     }
 }
 
+/// A limit kept in the team's database cannot be checked while it is unreachable: the request is refused,
+/// since letting it through could pass a limit that others share.
+public struct SharedBudgetUnavailable: UserFacingError, Sendable, Equatable {
+    public var model: String
+    public var scope: BudgetScope
+    public var reason: String
+    public var userMessage: String {
+        "budget: \(model) refused before sending — the \(scope == .team ? "team's" : "user's") spending limits are kept in the team database, "
+            + "which cannot be reached now (\(reason)); requests under a [budget] limit wait until it is back, or remove the limit from [budget]"
+    }
+}
+
 /// The price of a model is unknown while a spending limit is set, so the limit cannot be kept.
 public struct UnpricedModelRefusal: UserFacingError, Sendable, Equatable {
     public var model: String
@@ -29,32 +41,74 @@ public struct UnpricedModelRefusal: UserFacingError, Sendable, Equatable {
 /// Budgets and estimates: what a request may cost, checked before anything is sent.
 extension ChatEngine {
     /// Refuses before anything is sent when the worst case (estimated prompt + the most output the
-    /// request allows) would pass the request, daily, monthly or session limit.
-    func checkBudget(_ request: ChatRequest, ref: ModelRef, pricing: ModelPricing?, options: TurnOptions) throws {
+    /// request allows) would pass the request, daily, monthly or session limit. The ledger checks the
+    /// limits and claims the worst case in one step (see `UsageLedger.claim`); the claim's id is
+    /// returned, to end with the request's ledger row. Nil: no limit applies.
+    func checkBudget(_ request: ChatRequest, ref: ModelRef, pricing: ModelPricing?, options: TurnOptions) async throws -> String? {
         let budget = config.budget
-        guard budget.daily != nil || budget.monthly != nil || budget.session != nil || options.requestLimit != nil else { return }
+        guard budget.daily != nil || budget.monthly != nil || budget.session != nil || options.requestLimit != nil else { return nil }
         guard let pricing else { throw UnpricedModelRefusal(model: ref.description) }
-        if pricing.input == 0, pricing.output == 0 { return }
+        if pricing.input == 0, pricing.output == 0 { return nil }
         let worst = pricing.worstCase(promptTokens: TokenEstimator.estimate(request), outputTokens: maxOutputTokens(request, ref: ref, pricing: pricing))
+        let file = config.source ?? "config.toml"
         func fix(_ how: String) -> String {
             "raise \(how), set a lower max_tokens for \(ref.description), or pick a cheaper model with /model (local is free)"
         }
-        func check(_ name: String, _ limit: Double?, _ spent: () throws -> Double, how: String) throws {
-            guard let limit else { return }
-            let spent = try spent()
-            if spent + worst > limit {
-                throw BudgetRefusal(model: ref.description, limitName: name, limit: limit, spent: spent, worstCase: worst,
-                                    fix: fix(how))
-            }
+        if let limit = options.requestLimit, worst > limit {
+            throw BudgetRefusal(model: ref.description, limitName: "request", limit: limit, spent: 0, worstCase: worst, fix: fix("--budget"))
         }
-        try check("request", options.requestLimit, { 0 }, how: "--budget")
         let today = Ledger.day(of: Date())
-        let file = config.source ?? "config.toml"
-        try check("daily", budget.daily, { try stores.ledger().spend(onDay: today).dollars }, how: "daily under [budget] in \(file)")
-        try check("monthly", budget.monthly, { try stores.ledger().spend(inMonthOf: today).dollars }, how: "monthly under [budget] in \(file)")
-        if let session = options.session {
-            try check("session", budget.session, { try stores.ledger().spend(session: session).dollars }, how: "session under [budget] in \(file)")
+        let user = budget.scope == .user ? (options.user ?? userName) : nil
+        var limits: [BudgetLimit] = []
+        if let daily = budget.daily { limits.append(BudgetLimit(name: "daily", dollars: daily, scope: SpendScope(.day(today), user: user))) }
+        if let monthly = budget.monthly { limits.append(BudgetLimit(name: "monthly", dollars: monthly, scope: SpendScope(.month(today), user: user))) }
+        if let limit = budget.session, let session = options.session {
+            limits.append(BudgetLimit(name: "session", dollars: limit, scope: SpendScope(.session(session))))
         }
+        if limits.isEmpty { return nil }
+        let decision: BudgetDecision
+        do {
+            decision = try await stores.ledger().claim(limits, worstCase: worst, session: options.session, user: options.user ?? userName)
+        } catch {
+            guard stores.isShared else { throw error }
+            throw SharedBudgetUnavailable(model: ref.description, scope: budget.scope, reason: error.userMessage)
+        }
+        switch decision {
+        case let .granted(claim): return claim
+        case let .refused(limit, spent):
+            throw BudgetRefusal(model: ref.description, limitName: limit.name, limit: limit.dollars, spent: spent, worstCase: worst,
+                                fix: fix("\(limit.name) under [budget] in \(file)"))
+        }
+    }
+
+    /// Whether the budget would refuse this request now, without claiming anything (for the router's
+    /// choice; the turn itself claims).
+    func budgetRefusal(_ request: ChatRequest, ref: ModelRef, pricing: ModelPricing?, options: TurnOptions) async -> (any Error)? {
+        let budget = config.budget
+        guard budget.daily != nil || budget.monthly != nil || budget.session != nil || options.requestLimit != nil else { return nil }
+        guard let pricing else { return UnpricedModelRefusal(model: ref.description) }
+        if pricing.input == 0, pricing.output == 0 { return nil }
+        let worst = pricing.worstCase(promptTokens: TokenEstimator.estimate(request), outputTokens: maxOutputTokens(request, ref: ref, pricing: pricing))
+        if let limit = options.requestLimit, worst > limit {
+            return BudgetRefusal(model: ref.description, limitName: "request", limit: limit, spent: 0, worstCase: worst, fix: "raise --budget")
+        }
+        let today = Ledger.day(of: Date())
+        let user = budget.scope == .user ? (options.user ?? userName) : nil
+        var limits: [(String, Double?, SpendScope?)] = [("daily", budget.daily, SpendScope(.day(today), user: user)),
+                                                        ("monthly", budget.monthly, SpendScope(.month(today), user: user))]
+        limits.append(("session", budget.session, options.session.map { SpendScope(.session($0)) }))
+        do {
+            let ledger = try stores.ledger()
+            for case let (name, limit?, scope?) in limits {
+                let spent = try await ledger.spend(scope).dollars
+                if spent + worst > limit {
+                    return BudgetRefusal(model: ref.description, limitName: name, limit: limit, spent: spent, worstCase: worst, fix: "raise \(name) under [budget]")
+                }
+            }
+        } catch {
+            return stores.isShared ? SharedBudgetUnavailable(model: ref.description, scope: budget.scope, reason: error.userMessage) : error
+        }
+        return nil
     }
 
     /// What a request is expected to cost before it is sent.
@@ -85,19 +139,23 @@ extension ChatEngine {
     }
 
     /// Spend for the status bar: today, this month, and the session's.
-    public func spending(session: String?) -> (today: Ledger.Spend, month: Ledger.Spend, session: Ledger.Spend?)? {
+    public func spending(session: String?) async -> (today: Ledger.Spend, month: Ledger.Spend, session: Ledger.Spend?)? {
         guard let ledger = try? stores.ledger() else { return nil }
         let today = Ledger.day(of: Date())
-        guard let day = try? ledger.spend(onDay: today), let month = try? ledger.spend(inMonthOf: today) else { return nil }
-        return (day, month, session.flatMap { try? ledger.spend(session: $0) })
+        let user = config.budget.scope == .user ? userName : nil
+        guard let day = try? await ledger.spend(SpendScope(.day(today), user: user)),
+              let month = try? await ledger.spend(SpendScope(.month(today), user: user)) else { return nil }
+        var sessionSpend: Ledger.Spend?
+        if let session { sessionSpend = try? await ledger.spend(SpendScope(.session(session))) }
+        return (day, month, sessionSpend)
     }
 
     /// The status bar's costs as text: this turn, the session and today (against the daily limit when
     /// one is set; "+?" where requests had no price), and whether any limit is 80 % spent. Reads the
     /// ledger: call it off the UI thread.
-    public func spendLine(session: String?, turnCost: Double?) -> SpendLine {
+    public func spendLine(session: String?, turnCost: Double?) async -> SpendLine {
         let budget = config.budget
-        guard let spend = spending(session: session) else {
+        guard let spend = await spending(session: session) else {
             return SpendLine(turn: formatDollars(turnCost), session: "?", today: "?", warn: false)
         }
         func text(_ spend: Ledger.Spend?) -> String {

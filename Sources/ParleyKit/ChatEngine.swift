@@ -23,8 +23,11 @@ public struct ChatEngine: Sendable {
         self.environment = environment
         self.provider = provider
         self.executablePath = executablePath
-        self.stores = UsageStores(directory: paths.dataDirectory, cacheSettings: config.cache)
+        self.stores = UsageStores(directory: paths.dataDirectory, cacheSettings: config.cache, ledgerSettings: config.ledger, environment: environment)
     }
+
+    /// Whose requests these are, in the ledger: `[ledger] user`, `PARLEY_USER`, else the login name.
+    public var userName: String { UserName.current(config: config.ledger, environment: environment) }
 
     /// Loads the config from its usual place, for the command line.
     public static func fromEnvironment() throws -> ChatEngine {

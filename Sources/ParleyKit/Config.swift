@@ -117,6 +117,9 @@ public struct BudgetSettings: Sendable, Equatable {
     public var daily: Double?
     public var monthly: Double?
     public var session: Double?
+    /// Whose spend the daily and monthly limits count: everyone's on the ledger (`team`, the default; on
+    /// one person's SQLite file that is that person), or only this user's rows (`user`).
+    public var scope: BudgetScope = .team
 
     public init(daily: Double? = nil, monthly: Double? = nil, session: Double? = nil) {
         self.daily = daily
@@ -125,8 +128,26 @@ public struct BudgetSettings: Sendable, Equatable {
     }
 }
 
+public enum BudgetScope: String, Sendable, Equatable { case team, user }
+
+/// Where the ledger or the cache lives: a SQLite file in the data directory (one person), or a
+/// PostgreSQL database a team shares, reached at the URL in an environment variable.
+public enum StoreBackend: String, Sendable, Equatable { case sqlite, postgres }
+
+/// `[ledger]`: the backend, and the name its rows carry for `parley cost --by user` and `scope = "user"`.
+public struct LedgerSettings: Sendable, Equatable {
+    public var backend: StoreBackend = .sqlite
+    /// The environment variable that holds the PostgreSQL URL (never the config file: it holds a password).
+    public var urlVariable = "PARLEY_DATABASE_URL"
+    /// The user's name in the ledger; nil: `PARLEY_USER`, else the login name.
+    public var user: String?
+
+    public init() {}
+}
+
 /// The response cache (`[cache]`).
 public struct CacheSettings: Sendable, Equatable {
+    public var backend: StoreBackend = .sqlite
     public var enabled = false
     /// Cache only requests at temperature 0 (the default), or every request.
     public var onlyDeterministic = true
@@ -150,6 +171,7 @@ public struct ParleyConfig: Sendable {
     public var models: [ModelRef: ModelSettings] = [:]
     public var budget = BudgetSettings()
     public var cache = CacheSettings()
+    public var ledger = LedgerSettings()
     /// `[router]`, for `-m auto`.
     public var router = RouterSettings()
     /// `[guard]`: checks on what is sent, before it is sent.
@@ -209,7 +231,7 @@ public struct ParleyConfig: Sendable {
         var config = builtIn
         config.source = file
         let reader = ConfigReader(file: file)
-        try reader.allowOnly(table, ["default_model", "aliases", "providers", "local", "fallback", "models", "budget", "cache", "temperature", "router", "guard", "context", "mcp"], context: "the top level")
+        try reader.allowOnly(table, ["default_model", "aliases", "providers", "local", "fallback", "models", "budget", "cache", "ledger", "temperature", "router", "guard", "context", "mcp"], context: "the top level")
         if let value = table["default_model"] { config.defaultModel = try reader.string(value, "default_model") }
         if let value = table["aliases"] {
             let aliases = try reader.table(value, "aliases")
@@ -284,7 +306,13 @@ public struct ParleyConfig: Sendable {
         try parseChains(table, into: &config, reader: reader)
         if let value = table["budget"] {
             let budget = try reader.table(value, "budget")
-            try reader.allowOnly(budget, ["daily", "monthly", "session"], context: "[budget]")
+            try reader.allowOnly(budget, ["daily", "monthly", "session", "scope"], context: "[budget]")
+            if let v = budget["scope"] {
+                guard let scope = BudgetScope(rawValue: try reader.string(v, "budget.scope")) else {
+                    throw ConfigError(file: reader.file, line: v.line, message: "budget.scope: expected \"team\" or \"user\"")
+                }
+                config.budget.scope = scope
+            }
             if let v = budget["daily"] { config.budget.daily = try reader.dollars(v, "budget.daily") }
             if let v = budget["monthly"] { config.budget.monthly = try reader.dollars(v, "budget.monthly") }
             if let v = budget["session"] { config.budget.session = try reader.dollars(v, "budget.session") }
@@ -302,11 +330,25 @@ public struct ParleyConfig: Sendable {
         }
         if let value = table["cache"] {
             let cache = try reader.table(value, "cache")
-            try reader.allowOnly(cache, ["enabled", "only_temperature_zero", "ttl_hours", "max_megabytes"], context: "[cache]")
+            try reader.allowOnly(cache, ["enabled", "only_temperature_zero", "ttl_hours", "max_megabytes", "backend"], context: "[cache]")
+            if let v = cache["backend"] { config.cache.backend = try reader.backend(v, "cache.backend") }
             if let v = cache["enabled"] { config.cache.enabled = try reader.bool(v, "cache.enabled") }
             if let v = cache["only_temperature_zero"] { config.cache.onlyDeterministic = try reader.bool(v, "cache.only_temperature_zero") }
             if let v = cache["ttl_hours"] { config.cache.ttlSeconds = try reader.integer(v, "cache.ttl_hours", min: 1, max: 87_600) * 3600 }
             if let v = cache["max_megabytes"] { config.cache.maxMegabytes = try reader.integer(v, "cache.max_megabytes", min: 1, max: 1_000_000) }
+        }
+        if let value = table["ledger"] {
+            let ledger = try reader.table(value, "ledger")
+            try reader.allowOnly(ledger, ["backend", "url_env", "user"], context: "[ledger]")
+            if let v = ledger["backend"] { config.ledger.backend = try reader.backend(v, "ledger.backend") }
+            if let v = ledger["url_env"] {
+                let name = try reader.string(v, "ledger.url_env")
+                guard !name.isEmpty, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) else {
+                    throw ConfigError(file: reader.file, line: v.line, message: "ledger.url_env: expected the name of an environment variable (letters, digits, _)")
+                }
+                config.ledger.urlVariable = name
+            }
+            if let v = ledger["user"] { config.ledger.user = try reader.userName(v, "ledger.user") }
         }
         return config
     }
@@ -409,6 +451,21 @@ struct ConfigReader {
             throw ConfigError(file: file, line: value.line, message: "\(key): expected a number (\(unit)) of at least 0, found \(number)")
         }
         return number
+    }
+
+    func backend(_ value: TOMLValue, _ key: String) throws(ConfigError) -> StoreBackend {
+        guard let backend = StoreBackend(rawValue: try string(value, key)) else {
+            throw ConfigError(file: file, line: value.line, message: "\(key): expected \"sqlite\" or \"postgres\"")
+        }
+        return backend
+    }
+
+    func userName(_ value: TOMLValue, _ key: String) throws(ConfigError) -> String {
+        let name = try string(value, key)
+        guard UserName.isValid(name) else {
+            throw ConfigError(file: file, line: value.line, message: "\(key): expected 1 to 64 letters, digits, '.', '_', '@' or '-'")
+        }
+        return name
     }
 
     func strings(_ value: TOMLValue, _ key: String) throws(ConfigError) -> [String] {

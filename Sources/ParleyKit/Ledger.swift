@@ -6,13 +6,19 @@ import Glibc
 #endif
 
 /// The usage ledger: one row per model tried for a turn (with the HTTP attempts it took), in SQLite
-/// at `DATA/usage.sqlite`. Figures only — never the prompt or the reply text.
-public final class Ledger: Sendable {
+/// at `DATA/usage.sqlite`. Figures only — never the prompt or the reply text. The team's ledger on
+/// PostgreSQL (`PostgresLedger`) keeps the same rows.
+public final class Ledger: UsageLedger {
     public struct Entry: Codable, Sendable, Equatable, FetchableRecord, MutablePersistableRecord {
         public static let databaseTableName = "request"
         public enum Outcome: String, Codable, Sendable { case ok, error, stopped, refused }
 
         public var id: Int64?
+        /// Made when the row is made and kept wherever it is copied, so a row kept locally while the
+        /// team's database was down is written there exactly once.
+        public var uid: String?
+        /// Who the request was for: the ledger's user, or the gateway token's name.
+        public var user: String?
         /// Seconds since 1970.
         public var time: Double
         /// The local calendar day, `YYYY-MM-DD`, so "today" and "this month" are the user's.
@@ -43,15 +49,17 @@ public final class Ledger: Sendable {
         public var error: String?
 
         enum CodingKeys: String, CodingKey {
-            case id, time, day, session, provider, model, cost, attempts, outcome, error, costEstimated = "cost_estimated"
+            case id, uid, time, day, session, provider, model, cost, attempts, outcome, error, costEstimated = "cost_estimated", user = "user_name"
             case promptTokens = "prompt_tokens", completionTokens = "completion_tokens", cachedTokens = "cached_tokens"
             case cacheWriteTokens = "cache_write_tokens", ttftMs = "ttft_ms", durationMs = "duration_ms"
             case tokensPerSecond = "tokens_per_second", fallbackFrom = "fallback_from", cacheHit = "cache_hit", routeRule = "route_rule"
         }
 
-        public init(time: Date = Date(), session: String?, routeRule: String? = nil, ref: ModelRef, usage: Usage?, cost: Double?, costEstimated: Bool = false, ttftMs: Double?, durationMs: Double,
+        public init(time: Date = Date(), session: String?, user: String? = nil, routeRule: String? = nil, ref: ModelRef, usage: Usage?, cost: Double?, costEstimated: Bool = false, ttftMs: Double?, durationMs: Double,
                     tokensPerSecond: Double? = nil, attempts: Int, fallbackFrom: String? = nil, cacheHit: Bool = false,
                     outcome: Outcome, error: String? = nil) {
+            self.uid = UUID().uuidString
+            self.user = user
             self.time = time.timeIntervalSince1970
             self.day = Ledger.day(of: time)
             self.session = session
@@ -75,9 +83,17 @@ public final class Ledger: Sendable {
         }
 
         public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+
+        /// A cost is never negative or infinite, whatever a provider reported: spend only goes up.
+        func clamped() -> Entry {
+            var entry = self
+            if let cost, !(cost.isFinite && cost >= 0) { entry.cost = cost.isFinite ? 0 : nil }
+            return entry
+        }
     }
 
     public let path: String
+    public var location: String { path }
     let db: DatabaseQueue
 
     /// Opens (creating and migrating) the ledger; a file that is not a ledger is named in the error
@@ -117,14 +133,83 @@ public final class Ledger: Sendable {
         migrator.registerMigration("v2 route rule") { db in
             try db.alter(table: "request") { t in t.add(column: "route_rule", .text) }
         }
+        migrator.registerMigration("v3 users and budget claims") { db in
+            try db.alter(table: "request") { t in
+                t.add(column: "uid", .text)
+                t.add(column: "user_name", .text)
+            }
+            try db.create(index: "request_uid", on: "request", columns: ["uid"], unique: true)
+            try db.create(table: "budget_claim") { t in
+                t.primaryKey("id", .text)
+                t.column("day", .text).notNull()
+                t.column("session", .text)
+                t.column("user_name", .text)
+                t.column("worst", .double).notNull()
+                t.column("expires", .double).notNull()
+            }
+        }
         return migrator
     }
 
-    public func record(_ entry: Entry) throws(LedgerError) {
-        var entry = entry
-        // A cost is never negative or infinite, whatever a provider reported: spend only goes up.
-        if let cost = entry.cost, !(cost.isFinite && cost >= 0) { entry.cost = cost.isFinite ? 0 : nil }
-        do { try db.write { try entry.insert($0) } } catch { throw LedgerError(path: path, reason: "\(error)") }
+    public func record(_ entry: Entry) throws(LedgerError) { try record(entry, releasing: nil) }
+
+    public func record(_ entry: Entry, releasing claim: String?) throws(LedgerError) {
+        let entry = entry.clamped()
+        do {
+            try db.write { db in
+                // A row that is already here (copied twice) is kept once.
+                if let uid = entry.uid, try Int.fetchOne(db, sql: "SELECT 1 FROM request WHERE uid = ?", arguments: [uid]) != nil {
+                } else {
+                    var row = entry
+                    try row.insert(db)
+                }
+                if let claim { try db.execute(sql: "DELETE FROM budget_claim WHERE id = ?", arguments: [claim]) }
+            }
+        } catch { throw LedgerError(path: path, reason: "\(error)") }
+    }
+
+    /// The rows kept here, oldest first, up to `limit`; and removing them once they are written elsewhere.
+    func pending(limit: Int) throws(LedgerError) -> [Entry] {
+        do { return try db.read { try Entry.order(Column("id")).limit(limit).fetchAll($0) } } catch { throw LedgerError(path: path, reason: "\(error)") }
+    }
+
+    func remove(ids: [Int64]) throws(LedgerError) {
+        do { try db.write { db in _ = try Entry.deleteAll(db, keys: ids) } } catch { throw LedgerError(path: path, reason: "\(error)") }
+    }
+
+    public func spend(_ scope: SpendScope) throws(LedgerError) -> Spend {
+        let (sql, arguments) = scope.condition(placeholder: { _ in "?" })
+        return try spend(where: sql, StatementArguments(arguments))
+    }
+
+    public func claim(_ limits: [BudgetLimit], worstCase: Double, session: String?, user: String?) throws(LedgerError) -> BudgetDecision {
+        do {
+            return try db.writeWithoutTransaction { db in
+                var decision = BudgetDecision.granted(claim: UUID().uuidString)
+                // IMMEDIATE: the write lock is taken before the sums are read, so two processes cannot
+                // both read the same spend and both go ahead.
+                try db.inTransaction(.immediate) {
+                    let now = Date().timeIntervalSince1970
+                    try db.execute(sql: "DELETE FROM budget_claim WHERE expires < ?", arguments: [now])
+                    for limit in limits {
+                        let (sql, arguments) = limit.scope.condition(placeholder: { _ in "?" })
+                        let spent = try Double.fetchOne(db, sql: "SELECT COALESCE(SUM(MAX(cost, 0)), 0) FROM request WHERE \(sql)", arguments: StatementArguments(arguments)) ?? 0
+                        let open = try Double.fetchOne(db, sql: "SELECT COALESCE(SUM(worst), 0) FROM budget_claim WHERE \(sql)", arguments: StatementArguments(arguments)) ?? 0
+                        if spent + open + worstCase > limit.dollars {
+                            decision = .refused(limit, spent: spent + open)
+                            return .rollback
+                        }
+                    }
+                    guard case let .granted(id) = decision else { return .rollback }
+                    try db.execute(sql: "INSERT INTO budget_claim (id, day, session, user_name, worst, expires) VALUES (?, ?, ?, ?, ?, ?)",
+                                   arguments: [id, Ledger.day(of: Date()), session, user, worstCase, now + budgetClaimLifetime])
+                    return .commit
+                }
+                return decision
+            }
+        } catch {
+            throw LedgerError(path: path, reason: "\(error)")
+        }
     }
 
     public func entries() throws(LedgerError) -> [Entry] {
@@ -181,6 +266,7 @@ public final class Ledger: Sendable {
         case .model: key = "provider || ':' || model"
         case .provider: key = "provider"
         case .rule: key = "COALESCE(route_rule, '(not routed)')"
+        case .user: key = "COALESCE(user_name, '(none)')"
         }
         do {
             return try db.read { db in
@@ -204,7 +290,7 @@ public final class Ledger: Sendable {
         }
     }
 
-    public enum ReportGroup: String, Sendable, CaseIterable { case day, model, provider, rule }
+    public enum ReportGroup: String, Sendable, CaseIterable { case day, model, provider, rule, user }
 
     /// Speed per model over answered, uncached requests: time to first token and tokens/s percentiles.
     public struct SpeedLine: Sendable, Equatable {
@@ -289,7 +375,17 @@ public struct LedgerError: UserFacingError, Sendable, Equatable {
     public var path: String
     public var reason: String
     public var what = "usage ledger"
+    /// What to do; nil: the advice for a local file.
+    public var fix: String?
+
+    public init(path: String, reason: String, what: String = "usage ledger", fix: String? = nil) {
+        self.path = path
+        self.reason = reason
+        self.what = what
+        self.fix = fix
+    }
+
     public var userMessage: String {
-        "the \(what) \(path) cannot be used (\(reason)); move the file aside and Parley starts a new one"
+        "the \(what) \(path) cannot be used (\(reason)); \(fix ?? "move the file aside and Parley starts a new one")"
     }
 }

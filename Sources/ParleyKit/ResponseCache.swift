@@ -4,7 +4,7 @@ import ParleyCore
 
 /// Replies kept by the SHA-256 of the canonical request, in SQLite at `DATA/cache.sqlite`, with a
 /// time to live and a size cap (least recently used go first). Opt-in: see `[cache]` in the config.
-public final class ResponseCache: Sendable {
+public final class ResponseCache: ReplyCache {
     public struct Reply: Sendable, Equatable {
         public var text: String
         public var finishReason: String?
@@ -21,6 +21,7 @@ public final class ResponseCache: Sendable {
     }
 
     public let path: String
+    public var location: String { path }
     let db: DatabaseQueue
     let settings: CacheSettings
 

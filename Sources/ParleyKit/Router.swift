@@ -121,7 +121,7 @@ public struct NoRouteError: UserFacingError, Sendable, Equatable {
 
 extension ChatEngine {
     /// Picks the model for `request` by the `[router]` rules, then the guards. Sends nothing.
-    public func route(_ request: ChatRequest, template: String? = nil, options: TurnOptions = TurnOptions()) throws -> RouteDecision {
+    public func route(_ request: ChatRequest, template: String? = nil, options: TurnOptions = TurnOptions()) async throws -> RouteDecision {
         let facts = RouteFacts(request: request, template: template)
         let router = config.router
         var candidates: [(ModelRef, String)] = []
@@ -136,7 +136,7 @@ extension ChatEngine {
         var skipped: [RouteDecision.Skip] = []
         var seen: Set<ModelRef> = []
         for (ref, rule) in candidates where seen.insert(ref).inserted {
-            if let reason = unfit(ref, for: request, facts: facts, options: options) {
+            if let reason = await unfit(ref, for: request, facts: facts, options: options) {
                 skipped.append(.init(model: ref, reason: reason))
                 continue
             }
@@ -155,7 +155,7 @@ extension ChatEngine {
     }
 
     /// Why `ref` cannot take this request, or nil when it can.
-    func unfit(_ ref: ModelRef, for request: ChatRequest, facts: RouteFacts, options: TurnOptions) -> String? {
+    func unfit(_ ref: ModelRef, for request: ChatRequest, facts: RouteFacts, options: TurnOptions) async -> String? {
         let pricing = config.pricing(for: ref)
         var sized = request
         sized.model = ref.model
@@ -169,9 +169,7 @@ extension ChatEngine {
         let budget = config.budget
         let limited = budget.daily != nil || budget.monthly != nil || budget.session != nil || options.requestLimit != nil
         if limited, pricing == nil { return "its price is unknown while a budget is set" }
-        do { try checkBudget(sized, ref: ref, pricing: pricing, options: options) } catch {
-            return describe(error)
-        }
+        if let error = await budgetRefusal(sized, ref: ref, pricing: pricing, options: options) { return describe(error) }
         return nil
     }
 }

@@ -62,6 +62,8 @@ public struct TurnOptions: Sendable {
     public var fallback = true
     /// The `[router]` rule that chose the model (`-m auto`), for the ledger.
     public var routeRule: String?
+    /// Whom the ledger rows and a `scope = "user"` budget are for (the gateway's token name); nil: the engine's user.
+    public var user: String?
 
     public init(session: String? = nil, cache: Bool? = nil, requestLimit: Double? = nil, fallback: Bool = true) {
         self.session = session
@@ -87,9 +89,11 @@ extension ChatEngine {
         let chain = [primary] + (options.fallback ? config.fallbackChain(after: primary) : [])
         // Each key is a hash of the whole conversation: made once per model, used to look up and to store.
         let cacheKeys = chain.map { cacheKey(for: request, ref: $0, options: options) }
+        var options = options
+        if options.user == nil { options.user = userName }
         // A stored answer from any model of the chain serves, before anything is sent.
         for (ref, key) in zip(chain, cacheKeys) {
-            guard let key, let cache = openCache(), let hit = cache.lookup(key) else { continue }
+            guard let key, let cache = openCache(), let hit = await cache.lookup(key, now: Date()) else { continue }
             let started = ContinuousClock.now
             var reply = ReplyAccumulator(startedAt: started)
             continuation.yield(.cacheHit)
@@ -101,7 +105,7 @@ extension ChatEngine {
             }
             continuation.yield(.cost(0))
             let end = ContinuousClock.now
-            record(Ledger.Entry(session: options.session, routeRule: options.routeRule, ref: ref, usage: nil, cost: 0, ttftMs: 0,
+            await record(Ledger.Entry(session: options.session, user: options.user, routeRule: options.routeRule, ref: ref, usage: nil, cost: 0, ttftMs: 0,
                                 durationMs: (end - started).milliseconds, attempts: 0, cacheHit: true, outcome: .ok))
             continuation.yield(.finished(TurnResult(model: ref, reply: reply, end: end, cost: 0, fromCache: true)))
             continuation.finish()
@@ -137,10 +141,12 @@ extension ChatEngine {
             let isLast = index == chain.count - 1
 
             let cacheKey = cacheKeys[index]
+            /// The budget claim this model's request holds until its row is written.
+            let claim: String?
             do {
-                try checkBudget(request, ref: ref, pricing: pricing, options: options)
+                claim = try await checkBudget(request, ref: ref, pricing: pricing, options: options)
             } catch {
-                record(Ledger.Entry(session: options.session, routeRule: options.routeRule, ref: ref, usage: nil, cost: 0, ttftMs: nil, durationMs: 0, attempts: 0,
+                await record(Ledger.Entry(session: options.session, user: options.user, routeRule: options.routeRule, ref: ref, usage: nil, cost: 0, ttftMs: nil, durationMs: 0, attempts: 0,
                                     fallbackFrom: fallbackFrom, outcome: .refused, error: "budget"))
                 result = TurnResult(model: ref, reply: ReplyAccumulator(), end: .now, cost: 0, fromCache: false)
                 if isLast { finish(throwing: error); return }
@@ -155,7 +161,7 @@ extension ChatEngine {
                 let (cost, estimated) = Self.cost(of: reply, request: request, pricing: pricing)
                 let end = ContinuousClock.now
                 result = TurnResult(model: ref, reply: reply, end: end, cost: cost, fromCache: false)
-                return Ledger.Entry(session: options.session, routeRule: options.routeRule, ref: ref, usage: reply.usage, cost: cost, costEstimated: estimated,
+                return Ledger.Entry(session: options.session, user: options.user, routeRule: options.routeRule, ref: ref, usage: reply.usage, cost: cost, costEstimated: estimated,
                                     ttftMs: reply.timeToFirstToken?.milliseconds, durationMs: reply.totalDuration(until: end).milliseconds,
                                     tokensPerSecond: reply.tokensPerSecond(until: end), attempts: attempts,
                                     fallbackFrom: fallbackFrom, outcome: outcome, error: error)
@@ -176,15 +182,15 @@ extension ChatEngine {
                     }
                 }
                 if Task.isCancelled {
-                    record(entry(.stopped))
+                    await record(entry(.stopped), releasing: claim)
                     finish()
                     return
                 }
                 let final = entry(.ok)
                 continuation.yield(.cost(final.cost))
-                record(final)
+                await record(final, releasing: claim)
                 if let cacheKey, !reply.text.isEmpty, let cache = openCache() {
-                    cache.store(cacheKey, ref: ref, reply: .init(text: reply.text, finishReason: reply.finishReason?.rawValue, usage: reply.usage, created: Date()))
+                    await cache.store(cacheKey, ref: ref, reply: .init(text: reply.text, finishReason: reply.finishReason?.rawValue, usage: reply.usage, created: Date()))
                 }
                 finish()
                 return
@@ -192,7 +198,7 @@ extension ChatEngine {
                 let cancelled = Task.isCancelled || (error as? ProviderError)?.kind == .cancelled || error is CancellationError
                 let final = entry(cancelled ? .stopped : .error, error: cancelled ? nil : Self.errorLabel(error))
                 continuation.yield(.cost(final.cost))
-                record(final)
+                await record(final, releasing: claim)
                 if cancelled { finish(); return }
                 let produced = reply.firstTokenAt != nil
                 if produced || isLast || !Self.isFallbackWorthy(error) {
@@ -271,14 +277,14 @@ extension ChatEngine {
     }
 
     /// The cache, or nil with the reason noted for the user once (a broken cache never stops a reply).
-    func openCache() -> ResponseCache? {
+    func openCache() -> (any ReplyCache)? {
         do { return try stores.cache() } catch {
             stores.noteProblem(error.userMessage)
             return nil
         }
     }
 
-    func record(_ entry: Ledger.Entry) {
-        do { try stores.ledger().record(entry) } catch { stores.noteProblem(error.userMessage) }
+    func record(_ entry: Ledger.Entry, releasing claim: String? = nil) async {
+        do { try await stores.ledger().record(entry, releasing: claim) } catch { stores.noteProblem(error.userMessage) }
     }
 }

@@ -134,7 +134,7 @@ public final class ChatApp: @unchecked Sendable {
         Task.detached {
             do { _ = try await engine.prepare(model) } catch { queue.post(.showError(describe(error))) }
             // After the endpoint check, so opening the ledger does not compete with the first paint.
-            queue.post(.engine(Self.spendEvent(engine, session: session, turnCost: priced ? 0 : nil)), turn: turn)
+            queue.post(.engine(await Self.spendEvent(engine, session: session, turnCost: priced ? 0 : nil)), turn: turn)
         }
     }
 
@@ -513,7 +513,7 @@ public final class ChatApp: @unchecked Sendable {
             if routing {
                 // Routed off the UI thread: the budget guard reads the ledger.
                 do {
-                    let decision = try engine.route(request, options: options)
+                    let decision = try await engine.route(request, options: options)
                     model = decision.model
                     request.model = model.model
                     options.routeRule = decision.rule
@@ -594,7 +594,8 @@ public final class ChatApp: @unchecked Sendable {
                 case let .cost(cost):
                     // The turn's cost is the sum of its rounds.
                     let sum = roundsCost.flatMap { sum in cost.map { sum + $0 } }
-                    queue.post(.engine(Self.spendEvent(engine, session: session, turnCost: sum)), turn: turn)
+                    // The ledger's sums are read off this event stream (the team's database may be a round trip away).
+                    Task { queue.post(.engine(await Self.spendEvent(engine, session: session, turnCost: sum)), turn: turn) }
                 }
             } onRecorded: { user, reply in
                 queue.post(.turnRecorded(user: user, reply: reply), turn: turn)
@@ -713,8 +714,8 @@ public final class ChatApp: @unchecked Sendable {
 
     /// The status bar's costs: this turn, the session and today (against the daily limit when one is
     /// set), with a warning from 80 % of any limit. Reads the ledger; call it off the UI thread.
-    static func spendEvent(_ engine: ChatEngine, session: String?, turnCost: Double?) -> EngineEvent {
-        let line = engine.spendLine(session: session, turnCost: turnCost)
+    static func spendEvent(_ engine: ChatEngine, session: String?, turnCost: Double?) async -> EngineEvent {
+        let line = await engine.spendLine(session: session, turnCost: turnCost)
         return .spend(turn: line.turn, session: line.session, today: line.today, warn: line.warn)
     }
 

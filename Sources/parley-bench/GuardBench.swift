@@ -4,7 +4,7 @@ import ParleyKit
 
 /// Issue 17's figures: the input guard's time per 100 KB of text (prose, code, and text full of
 /// base64 runs it must decode), and the router's time per request.
-func guardBenchmark() throws {
+func guardBenchmark() async throws {
     let prose = String(repeating: "The quarterly report shows steady growth in every region, and the team expects more of the same next year. ", count: 1_000)
     let code = String(repeating: "func total(_ items: [Item]) -> Int { items.reduce(0) { $0 + $1.price } } // ignore the cached value\n", count: 1_000)
     let encoded = String(repeating: Data("just an ordinary sentence about weather and lunch".utf8).base64EncodedString() + " ", count: 1_500)
@@ -41,6 +41,6 @@ func guardBenchmark() throws {
     let request = ChatRequest(model: "", messages: [.user("Can you explain, step by step, how a hash map grows when it is full?")], maxTokens: 200)
     let runs = 2_000
     let start = ContinuousClock.now
-    for _ in 0..<runs { _ = try engine.route(request) }
+    for _ in 0..<runs { _ = try await engine.route(request) }
     print(String(format: "routing one request (3 rules, no budget): %.1f µs", (ContinuousClock.now - start).seconds / Double(runs) * 1e6))
 }

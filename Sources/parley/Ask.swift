@@ -228,12 +228,12 @@ struct Ask: AsyncParsableCommand {
         }
         if explain {
             if let model, model != "auto" { Terminal.standardOutput.line("(--model \(model) is used as given; with -m auto:)") }
-            Terminal.standardOutput.line(try Route.explain(request, template: template, engine: engine, json: json))
+            Terminal.standardOutput.line(try await Route.explain(request, template: template, engine: engine, json: json))
             return
         }
         var routeRule: String?
         if routing {
-            let decision = try engine.route(request, template: template, options: TurnOptions(requestLimit: budget))
+            let decision = try await engine.route(request, template: template, options: TurnOptions(requestLimit: budget))
             ref = decision.model
             request.model = ref.model
             routeRule = decision.rule

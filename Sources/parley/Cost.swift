@@ -4,7 +4,7 @@ import ParleyCore
 import ParleyKit
 
 /// `parley cost`: spend from the usage ledger, by day, model and provider.
-struct Cost: ParsableCommand {
+struct Cost: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "cost", abstract: "Show what requests cost: today, the last days, by model and by provider.")
 
     @Option(help: "How many days back, today included.")
@@ -13,13 +13,13 @@ struct Cost: ParsableCommand {
     @Flag(help: "Print JSON instead of tables.")
     var json = false
 
-    @Option(help: "Show one grouping only: day, model, provider or rule (the [router] rule that chose the model).")
+    @Option(help: "Show one grouping only: day, model, provider, rule (the [router] rule that chose the model) or user (whose request: the ledger's user or the gateway token's name).")
     var by: String?
 
-    func run() throws {
+    func run() async throws {
         do {
             let only = try by.map { name throws -> Ledger.ReportGroup in
-                guard let group = Ledger.ReportGroup(rawValue: name) else { throw ValidationError("--by: expected day, model, provider or rule") }
+                guard let group = Ledger.ReportGroup(rawValue: name) else { throw ValidationError("--by: expected day, model, provider, rule or user") }
                 return group
             }
             guard days >= 1 else { throw ValidationError("--days must be at least 1") }
@@ -27,12 +27,13 @@ struct Cost: ParsableCommand {
             let ledger = try engine.stores.ledger()
             let firstDay = Ledger.day(of: Date().addingTimeInterval(-Double(days - 1) * 86_400))
             let today = Ledger.day(of: Date())
-            let todaySpend = try ledger.spend(onDay: today)
-            let month = try ledger.spend(inMonthOf: today)
-            let byDay = try ledger.report(groupedBy: .day, since: firstDay)
-            let byModel = try ledger.report(groupedBy: .model, since: firstDay)
-            let byProvider = try ledger.report(groupedBy: .provider, since: firstDay)
-            let byRule = try ledger.report(groupedBy: .rule, since: firstDay)
+            let todaySpend = try await ledger.spend(SpendScope(.day(today)))
+            let month = try await ledger.spend(SpendScope(.month(today)))
+            let byDay = try await ledger.report(groupedBy: .day, since: firstDay)
+            let byModel = try await ledger.report(groupedBy: .model, since: firstDay)
+            let byProvider = try await ledger.report(groupedBy: .provider, since: firstDay)
+            let byRule = try await ledger.report(groupedBy: .rule, since: firstDay)
+            let byUser = try await ledger.report(groupedBy: .user, since: firstDay)
             if json {
                 func lines(_ lines: [Ledger.ReportLine]) -> JSONValue {
                     .array(lines.map { line in
@@ -44,20 +45,21 @@ struct Cost: ParsableCommand {
                     })
                 }
                 let report: JSONValue = [
-                    "ledger": .string(ledger.path), "since": .string(firstDay),
+                    "ledger": .string(ledger.location), "since": .string(firstDay),
                     "today": ["day": .string(today), "cost_usd": .number(todaySpend.dollars), "unpriced_requests": .number(Double(todaySpend.unpriced))],
                     "month": ["cost_usd": .number(month.dollars), "unpriced_requests": .number(Double(month.unpriced))],
                     "budget": ["daily": engine.config.budget.daily.map { .number($0) } ?? .null,
                                "monthly": engine.config.budget.monthly.map { .number($0) } ?? .null,
                                "session": engine.config.budget.session.map { .number($0) } ?? .null],
                     "by_day": lines(byDay), "by_model": lines(byModel), "by_provider": lines(byProvider), "by_rule": lines(byRule),
+                    "by_user": lines(byUser),
                 ]
                 Terminal.standardOutput.line(report.serialized())
                 return
             }
             func limit(_ value: Double?) -> String { value.map { " of \(formatDollars($0))" } ?? "" }
             Terminal.standardOutput.line("today \(today): \(money(todaySpend))\(limit(engine.config.budget.daily)) · this month: \(money(month))\(limit(engine.config.budget.monthly))")
-            Terminal.standardOutput.line("ledger: \(ledger.path)")
+            Terminal.standardOutput.line("ledger: \(ledger.location)")
             if byDay.isEmpty {
                 Terminal.standardOutput.line("\nno requests in the last \(days) days")
                 return
@@ -65,7 +67,9 @@ struct Cost: ParsableCommand {
             var groups = [(Ledger.ReportGroup.day, byDay), (.model, byModel), (.provider, byProvider)]
             // Routing rules only once something was routed (or when asked for).
             if byRule.contains(where: { $0.key != "(not routed)" }) { groups.append((.rule, byRule)) }
-            if let only { groups = [(only, only == .rule ? byRule : groups.first { $0.0 == only }?.1 ?? [])] }
+            // Users only once the ledger holds more than one (a team's, or a gateway's clients).
+            if byUser.count > 1 { groups.append((.user, byUser)) }
+            if let only { groups = [(only, [.day: byDay, .model: byModel, .provider: byProvider, .rule: byRule, .user: byUser][only] ?? [])] }
             for (group, lines) in groups {
                 let title = group.rawValue
                 Terminal.standardOutput.line("")
@@ -93,7 +97,7 @@ struct Cost: ParsableCommand {
 }
 
 /// `parley stats`: speed per model from the ledger.
-struct Stats: ParsableCommand {
+struct Stats: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "stats", abstract: "Show time to first token and tokens/s per model (p50 and p95) from the usage ledger.")
 
     @Option(help: "How many days back, today included.")
@@ -105,11 +109,11 @@ struct Stats: ParsableCommand {
     @Flag(name: .customLong("by-rule"), help: "Group by the [router] rule that chose the model instead of by model.")
     var byRule = false
 
-    func run() throws {
+    func run() async throws {
         do {
             let engine = try ChatEngine.fromEnvironment()
             let ledger = try engine.stores.ledger()
-            let speeds = try ledger.speeds(since: Ledger.day(of: Date().addingTimeInterval(-Double(max(days, 1) - 1) * 86_400)), byRule: byRule)
+            let speeds = try await ledger.speeds(since: Ledger.day(of: Date().addingTimeInterval(-Double(max(days, 1) - 1) * 86_400)), byRule: byRule)
             func number(_ value: Double?) -> JSONValue { value.map { .number(($0 * 10).rounded() / 10) } ?? .null }
             if json {
                 Terminal.standardOutput.line(JSONValue.array(speeds.map { line in
@@ -120,7 +124,7 @@ struct Stats: ParsableCommand {
                 return
             }
             if speeds.isEmpty {
-                Terminal.standardOutput.line("no answered requests in the last \(days) days (ledger: \(ledger.path))")
+                Terminal.standardOutput.line("no answered requests in the last \(days) days (ledger: \(ledger.location))")
                 return
             }
             func ms(_ value: Double?) -> String { value.map { String(format: "%.0f ms", $0) } ?? "-" }
@@ -142,16 +146,16 @@ struct CacheCommand: ParsableCommand {
     )
 }
 
-struct CacheStats: ParsableCommand {
+struct CacheStats: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "stats", abstract: "How many replies are cached, their size and hits.")
 
-    func run() throws {
+    func run() async throws {
         do {
             let engine = try ChatEngine.fromEnvironment()
             let cache = try engine.stores.cache()
-            let stats = try cache.stats()
+            let stats = try await cache.stats()
             let settings = engine.config.cache
-            Terminal.standardOutput.line("response cache: \(cache.path)")
+            Terminal.standardOutput.line("response cache: \(cache.location)")
             Terminal.standardOutput.line("  \(settings.enabled ? "on" : "off (turn it on with [cache] enabled = true, /cache on, or ask --cache)")"
                 + (settings.onlyDeterministic ? ", temperature-0 requests only" : ", every request"))
             Terminal.standardOutput.line("  \(stats.entries) replies, \(String(format: "%.1f", Double(stats.bytes) / 1_000_000)) MB of \(settings.maxMegabytes) MB, \(stats.hits) hits")
@@ -162,13 +166,13 @@ struct CacheStats: ParsableCommand {
     }
 }
 
-struct CacheClear: ParsableCommand {
+struct CacheClear: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "clear", abstract: "Delete every cached reply.")
 
-    func run() throws {
+    func run() async throws {
         do {
             let engine = try ChatEngine.fromEnvironment()
-            let removed = try engine.stores.cache().clear()
+            let removed = try await engine.stores.cache().clear()
             Terminal.standardOutput.line("removed \(removed) cached replies")
         } catch {
             throw fail(error)

@@ -4,7 +4,7 @@ import ParleyCore
 import ParleyKit
 
 /// `parley route PROMPT`: where `-m auto` would send a prompt, and why; sends nothing.
-struct Route: ParsableCommand {
+struct Route: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "route",
         abstract: "Show which model `-m auto` picks for a prompt, by which [router] rule, and its estimated cost; sends nothing."
@@ -15,7 +15,7 @@ struct Route: ParsableCommand {
     @Option(name: [.customShort("t"), .customLong("template")], help: "Route as if using this template.", completion: Completions.templates) var template: String?
     @Flag(help: "Print JSON.") var json = false
 
-    func run() throws {
+    func run() async throws {
         do {
             let engine = try ChatEngine.fromEnvironment()
             var text = prompt.joined(separator: " ")
@@ -26,7 +26,7 @@ struct Route: ParsableCommand {
             guard !text.isEmpty else { throw ValidationError("no prompt: pass it as an argument or on stdin") }
             let format = try schema.map { try StructuredOutput(spec: $0).format }
             let request = ChatRequest(model: "", messages: [.user(text)], responseFormat: format)
-            Terminal.standardOutput.line(try Self.explain(request, template: template, engine: engine, json: json))
+            Terminal.standardOutput.line(try await Self.explain(request, template: template, engine: engine, json: json))
         } catch let error as ValidationError {
             throw error
         } catch {
@@ -36,8 +36,8 @@ struct Route: ParsableCommand {
 
     /// The explanation `route` and `ask --explain` print: rule, model, what was skipped, and the
     /// estimated worst case next to the default model's.
-    static func explain(_ request: ChatRequest, template: String?, engine: ChatEngine, json: Bool) throws -> String {
-        let decision = try engine.route(request, template: template)
+    static func explain(_ request: ChatRequest, template: String?, engine: ChatEngine, json: Bool) async throws -> String {
+        let decision = try await engine.route(request, template: template)
         var routed = request
         routed.model = decision.model.model
         let chosen = engine.estimate(routed, model: decision.model)

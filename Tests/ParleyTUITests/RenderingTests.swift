@@ -291,14 +291,14 @@ import ParleyKit
         return ChatEngine(config: try ParleyConfig.parse(budget, file: "c.toml"), paths: paths, environment: [:])
     }
 
-    @Test func todayAgainstTheDailyLimitWarnsFromEightyPercent() throws {
+    @Test func todayAgainstTheDailyLimitWarnsFromEightyPercent() async throws {
         let engine = try engine(budget: "[budget]\ndaily = 1.0\n")
         let gpt = ModelRef(provider: "openai", model: "gpt-4o")
-        try engine.stores.ledger().record(.init(session: "s1", ref: gpt, usage: nil, cost: 0.5, ttftMs: nil, durationMs: 1, attempts: 1, outcome: .ok))
-        #expect(ChatApp.spendEvent(engine, session: "s1", turnCost: 0.5) == .spend(turn: "$0.500", session: "$0.500", today: "$0.500/$1.00", warn: false))
-        try engine.stores.ledger().record(.init(session: "s2", ref: gpt, usage: nil, cost: 0.3, ttftMs: nil, durationMs: 1, attempts: 1, outcome: .ok))
-        try engine.stores.ledger().record(.init(session: "s2", ref: ModelRef(provider: "box", model: "x"), usage: nil, cost: nil, ttftMs: nil, durationMs: 1, attempts: 1, outcome: .ok))
-        #expect(ChatApp.spendEvent(engine, session: "s2", turnCost: nil) == .spend(turn: "?", session: "$0.300+?", today: "$0.800+?/$1.00", warn: true))
+        try await engine.stores.ledger().record(.init(session: "s1", ref: gpt, usage: nil, cost: 0.5, ttftMs: nil, durationMs: 1, attempts: 1, outcome: .ok), releasing: nil)
+        #expect(await ChatApp.spendEvent(engine, session: "s1", turnCost: 0.5) == .spend(turn: "$0.500", session: "$0.500", today: "$0.500/$1.00", warn: false))
+        try await engine.stores.ledger().record(.init(session: "s2", ref: gpt, usage: nil, cost: 0.3, ttftMs: nil, durationMs: 1, attempts: 1, outcome: .ok), releasing: nil)
+        try await engine.stores.ledger().record(.init(session: "s2", ref: ModelRef(provider: "box", model: "x"), usage: nil, cost: nil, ttftMs: nil, durationMs: 1, attempts: 1, outcome: .ok), releasing: nil)
+        #expect(await ChatApp.spendEvent(engine, session: "s2", turnCost: nil) == .spend(turn: "?", session: "$0.300+?", today: "$0.800+?/$1.00", warn: true))
     }
 }
 

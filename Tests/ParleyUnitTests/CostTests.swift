@@ -200,8 +200,8 @@ import ParleyTestSupport
             \(Rig.provider("faulty", server))
             """)
         // Spent today already: $0.05. Worst case: ~8 prompt tokens + 16,384 output × $10/M ≈ $0.164.
-        try rig.engine.stores.ledger().record(.init(session: nil, ref: ModelRef(provider: "faulty", model: "m"), usage: nil, cost: 0.05,
-                                                    ttftMs: nil, durationMs: 1, attempts: 1, outcome: .ok))
+        try await rig.engine.stores.ledger().record(.init(session: nil, ref: ModelRef(provider: "faulty", model: "m"), usage: nil, cost: 0.05,
+                                                          ttftMs: nil, durationMs: 1, attempts: 1, outcome: .ok), releasing: nil)
         let run = try await rig.ask()
         #expect(server.requestCount == 0)
         let line = try #require(run.outcome.line)
@@ -276,11 +276,11 @@ import ParleyTestSupport
 
         let cache = try rig.engine.stores.cache()
         let key = try #require(rig.engine.cacheKey(for: request, ref: ModelRef(provider: "faulty", model: "m"), options: TurnOptions(cache: true)))
-        #expect(cache.lookup(key)?.text == FaultServer.replyText)
-        #expect(cache.lookup(key, now: Date().addingTimeInterval(3601)) == nil)
-        #expect(cache.lookup(key) == nil)
-        #expect(try cache.stats().entries == 1)
-        #expect(try cache.clear() == 1)
+        #expect(await cache.lookup(key, now: Date())?.text == FaultServer.replyText)
+        #expect(await cache.lookup(key, now: Date().addingTimeInterval(3601)) == nil)
+        #expect(await cache.lookup(key, now: Date()) == nil)
+        #expect(try await cache.stats().entries == 1)
+        #expect(try await cache.clear() == 1)
     }
 
     @Test func theSizeCapDropsTheLeastRecentlyUsed() throws {

@@ -87,7 +87,7 @@ final class Rig: Sendable {
         return Run(outcome: outcome, events: events, session: session)
     }
 
-    func ledger() throws -> [Ledger.Entry] { try engine.stores.ledger().entries() }
+    func ledger() throws -> [Ledger.Entry] { try Ledger(path: engine.stores.ledgerPath).entries() }
 }
 
 /// The waits the retry policy asked for, in order.

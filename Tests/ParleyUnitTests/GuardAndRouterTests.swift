@@ -242,42 +242,42 @@ import ParleyCore
     ]
 
     @Test(arguments: cases)
-    func theFirstMatchingRuleWinsAndGuardsHold(_ item: Case) throws {
+    func theFirstMatchingRuleWinsAndGuardsHold(_ item: Case) async throws {
         let engine = try Self.engine()
         var request = ChatRequest(model: "", messages: [.user(item.prompt)], maxTokens: 200)
         if item.schema { request.responseFormat = .jsonObject }
         if item.tools { request.tools = [ToolDefinition(name: "lookup", description: "looks things up")] }
-        let decision = try engine.route(request, template: item.template)
+        let decision = try await engine.route(request, template: item.template)
         #expect(decision.rule == item.rule, "\(decision.summary)")
         #expect(decision.model.description == item.model, "\(decision.summary)")
     }
 
-    @Test func guardsSkipModelsThatCannotServeTheRequest() throws {
+    @Test func guardsSkipModelsThatCannotServeTheRequest() async throws {
         let engine = try Self.engine()
         // Tools needed: strong:big says it has none, so the next candidate is taken and the reason given.
         let tools = ChatRequest(model: "", messages: [.user("look it up")], maxTokens: 100, tools: [ToolDefinition(name: "t", description: "d")])
-        var decision = try engine.route(tools)
+        var decision = try await engine.route(tools)
         #expect(decision.skipped.first?.model.description == "strong:big")
         #expect(decision.skipped.first?.reason == "it does not support tools")
         #expect(decision.model.description == "cheap:small")
         // Too large for the window of the matched model.
         let huge = ChatRequest(model: "", messages: [.user("Hi " + String(repeating: "word ", count: 3000))], maxTokens: 100)
-        decision = try engine.route(huge)
+        decision = try await engine.route(huge)
         #expect(decision.rule == "long")
         #expect(decision.model.description == "strong:big")
         // Nothing else fits: an error that names each model passed over and why.
         do {
-            _ = try engine.route(ChatRequest(model: "", messages: [.user("What is 2+2, roughly speaking, for a child?")], maxTokens: 5000))
+            _ = try await engine.route(ChatRequest(model: "", messages: [.user("What is 2+2, roughly speaking, for a child?")], maxTokens: 5000))
             Issue.record("routed although no model fits")
         } catch let error as NoRouteError {
             #expect(error.userMessage.hasPrefix("auto: no model can take this request: cheap:small (its context window of 2000 tokens is too small for about"))
         }
         // Under a budget.
         let budgeted = try Self.engine("[budget]\ndaily = 1\n")
-        decision = try budgeted.route(ChatRequest(model: "", messages: [.user("Prove it.")], maxTokens: 100))
+        decision = try await budgeted.route(ChatRequest(model: "", messages: [.user("Prove it.")], maxTokens: 100))
         #expect(decision.model.description == "strong:big")
         // Over the request limit: strong:big's worst case is more than $0.001.
-        decision = try budgeted.route(ChatRequest(model: "", messages: [.user("Prove it.")], maxTokens: 1000), options: TurnOptions(requestLimit: 0.001))
+        decision = try await budgeted.route(ChatRequest(model: "", messages: [.user("Prove it.")], maxTokens: 1000), options: TurnOptions(requestLimit: 0.001))
         #expect(decision.skipped.first?.model.description == "strong:big")
         #expect(decision.skipped.first?.reason.hasPrefix("budget:") == true)
         // The next matching rule (tiny: at most 12 tokens) names the free local model.

@@ -90,14 +90,14 @@ import Glibc
     }
 
     /// A model name is text, never a format string: `%@` or `%n` in it once went to String(format:).
-    @Test func aBudgetRefusalNamesAModelWithPercentSignsAsItIs() throws {
+    @Test func aBudgetRefusalNamesAModelWithPercentSignsAsItIs() async throws {
         let config = try ParleyConfig.parse("[budget]\ndaily = 0.000001\n[providers.box]\nbase_url = \"http://127.0.0.1:9/v1\"\nmodels = [\"50%off-%@-%n-%s\"]\n"
                                             + "[models.\"box:50%off-%@-%n-%s\"]\ninput_price = 5\noutput_price = 15\n", file: "c.toml")
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("parley-pct-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
         let engine = ChatEngine(config: config, paths: ParleyPaths(configDirectory: directory, dataDirectory: directory, runtimeDirectory: directory), environment: [:])
         let ref = ModelRef(provider: "box", model: "50%off-%@-%n-%s")
-        #expect { try engine.checkBudget(ChatRequest(model: ref.model, messages: [.user("hi")]), ref: ref, pricing: config.pricing(for: ref), options: TurnOptions()) } throws: {
+        await #expect { try await engine.checkBudget(ChatRequest(model: ref.model, messages: [.user("hi")]), ref: ref, pricing: config.pricing(for: ref), options: TurnOptions()) } throws: {
             ($0 as? BudgetRefusal)?.fix.contains("set a lower max_tokens for box:50%off-%@-%n-%s") == true
         }
     }

@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         // Plain value types; no I/O.
@@ -42,12 +43,17 @@ let package = Package(
             "ParleyProviders", "ParleyCore",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "Stencil", package: "Stencil"),
         ]),
         // `parley serve`: the OpenAI- and Anthropic-compatible gateway, on the same turn as `ask` and the screen.
         .target(name: "ParleyServe", dependencies: [
             "ParleyKit", "ParleyProviders", "ParleyCore",
-            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdCore", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         // Holds the MCP servers, in a process of its own: the official Swift SDK links FoundationNetworking
         // (libcurl, GnuTLS, libcrypto, ICU), which the parley binary itself then never loads.

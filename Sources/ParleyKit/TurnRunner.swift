@@ -65,7 +65,8 @@ public struct TurnOptions: Sendable {
     /// Whom the ledger rows and a `scope = "user"` budget are for (the gateway's token name); nil: the engine's user.
     public var user: String?
 
-    public init(session: String? = nil, cache: Bool? = nil, requestLimit: Double? = nil, fallback: Bool = true) {
+    public init(session: String? = nil, cache: Bool? = nil, requestLimit: Double? = nil, fallback: Bool = true, user: String? = nil) {
+        self.user = user
         self.session = session
         self.cache = cache
         self.requestLimit = requestLimit

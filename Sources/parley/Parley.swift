@@ -28,7 +28,7 @@ struct Parley: AsyncParsableCommand {
         commandName: "parley",
         abstract: "Chat with large language models in a terminal.",
         version: version,
-        subcommands: [Chat.self, Ask.self, Templates.self, Route.self, GuardCommand.self, Models.self, Sessions.self, Cost.self, Stats.self, CacheCommand.self, MCPCommand.self, Setup.self, LocalServer.self],
+        subcommands: [Chat.self, Ask.self, Templates.self, Route.self, GuardCommand.self, Models.self, Sessions.self, Cost.self, Stats.self, CacheCommand.self, MCPCommand.self, Serve.self, Setup.self, LocalServer.self],
         defaultSubcommand: Chat.self
     )
 }

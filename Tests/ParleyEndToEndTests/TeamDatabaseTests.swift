@@ -1,0 +1,181 @@
+import Foundation
+import Testing
+import ParleyCore
+import ParleyKit
+import ParleyTestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The throw-away PostgreSQL cluster `scripts/test` starts (scripts/pg-cluster); each test gets a
+/// database of its own in it.
+enum TeamDatabase {
+    static var scripts: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("scripts")
+    }
+
+    static func baseURL() throws -> String {
+        try #require(ProcessInfo.processInfo.environment["PARLEY_TEST_PG_URL"], "PARLEY_TEST_PG_URL is not set: run the tests with scripts/test, which starts a PostgreSQL cluster")
+    }
+
+    /// A new, empty database; its URL.
+    static func fresh() throws -> String {
+        let base = try baseURL()
+        let name = "t_\(UInt32.random(in: 0...UInt32.max))"
+        _ = try psql(base, "CREATE DATABASE \(name)")
+        return base.replacingOccurrences(of: "/parley?", with: "/\(name)?")
+    }
+
+    @discardableResult
+    static func psql(_ url: String, _ sql: String) throws -> String {
+        let (status, output) = try ChildProcess.capture(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", url, "-c", sql])
+        guard status == 0 else { throw GatewayTestError(message: "psql failed (\(status)) on \(sql)") }
+        return output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    static func config(_ server: FaultServer, user: String, extra: String = "") -> String {
+        """
+        [ledger]
+        backend = "postgres"
+        user = "\(user)"
+
+        [cache]
+        backend = "postgres"
+        enabled = true
+        \(extra)
+
+        [providers.team]
+        base_url = "\(server.providerBaseURL)"
+        models = ["m"]
+        max_retries = 0
+
+        [models."team:m"]
+        input_price = 10000
+        output_price = 10000
+        """
+    }
+}
+
+@Suite(.serialized) struct TeamDatabaseTests {
+    @Test func twoHomesShareTheLedgerAndOneCachedReplyAndMigrateOnce() async throws {
+        let url = try TeamDatabase.fresh()
+        let server = try await FaultServer(format: .openAI, script: [.ok])
+        let alice = try ParleyHarness(config: TeamDatabase.config(server, user: "alice"))
+        let bob = try ParleyHarness(config: TeamDatabase.config(server, user: "bob"))
+        defer { alice.cleanUp(); bob.cleanUp() }
+        let environment = ["PARLEY_DATABASE_URL": url]
+        // Two processes meet an empty database at once: one migrates, the other waits for it.
+        let first = try ChildProcess.spawn([ParleyHarness.binary, "cost"], environment: alice.environment.merging(environment) { $1 }, output: .null)
+        let second = try ChildProcess.spawn([ParleyHarness.binary, "cost"], environment: bob.environment.merging(environment) { $1 }, output: .null)
+        #expect(first.wait() == 0 && second.wait() == 0)
+        #expect(try TeamDatabase.psql(url, "SELECT count(*) FROM parley_migration") == "1")
+
+        let ask = ["ask", "-m", "team:m", "--temperature", "0", "--json", "Name a color."]
+        let fromAlice = try alice.run(ask, extraEnvironment: environment)
+        #expect(fromAlice.status == 0, "\(fromAlice.stderr)")
+        #expect(try JSONValue.parse(fromAlice.stdout)["cached"]?.bool == false)
+        let fromBob = try bob.run(ask, extraEnvironment: environment)
+        #expect(fromBob.status == 0, "\(fromBob.stderr)")
+        let reply = try JSONValue.parse(fromBob.stdout)
+        #expect(reply["cached"]?.bool == true, "bob's process answered from alice's cached reply")
+        #expect(reply["text"]?.string == FaultServer.replyText)
+        #expect(server.requestCount == 1)
+        await server.shutdown()
+
+        #expect(try TeamDatabase.psql(url, "SELECT user_name || ':' || cache_hit FROM request ORDER BY id") == "alice:false\nbob:true")
+        // Both read the one ledger: cost by user, and the JSON report.
+        let cost = try bob.run(["cost", "--by", "user"], extraEnvironment: environment)
+        #expect(cost.status == 0, "\(cost.stderr)")
+        #expect(cost.stdout.contains("ledger: postgres://parley@127.0.0.1:"))
+        let lines = cost.stdout.split(separator: "\n")
+        #expect(lines.contains { $0.hasPrefix("alice") && $0.contains("$0.18") }, "\(cost.stdout)")
+        #expect(lines.contains { $0.hasPrefix("bob") && $0.contains("(1 cached)") && $0.contains("$0.00") }, "\(cost.stdout)")
+        let stats = try alice.run(["stats", "--json"], extraEnvironment: environment)
+        #expect(try JSONValue.parse(stats.stdout)[0]?["requests"]?.int == 1, "\(stats.stdout)")
+        let cache = try alice.run(["cache", "stats"], extraEnvironment: environment)
+        #expect(cache.stdout.contains("1 replies") && cache.stdout.contains("1 hits"), "\(cache.stdout)")
+    }
+
+    @Test func aTeamBudgetHoldsUnderTwentyConcurrentRequestsFromTwoGateways() async throws {
+        let url = try TeamDatabase.fresh()
+        // Each reply takes 400 ms, so the requests overlap.
+        let server = try await FaultServer(format: .openAI, script: [.stallBeforeFirstByte(.milliseconds(400))])
+        // The daily limit: $1.00. Each request's worst case: about 30 prompt tokens (estimated) + 6
+        // output at $10,000/M ≈ $0.36; its real cost: 12 + 6 tokens = $0.18. Reading then writing,
+        // all 20 would see $0 spent and go ahead: $3.60.
+        let budget = "[budget]\ndaily = 1.0\nscope = \"team\"\n"
+        let one = try ParleyHarness(config: TeamDatabase.config(server, user: "one", extra: budget))
+        let two = try ParleyHarness(config: TeamDatabase.config(server, user: "two", extra: budget))
+        defer { one.cleanUp(); two.cleanUp() }
+        let environment = ["PARLEY_DATABASE_URL": url]
+        let gateways = [try GatewayProcess(one, environment: environment), try GatewayProcess(two, environment: environment)]
+        defer { gateways.forEach { $0.stop() } }
+        let prompt = "Please name one primary color, and say nothing else at all in the reply, thank you very much."
+        let body = #"{"model":"team:m","max_tokens":6,"messages":[{"role":"user","content":"\#(prompt)"}]}"#
+        let directory = one.home.appendingPathComponent("statuses")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let children = try (0..<20).map { index in
+            try ChildProcess.spawn(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", gateways[index % 2].baseURL + "/v1/chat/completions", "-d", body],
+                                   output: .file(directory.appendingPathComponent("\(index)").path))
+        }
+        for child in children { _ = child.wait() }
+        let statuses = try (0..<20).map { try String(contentsOf: directory.appendingPathComponent("\($0)"), encoding: .utf8) }
+        let answered = statuses.filter { $0 == "200" }.count
+        let refused = statuses.filter { $0 == "402" }.count
+        #expect(answered + refused == 20, "\(statuses)")
+        #expect(answered >= 1 && refused >= 1, "\(statuses)")
+        let spent = Double(try TeamDatabase.psql(url, "SELECT COALESCE(SUM(cost), 0) FROM request")) ?? 99
+        #expect(spent <= 1.0, "spent \(spent) with \(answered) answered")
+        #expect(abs(spent - 0.18 * Double(answered)) < 0.0001)
+        #expect(try TeamDatabase.psql(url, "SELECT count(*) FROM budget_claim") == "0", "every claim ended with its row")
+        #expect(try TeamDatabase.psql(url, "SELECT count(*) FROM request WHERE outcome = 'refused'") == "\(refused)")
+        await server.shutdown()
+    }
+
+    @Test func whileTheDatabaseIsDownRequestsGoOnAndTheirRowsAreWrittenOnceWhenItIsBack() async throws {
+        // A cluster of this test's own, to stop and start.
+        let directory = "/tmp/parley-pg-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let script = TeamDatabase.scripts.appendingPathComponent("pg-cluster").path
+        let (started, output) = try ChildProcess.capture([script, "start", directory])
+        try #require(started == 0, "scripts/pg-cluster start failed")
+        defer { _ = try? ChildProcess.capture([script, "stop", directory]) }
+        let url = output.trimmingCharacters(in: .whitespacesAndNewlines)
+        let server = try await FaultServer(format: .openAI, script: [.ok])
+        let harness = try ParleyHarness(config: TeamDatabase.config(server, user: "carol"))
+        defer { harness.cleanUp() }
+        let environment = ["PARLEY_DATABASE_URL": url]
+        let ask = ["ask", "-m", "team:m", "--temperature", "0.5", "Name a color."]
+        #expect(try harness.run(ask, extraEnvironment: environment).status == 0)
+
+        #expect(try ChildProcess.capture([script, "down", directory]).status == 0)
+        for _ in 0..<2 {
+            let result = try harness.run(ask, extraEnvironment: environment)
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(result.stdout.contains(FaultServer.replyText))
+            #expect(result.stderr.contains("this row and any later ones are kept in"), "\(result.stderr)")
+        }
+        // A team budget cannot be kept while the database is away: refused before sending, and said so.
+        let budgeted = try ParleyHarness(config: TeamDatabase.config(server, user: "carol", extra: "[budget]\ndaily = 5\n"))
+        defer { budgeted.cleanUp() }
+        let refused = try budgeted.run(ask, extraEnvironment: environment)
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("the team's spending limits are kept in the team database, which cannot be reached now"), "\(refused.stderr)")
+        #expect(server.requestCount == 3)
+
+        #expect(try ChildProcess.capture([script, "up", directory]).status == 0)
+        #expect(try harness.run(ask, extraEnvironment: environment).status == 0)
+        // 1 before, 2 while down (written now), 1 after: each once.
+        #expect(try TeamDatabase.psql(url, "SELECT count(*), count(DISTINCT uid) FROM request") == "4|4")
+        let pending = harness.paths.dataDirectory.appendingPathComponent("usage-pending.sqlite").path
+        #expect(try Ledger(path: pending).entries().isEmpty)
+        // A copy that ran again (a crash after writing, before forgetting the local row) is written once.
+        let row = try #require(try TeamDatabase.psql(url, "SELECT uid FROM request ORDER BY id LIMIT 1").split(separator: "\n").first)
+        var copy = Ledger.Entry(session: nil, user: "carol", ref: ModelRef(provider: "team", model: "m"), usage: nil, cost: 0.5, ttftMs: nil, durationMs: 1, attempts: 1, outcome: .ok)
+        copy.uid = String(row)
+        try Ledger(path: pending).record(copy)
+        #expect(try harness.run(ask, extraEnvironment: environment).status == 0)
+        #expect(try TeamDatabase.psql(url, "SELECT count(*), count(DISTINCT uid) FROM request") == "5|5")
+        #expect(try Ledger(path: pending).entries().isEmpty)
+        await server.shutdown()
+    }
+}

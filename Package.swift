@@ -96,7 +96,8 @@ let package = Package(
         ),
         .executableTarget(
             name: "parley-bench",
-            dependencies: ["ParleyTestSupport", "ParleyKit", "ParleyProviders", "ParleyCore", "ParleyTUI"]
+            dependencies: ["ParleyTestSupport", "ParleyKit", "ParleyProviders", "ParleyCore", "ParleyTUI",
+                           .product(name: "AsyncHTTPClient", package: "async-http-client")]
         ),
         .testTarget(
             name: "ParleyUnitTests",

@@ -186,6 +186,8 @@ case "estimate": try await estimateBenchmark()
 case "hostile": try await hostileBenchmark()
 case "schema": try await schemaBenchmark(runs: count ?? 20)
 case "guard": try await guardBenchmark()
+case "gateway": try await gatewayBenchmark(requests: count ?? 500)
+case "team-ledger": try await teamLedgerBenchmark(rows: count ?? 1_000_000)
 case "rates": try await streamRatesBenchmark()
 case "hour": try await hourBenchmark(exchanges: count ?? 60)
 case "resume-parts": try resumePartsBenchmark(path: arguments[1])
@@ -195,6 +197,6 @@ case "write-session":
     let store = SessionStore(directory: URL(fileURLWithPath: arguments[2]).appendingPathComponent("data/parley/sessions"))
     try store.save(syntheticSession(messages: count ?? 10_000))
 default:
-    print("usage: parley-bench decode [CHUNKS] | decoder [CHUNKS] | startup [RUNS] | ttft [RUNS] | screen [MESSAGES] | tui [TOKENS] | sessions | cancel [RUNS] | cache [RUNS] | estimate | hostile | schema [RUNS] | guard")
+    print("usage: parley-bench decode [CHUNKS] | decoder [CHUNKS] | startup [RUNS] | ttft [RUNS] | screen [MESSAGES] | tui [TOKENS] | sessions | cancel [RUNS] | cache [RUNS] | estimate | hostile | schema [RUNS] | guard | gateway [REQUESTS] | team-ledger [ROWS]")
     exit(2)
 }

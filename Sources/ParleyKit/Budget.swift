@@ -40,22 +40,17 @@ public struct UnpricedModelRefusal: UserFacingError, Sendable, Equatable {
 
 /// Budgets and estimates: what a request may cost, checked before anything is sent.
 extension ChatEngine {
-    /// Refuses before anything is sent when the worst case (estimated prompt + the most output the
-    /// request allows) would pass the request, daily, monthly or session limit. The ledger checks the
-    /// limits and claims the worst case in one step (see `UsageLedger.claim`); the claim's id is
-    /// returned, to end with the request's ledger row. Nil: no limit applies.
-    func checkBudget(_ request: ChatRequest, ref: ModelRef, pricing: ModelPricing?, options: TurnOptions) async throws -> String? {
+    /// The limits a request must fit and its worst case (estimated prompt + the most output the request
+    /// allows); nil when no limit applies. Refuses at once an unpriced model under a limit, and a worst
+    /// case over the request's own limit (`ask --budget`).
+    func budgetPlan(_ request: ChatRequest, ref: ModelRef, pricing: ModelPricing?, options: TurnOptions) throws -> (worst: Double, limits: [BudgetLimit])? {
         let budget = config.budget
         guard budget.daily != nil || budget.monthly != nil || budget.session != nil || options.requestLimit != nil else { return nil }
         guard let pricing else { throw UnpricedModelRefusal(model: ref.description) }
         if pricing.input == 0, pricing.output == 0 { return nil }
         let worst = pricing.worstCase(promptTokens: TokenEstimator.estimate(request), outputTokens: maxOutputTokens(request, ref: ref, pricing: pricing))
-        let file = config.source ?? "config.toml"
-        func fix(_ how: String) -> String {
-            "raise \(how), set a lower max_tokens for \(ref.description), or pick a cheaper model with /model (local is free)"
-        }
         if let limit = options.requestLimit, worst > limit {
-            throw BudgetRefusal(model: ref.description, limitName: "request", limit: limit, spent: 0, worstCase: worst, fix: fix("--budget"))
+            throw BudgetRefusal(model: ref.description, limitName: "request", limit: limit, spent: 0, worstCase: worst, fix: budgetFix("--budget", ref: ref))
         }
         let today = Ledger.day(of: Date())
         let user = budget.scope == .user ? (options.user ?? userName) : nil
@@ -65,50 +60,52 @@ extension ChatEngine {
         if let limit = budget.session, let session = options.session {
             limits.append(BudgetLimit(name: "session", dollars: limit, scope: SpendScope(.session(session))))
         }
-        if limits.isEmpty { return nil }
+        return limits.isEmpty ? nil : (worst, limits)
+    }
+
+    func budgetFix(_ how: String, ref: ModelRef) -> String {
+        "raise \(how), set a lower max_tokens for \(ref.description), or pick a cheaper model with /model (local is free)"
+    }
+
+    func refusal(_ limit: BudgetLimit, spent: Double, worst: Double, ref: ModelRef) -> BudgetRefusal {
+        BudgetRefusal(model: ref.description, limitName: limit.name, limit: limit.dollars, spent: spent, worstCase: worst,
+                      fix: budgetFix("\(limit.name) under [budget] in \(config.source ?? "config.toml")", ref: ref))
+    }
+
+    /// Refuses before anything is sent when the worst case would pass a limit. The ledger checks the
+    /// limits and claims the worst case in one step (see `UsageLedger.claim`); the claim's id is
+    /// returned, to end with the request's ledger row. Nil: no limit applies.
+    func checkBudget(_ request: ChatRequest, ref: ModelRef, pricing: ModelPricing?, options: TurnOptions) async throws -> String? {
+        guard let (worst, limits) = try budgetPlan(request, ref: ref, pricing: pricing, options: options) else { return nil }
         let decision: BudgetDecision
         do {
             decision = try await stores.ledger().claim(limits, worstCase: worst, session: options.session, user: options.user ?? userName)
         } catch {
             guard stores.isShared else { throw error }
-            throw SharedBudgetUnavailable(model: ref.description, scope: budget.scope, reason: error.userMessage)
+            throw SharedBudgetUnavailable(model: ref.description, scope: config.budget.scope, reason: error.userMessage)
         }
         switch decision {
         case let .granted(claim): return claim
-        case let .refused(limit, spent):
-            throw BudgetRefusal(model: ref.description, limitName: limit.name, limit: limit.dollars, spent: spent, worstCase: worst,
-                                fix: fix("\(limit.name) under [budget] in \(file)"))
+        case let .refused(limit, spent): throw refusal(limit, spent: spent, worst: worst, ref: ref)
         }
     }
 
     /// Whether the budget would refuse this request now, without claiming anything (for the router's
     /// choice; the turn itself claims).
     func budgetRefusal(_ request: ChatRequest, ref: ModelRef, pricing: ModelPricing?, options: TurnOptions) async -> (any Error)? {
-        let budget = config.budget
-        guard budget.daily != nil || budget.monthly != nil || budget.session != nil || options.requestLimit != nil else { return nil }
-        guard let pricing else { return UnpricedModelRefusal(model: ref.description) }
-        if pricing.input == 0, pricing.output == 0 { return nil }
-        let worst = pricing.worstCase(promptTokens: TokenEstimator.estimate(request), outputTokens: maxOutputTokens(request, ref: ref, pricing: pricing))
-        if let limit = options.requestLimit, worst > limit {
-            return BudgetRefusal(model: ref.description, limitName: "request", limit: limit, spent: 0, worstCase: worst, fix: "raise --budget")
-        }
-        let today = Ledger.day(of: Date())
-        let user = budget.scope == .user ? (options.user ?? userName) : nil
-        var limits: [(String, Double?, SpendScope?)] = [("daily", budget.daily, SpendScope(.day(today), user: user)),
-                                                        ("monthly", budget.monthly, SpendScope(.month(today), user: user))]
-        limits.append(("session", budget.session, options.session.map { SpendScope(.session($0)) }))
         do {
+            guard let (worst, limits) = try budgetPlan(request, ref: ref, pricing: pricing, options: options) else { return nil }
             let ledger = try stores.ledger()
-            for case let (name, limit?, scope?) in limits {
-                let spent = try await ledger.spend(scope).dollars
-                if spent + worst > limit {
-                    return BudgetRefusal(model: ref.description, limitName: name, limit: limit, spent: spent, worstCase: worst, fix: "raise \(name) under [budget]")
-                }
+            for limit in limits {
+                let spent = try await ledger.spend(limit.scope).dollars
+                if spent + worst > limit.dollars { return refusal(limit, spent: spent, worst: worst, ref: ref) }
             }
+            return nil
+        } catch let error as LedgerError where stores.isShared {
+            return SharedBudgetUnavailable(model: ref.description, scope: config.budget.scope, reason: error.userMessage)
         } catch {
-            return stores.isShared ? SharedBudgetUnavailable(model: ref.description, scope: budget.scope, reason: error.userMessage) : error
+            return error
         }
-        return nil
     }
 
     /// What a request is expected to cost before it is sent.

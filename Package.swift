@@ -101,7 +101,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ParleyUnitTests",
-            dependencies: ["ParleyCore", "ParleyProviders", "ParleyKit", "ParleyTestSupport"],
+            dependencies: ["ParleyCore", "ParleyProviders", "ParleyKit", "ParleyServe", "ParleyTestSupport"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(

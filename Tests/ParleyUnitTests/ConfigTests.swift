@@ -67,6 +67,12 @@ import ParleyProviders
         ("default_model = local\n", 1, "strings need quotes"),
         ("[aliases]\nx = \"a\"\n[aliases]\n", 3, "defined twice"),
         ("x = [1,\n2\n", 1, "never closed"),
+        ("[ledger]\nbackend = \"mysql\"\n", 2, "ledger.backend: expected \"sqlite\" or \"postgres\""),
+        ("[ledger]\nurl_env = \"MY URL\"\n", 2, "ledger.url_env: expected the name of an environment variable"),
+        ("[ledger]\nuser = \"al ice\"\n", 2, "ledger.user: expected 1 to 64 letters"),
+        ("[ledger]\npassword = \"x\"\n", 2, "unknown key 'password' in [ledger]"),
+        ("[budget]\nscope = \"crew\"\n", 2, "budget.scope: expected \"team\" or \"user\""),
+        ("[cache]\nbackend = \"redis\"\n", 2, "cache.backend: expected \"sqlite\" or \"postgres\""),
     ] as [(String, Int, String)])
     func badConfigNamesFileLineAndExpectation(_ text: String, _ line: Int, _ fragment: String) {
         do {

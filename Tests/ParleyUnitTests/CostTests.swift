@@ -354,3 +354,64 @@ import ParleyTestSupport
         #expect(TokenEstimator.estimate(request) == 27)
     }
 }
+
+/// The SQLite ledger's budget claims: the check and the claim are one transaction, a row ends its
+/// claim, and a claim left by a killed process lapses.
+@Suite struct BudgetClaimTests {
+    static func ledger() throws -> (Ledger, URL) {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("parley-claims-\(UUID().uuidString)")
+        return (try Ledger(path: directory.appendingPathComponent("usage.sqlite").path), directory)
+    }
+
+    @Test func claimsCountUntilTheirRowReplacesThem() throws {
+        let (ledger, directory) = try Self.ledger()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let today = Ledger.day(of: Date())
+        let daily = BudgetLimit(name: "daily", dollars: 1.0, scope: SpendScope(.day(today)))
+        guard case let .granted(first) = try ledger.claim([daily], worstCase: 0.4, session: nil, user: "a") else { Issue.record("refused"); return }
+        guard case .granted = try ledger.claim([daily], worstCase: 0.4, session: nil, user: "b") else { Issue.record("refused"); return }
+        // 0.8 claimed: a third 0.4 would pass the limit.
+        #expect(try ledger.claim([daily], worstCase: 0.4, session: nil, user: "c") == .refused(daily, spent: 0.8))
+        // The first request cost 0.1: its row replaces its 0.4 claim, and 0.4 fits again.
+        try ledger.record(Ledger.Entry(session: nil, user: "a", ref: ModelRef(provider: "p", model: "m"), usage: nil, cost: 0.1, ttftMs: nil,
+                                       durationMs: 1, attempts: 1, outcome: .ok), releasing: first)
+        guard case .granted = try ledger.claim([daily], worstCase: 0.4, session: nil, user: "c") else { Issue.record("refused after the row"); return }
+        #expect(try ledger.claim([daily], worstCase: 0.2, session: nil, user: "d") == .refused(daily, spent: 0.9))
+        // A user-scoped limit counts that user's rows and claims only.
+        let mine = BudgetLimit(name: "daily", dollars: 0.5, scope: SpendScope(.day(today), user: "a"))
+        guard case .granted = try ledger.claim([mine], worstCase: 0.3, session: nil, user: "a") else { Issue.record("user scope refused"); return }
+        #expect(try ledger.spend(SpendScope(.day(today), user: "a")).dollars == 0.1)
+        #expect(try ledger.spend(SpendScope(.day(today), user: "b")).dollars == 0)
+    }
+
+    @Test func concurrentClaimsFromManyThreadsNeverPassTheLimit() async throws {
+        let (ledger, directory) = try Self.ledger()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let daily = BudgetLimit(name: "daily", dollars: 1.0, scope: SpendScope(.day(Ledger.day(of: Date()))))
+        let granted = await withTaskGroup(of: Bool.self) { group in
+            for index in 0..<40 {
+                group.addTask {
+                    // A second connection to the same file, as another process would have.
+                    guard let other = try? Ledger(path: ledger.path) else { return false }
+                    let decision = try? (index % 2 == 0 ? ledger : other).claim([daily], worstCase: 0.15, session: nil, user: nil)
+                    if case .granted? = decision { return true }
+                    return false
+                }
+            }
+            var count = 0
+            for await ok in group where ok { count += 1 }
+            return count
+        }
+        #expect(granted == 6)
+    }
+
+    @Test func aClaimLeftByAKilledProcessLapses() throws {
+        let (ledger, directory) = try Self.ledger()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let daily = BudgetLimit(name: "daily", dollars: 1.0, scope: SpendScope(.day(Ledger.day(of: Date()))))
+        guard case .granted = try ledger.claim([daily], worstCase: 0.9, session: nil, user: nil) else { Issue.record("refused"); return }
+        guard case .refused = try ledger.claim([daily], worstCase: 0.9, session: nil, user: nil) else { Issue.record("granted twice"); return }
+        try ledger.db.write { try $0.execute(sql: "UPDATE budget_claim SET expires = 0") }
+        guard case .granted = try ledger.claim([daily], worstCase: 0.9, session: nil, user: nil) else { Issue.record("the lapsed claim still counts"); return }
+    }
+}

@@ -52,7 +52,9 @@ public final class PostgresDatabase: Sendable {
         self.deadline = deadline
     }
 
-    /// Runs `body` against the database (started and migrated on first use) within the deadline.
+    /// Runs `body` against the database (started and migrated on first use) within the deadline. The
+    /// work runs in a task of its own, so a caller that is cancelled (a client that hung up on the
+    /// gateway, a reply stopped with Esc) still gets its ledger row written and its claim ended.
     func run<T: Sendable>(_ body: @escaping @Sendable (PostgresClient) async throws -> T) async throws(LedgerError) -> T {
         let (start, migrate, down) = state.lock.withLock { () -> (Bool, Bool, Bool) in
             let start = !state.running
@@ -65,28 +67,33 @@ public final class PostgresDatabase: Sendable {
             Task.detached { await client.run() }
         }
         if down { throw failure("it did not answer a moment ago") }
-        do {
-            let client = client
-            let result = try await withThrowingTaskGroup(of: T?.self) { group in
+        let client = client, deadline = deadline
+        let work = Task.detached { () async throws -> T in
+            try await withThrowingTaskGroup(of: T?.self) { group in
                 group.addTask {
                     if migrate { try await Self.migrate(client) }
                     return try await body(client)
                 }
                 group.addTask {
-                    try await Task.sleep(for: self.deadline)
+                    try await Task.sleep(for: deadline)
                     return nil
                 }
                 defer { group.cancelAll() }
                 guard let first = try await group.next(), let value = first else { throw DatabaseTimeout() }
                 return value
             }
+        }
+        do {
+            let result = try await work.value
             state.lock.withLock {
                 state.downUntil = nil
                 if migrate { state.migrated = true }
             }
             return result
         } catch {
-            if !(error is PSQLError) || Self.isConnectionProblem(error) {
+            // Only an unreachable or silent server counts as down; an error the server answered with
+            // (a constraint, a bad value) is this statement's alone.
+            if Self.isConnectionProblem(error) {
                 state.lock.withLock { state.downUntil = .now + .seconds(5) }
             }
             throw failure(Self.describe(error))
@@ -100,6 +107,9 @@ public final class PostgresDatabase: Sendable {
     }
 
     static func isConnectionProblem(_ error: any Error) -> Bool {
+        if let error = error as? PostgresTransactionError {
+            return [error.beginError, error.closureError, error.commitError].compactMap { $0 }.contains(where: isConnectionProblem)
+        }
         guard let error = error as? PSQLError else { return true }
         return error.serverInfo == nil
     }
@@ -107,6 +117,7 @@ public final class PostgresDatabase: Sendable {
     /// A PostgreSQL error's own message; PSQLError's description hides it on purpose.
     static func describe(_ error: any Error) -> String {
         if error is DatabaseTimeout { return "no answer within the deadline" }
+        if let error = error as? PostgresTransactionError, let inner = error.beginError ?? error.closureError ?? error.commitError { return describe(inner) }
         if let error = error as? PSQLError {
             if let message = error.serverInfo?[.message] { return message }
             if let underlying = error.underlying { return "\(underlying)" }
@@ -248,8 +259,9 @@ public final class PostgresLedger: UsageLedger {
         }
     }
 
-    static func insert(_ e: Ledger.Entry) -> PostgresQuery {
-        """
+    static func insert(_ row: Ledger.Entry) -> PostgresQuery {
+        let e = row.withoutNUL()
+        return """
         INSERT INTO request (uid, time, day, session, user_name, provider, model, prompt_tokens, completion_tokens, cached_tokens,
             cache_write_tokens, cost, cost_estimated, ttft_ms, duration_ms, tokens_per_second, attempts, fallback_from, cache_hit,
             route_rule, outcome, error)
@@ -358,6 +370,23 @@ public final class PostgresLedger: UsageLedger {
     public func pendingCount() -> Int { (try? pending.pending(limit: 1_000_000).count) ?? 0 }
 }
 
+extension Ledger.Entry {
+    /// PostgreSQL's text cannot hold NUL, which a model name or a session id from outside could carry;
+    /// in the ledger it becomes U+FFFD rather than a row the server refuses.
+    func withoutNUL() -> Ledger.Entry {
+        func clean(_ text: String?) -> String? { text.map { $0.utf8.contains(0) ? $0.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : $0 } }
+        var copy = self
+        copy.session = clean(session)
+        copy.user = clean(user)
+        copy.provider = clean(provider) ?? ""
+        copy.model = clean(model) ?? ""
+        copy.fallbackFrom = clean(fallbackFrom)
+        copy.routeRule = clean(routeRule)
+        copy.error = clean(error)
+        return copy
+    }
+}
+
 /// The response cache in the team's PostgreSQL: one person's answer serves the next (same key rules
 /// as the SQLite cache). A database that is down is a miss.
 public final class PostgresReplyCache: ReplyCache {
@@ -387,6 +416,8 @@ public final class PostgresReplyCache: ReplyCache {
     }
 
     public func store(_ key: String, ref: ModelRef, reply: ResponseCache.Reply) async {
+        // PostgreSQL's text holds no NUL: such a reply is not cached rather than changed.
+        guard !reply.text.utf8.contains(0), !ref.model.utf8.contains(0) else { return }
         let usage = reply.usage.flatMap { try? JSONEncoder().encode($0) }.map { String(decoding: $0, as: UTF8.self) }
         let cap = settings.maxMegabytes * 1_000_000
         let created = reply.created.timeIntervalSince1970

@@ -65,7 +65,7 @@ struct Exchange: ~Copyable {
     /// 4xx (not retried), a budget as 402, an upstream rate limit as 429, the rest as 502/503/504.
     static func gatewayError(_ error: any Error) -> GatewayError {
         if let error = error as? GatewayError { return error }
-        let message = describe(error)
+        let message = hidingAddresses(describe(error))
         if error is BudgetRefusal || error is UnpricedModelRefusal {
             return GatewayError(status: 402, message: message, type: "insufficient_quota", code: "budget_exceeded")
         }
@@ -93,10 +93,35 @@ struct Exchange: ~Copyable {
                 return GatewayError(status: 502, message: message, type: "server_error", code: "upstream_error")
             }
         }
-        if let error = error as? any UserFacingError {
-            return GatewayError(status: 502, message: error.userMessage, type: "server_error", code: "upstream_error")
+        if error is any UserFacingError {
+            return GatewayError(status: 502, message: message, type: "server_error", code: "upstream_error")
         }
         return GatewayError(status: 500, message: message, type: "server_error", code: nil)
+    }
+
+    /// Clients see why a request failed, not where the gateway's upstreams and database live: every
+    /// `scheme://…` address in a message becomes `(address hidden)`. The gateway's own log keeps nothing
+    /// more either; `parley models` and the operator's config say where things are.
+    static func hidingAddresses(_ message: String) -> String {
+        var out = ""
+        var rest = Substring(message)
+        while let range = rest.range(of: "://") {
+            var start = range.lowerBound
+            while start > rest.startIndex, let previous = rest[rest.index(before: start)].asciiValue,
+                  (previous >= 0x61 && previous <= 0x7A) || (previous >= 0x41 && previous <= 0x5A) || previous == 0x2B {
+                start = rest.index(before: start)
+            }
+            guard start < range.lowerBound else {
+                out += rest[..<range.upperBound]
+                rest = rest[range.upperBound...]
+                continue
+            }
+            var end = range.upperBound
+            while end < rest.endIndex, !" \t\n'\")]>,;".contains(rest[end]) { end = rest.index(after: end) }
+            out += rest[..<start] + "(address hidden)"
+            rest = rest[end...]
+        }
+        return out + rest
     }
 
     // MARK: - Answers

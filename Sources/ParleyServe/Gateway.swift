@@ -23,12 +23,16 @@ public final class Gateway: Sendable {
         /// Token → the client's name. Empty: no authentication, loopback only.
         public var tokens: [String: String]
         public var maxBodyBytes: Int
+        /// Connections open at once; more wait in the listen queue (so idle ones cannot use up the
+        /// process's file descriptors).
+        public var maxConnections: Int
 
-        public init(host: String = "127.0.0.1", port: Int = 8080, tokens: [String: String] = [:], maxBodyBytes: Int = 8 << 20) {
+        public init(host: String = "127.0.0.1", port: Int = 8080, tokens: [String: String] = [:], maxBodyBytes: Int = 8 << 20, maxConnections: Int = 512) {
             self.host = host
             self.port = port
             self.tokens = tokens
             self.maxBodyBytes = maxBodyBytes
+            self.maxConnections = maxConnections
         }
     }
 
@@ -50,14 +54,19 @@ public final class Gateway: Sendable {
         host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.") && host.split(separator: ".").count == 4
     }
 
+    /// How long a connection may sit between requests, or in the middle of sending one (headers or
+    /// body), before it is closed: a slow client cannot hold a connection open forever.
+    static let idleTimeout: TimeAmount = .seconds(30)
+
     /// Serves until the process ends; `onListening` gets the port (useful with port 0).
     public func run(onListening: @escaping @Sendable (Int) -> Void) async throws {
         let logger = Logger(label: "parley.serve", factory: { _ in SwiftLogNoOpLogHandler() })
         let server = Server(
             childChannelSetup: HTTP1Channel(responder: { request, writer, channel in
                 try await self.respond(request, writer, channel)
-            }, configuration: .init(idleTimeout: .seconds(300))),
-            configuration: ServerConfiguration(address: .hostname(settings.host, port: settings.port), serverName: nil),
+            }, configuration: .init(idleTimeout: Self.idleTimeout)),
+            configuration: ServerConfiguration(address: .hostname(settings.host, port: settings.port), serverName: nil,
+                                               availableConnectionsDelegate: MaximumAvailableConnections(settings.maxConnections)),
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? 0) },
             eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
             logger: logger
@@ -70,12 +79,17 @@ public final class Gateway: Sendable {
     func respond(_ request: Request, _ writer: consuming ResponseWriter, _ channel: any Channel) async throws {
         let started = ContinuousClock.now
         let path = request.uri.path
-        var reply = Exchange(writer: writer, format: path == "/v1/messages" ? .anthropic : .openAI)
+        let reply = Exchange(writer: writer, format: path == "/v1/messages" ? .anthropic : .openAI)
         var client = "-"
         var status = 0
         defer { log("\(status) \(request.method.rawValue) \(TerminalSanitizer.line(String(path.prefix(80)))) \(client) \(Int((ContinuousClock.now - started).milliseconds)) ms") }
         if path == "/health" {
-            status = try await reply.json(200, ["status": "ok", "ledger": .string((try? engine.stores.ledger().location) ?? "unavailable")])
+            // No token needed, so it says only which kind of ledger is in use, not where.
+            guard request.method == .get else {
+                status = try await reply.error(GatewayError(status: 405, message: "\(request.method.rawValue) is not allowed on /health", type: "invalid_request_error", code: "method_not_allowed"))
+                return
+            }
+            status = try await reply.json(200, ["status": "ok", "ledger": .string(engine.config.ledger.backend.rawValue)])
             return
         }
         let caller: String
@@ -95,11 +109,18 @@ public final class Gateway: Sendable {
                 status = try await reply.error(tooLarge())
                 return
             }
+            // A body that does not arrive within 30 seconds (a client trickling it) closes the connection.
+            let timer = Task {
+                try await Task.sleep(for: .seconds(30))
+                try? await channel.close()
+            }
             let body: ByteBuffer
             do { body = try await request.collectBody(upTo: settings.maxBodyBytes) } catch {
+                timer.cancel()
                 status = try await reply.error(tooLarge())
                 return
             }
+            timer.cancel()
             let parsed: GatewayRequest
             do {
                 let json: JSONValue
@@ -124,7 +145,7 @@ public final class Gateway: Sendable {
             // goes away cancels the turn, and with it the upstream request.
             var held: Exchange? = consume reply
             status = try await request.body.consumeWithInboundCloseHandler { _ in
-                guard var exchange = held.take() else { return 0 }
+                guard let exchange = held.take() else { return 0 }
                 return try await exchange.answer(parsed, primary: ref, events: pump.events)
             } onInboundClosed: {
                 pump.cancel()

@@ -36,7 +36,7 @@ extension GatewayRequest {
     /// sequences, images) is refused by name rather than dropped in silence.
     static func openAI(_ json: JSONValue) throws(GatewayError) -> GatewayRequest {
         guard json.members != nil else { throw .invalid("the body must be a JSON object") }
-        let model = try string(json["model"], "model")
+        let model = try modelName(json["model"])
         guard let messages = json["messages"]?.array, !messages.isEmpty else { throw .invalid("messages: expected a non-empty array", code: "missing_messages") }
         guard messages.count <= maxMessages else { throw .invalid("messages: at most \(maxMessages)") }
         if let n = json["n"], !n.isNull, n.int != 1 { throw .invalid("n: parley serve answers with one choice; send n = 1 or leave it out") }
@@ -48,6 +48,8 @@ extension GatewayRequest {
         for (index, message) in messages.enumerated() {
             let key = "messages[\(index)]"
             let role = try string(message["role"], "\(key).role")
+            // Only an assistant turn that calls tools may have no content.
+            if role != "assistant", message["content"]?.isNull ?? true { throw .invalid("\(key).content: expected a string or an array of text parts") }
             let text = try content(message["content"], "\(key).content")
             switch role {
             case "system", "developer": system.append(text)
@@ -90,15 +92,15 @@ extension GatewayRequest {
             default: throw .invalid("response_format.type: expected text, json_object or json_schema")
             }
         }
-        let stream = json["stream"]?.bool ?? false
-        return GatewayRequest(format: .openAI, model: model, request: request, stream: stream,
-                              includeUsage: stream && json["stream_options"]?["include_usage"]?.bool == true)
+        let stream = try flag(json["stream"], "stream")
+        let includeUsage = try flag(json["stream_options"]?["include_usage"], "stream_options.include_usage")
+        return GatewayRequest(format: .openAI, model: model, request: request, stream: stream, includeUsage: stream && includeUsage)
     }
 
     /// `POST /v1/messages` (Anthropic Messages): text and tool blocks.
     static func anthropic(_ json: JSONValue) throws(GatewayError) -> GatewayRequest {
         guard json.members != nil else { throw .invalid("the body must be a JSON object") }
-        let model = try string(json["model"], "model")
+        let model = try modelName(json["model"])
         guard let messages = json["messages"]?.array, !messages.isEmpty else { throw .invalid("messages: expected a non-empty array") }
         guard messages.count <= maxMessages else { throw .invalid("messages: at most \(maxMessages)") }
         guard let maxTokens = try integer(json["max_tokens"], "max_tokens", 1...1_000_000) else { throw .invalid("max_tokens: required") }
@@ -144,7 +146,23 @@ extension GatewayRequest {
                 try definition(name: tool["name"], description: tool["description"], parameters: tool["input_schema"], "tools[\(index)]")
             }
         }
-        return GatewayRequest(format: .anthropic, model: model, request: request, stream: json["stream"]?.bool ?? false, includeUsage: true)
+        return GatewayRequest(format: .anthropic, model: model, request: request, stream: try flag(json["stream"], "stream"), includeUsage: true)
+    }
+
+    /// A model name goes into headers, logs and the ledger: short, and no control characters.
+    static func modelName(_ value: JSONValue?) throws(GatewayError) -> String {
+        let name = try string(value, "model")
+        guard name.utf8.count <= 256, !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw .invalid("model: expected a model name of at most 256 bytes without control characters", code: "model_not_found")
+        }
+        return name
+    }
+
+    /// true, false, or absent (false); anything else is refused, not taken for false.
+    static func flag(_ value: JSONValue?, _ key: String) throws(GatewayError) -> Bool {
+        guard let value, !value.isNull else { return false }
+        guard let flag = value.bool else { throw .invalid("\(key): expected true or false") }
+        return flag
     }
 
     static func string(_ value: JSONValue?, _ key: String, allowEmpty: Bool = false) throws(GatewayError) -> String {

@@ -20,15 +20,17 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The port (0: any free port; the line on stdout names it).") var port = 8080
     @Option(name: .customLong("tokens-file"), help: "A file of NAME TOKEN lines, readable only by you (0600).") var tokensFile: String?
     @Option(name: .customLong("max-body-mb"), help: "The largest request body accepted, in MB.") var maxBodyMB = 8
+    @Option(name: .customLong("max-connections"), help: "Connections served at once; more wait to be accepted.") var maxConnections = 512
 
     func run() async throws {
         do {
             guard (0...65_535).contains(port) else { throw ValidationError("--port: expected 0 to 65535") }
             guard (1...1024).contains(maxBodyMB) else { throw ValidationError("--max-body-mb: expected 1 to 1024") }
+            guard (1...100_000).contains(maxConnections) else { throw ValidationError("--max-connections: expected 1 to 100000") }
             let engine = try ChatEngine.fromEnvironment()
             var tokens = try GatewayTokens.parse(environment: engine.environment["PARLEY_SERVE_TOKENS"] ?? "", source: "PARLEY_SERVE_TOKENS")
             if let tokensFile { tokens.merge(try GatewayTokens.load(tokensFile)) { first, _ in first } }
-            let settings = Gateway.Settings(host: host, port: port, tokens: tokens, maxBodyBytes: maxBodyMB << 20)
+            let settings = Gateway.Settings(host: host, port: port, tokens: tokens, maxBodyBytes: maxBodyMB << 20, maxConnections: maxConnections)
             let gateway = try Gateway(engine: engine, settings: settings) { line in Terminal.standardError.say("parley serve: \(line)\n") }
             let host = self.host, names = Set(tokens.values).sorted()
             try await gateway.run { port in

@@ -186,6 +186,8 @@ enum GatewayClients {
         let body = try JSONValue.parse(curl.body)
         #expect(body["error"]?["code"]?.string == "upstream_error")
         #expect(body["error"]?["message"]?.string?.contains("second") == true, "\(curl.body)")
+        // Why, but not where: the upstream's address stays with the operator.
+        #expect(body["error"]?["message"]?.string?.contains("127.0.0.1") == false, "\(curl.body)")
         #expect(curl.headers.contains("x-parley-fallback-from: first:m"))
         await first.shutdown()
         await second.shutdown()
@@ -308,6 +310,8 @@ enum GatewayClients {
             (#"{"model":"one:m","messages":[{"role":"user","content":"Hi"}],"temperature":"hot"}"#, 400, ""),
             (#"{"model":"one:m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}"#, 400, ""),
             (#"{"model":"one:m","n":3,"messages":[{"role":"user","content":"Hi"}]}"#, 400, ""),
+            (#"{"model":"one:m","stream":"yes","messages":[{"role":"user","content":"Hi"}]}"#, 400, ""),
+            (#"{"model":"one:\u0000m","messages":[{"role":"user","content":"Hi"}]}"#, 400, "model_not_found"),
             ("{\"model\":\"one:m\",\"messages\":[{\"role\":\"user\",\"content\":\"" + String(repeating: "x", count: 1_100_000) + "\"}]}", 413, "request_too_large"),
         ]
         for (body, status, code) in cases {
@@ -317,6 +321,9 @@ enum GatewayClients {
             if !code.isEmpty { #expect(result.json?["error"]?["code"]?.string == code, "\(body.prefix(80))") }
         }
         #expect(try call("aaaaaaaaaaaaaaaaaaaaaaaa", good, path: gateway.baseURL + "/v2/else").status == 404)
+        #expect(try call(nil, good, path: gateway.baseURL + "/health").status == 405)
+        let health = try GatewayClients.curl([gateway.baseURL + "/health"])
+        #expect(health.status == 200 && health.body == #"{"status":"ok","ledger":"sqlite"}"#, "\(health.body)")
         let models = try GatewayClients.curl([gateway.baseURL + "/v1/models", "-H", "Authorization: Bearer bbbbbbbbbbbbbbbbbbbbbbbb"])
         #expect(models.status == 200)
         #expect(try JSONValue.parse(models.body)["data"]?.array?.contains { $0["id"]?.string == "one:m" } == true)

@@ -178,4 +178,28 @@ enum TeamDatabase {
         #expect(try Ledger(path: pending).entries().isEmpty)
         await server.shutdown()
     }
+
+    @Test func aRowTheServerRefusesOrACancelledCallerNeverMakesTheDatabaseLookDown() async throws {
+        let url = try TeamDatabase.fresh()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("parley-pgrow-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let ledger = try PostgresLedger(database: try PostgresDatabase(url: url, variable: "TEST_URL"),
+                                        pendingPath: directory.appendingPathComponent("pending.sqlite").path)
+        func row(_ model: String) -> Ledger.Entry {
+            Ledger.Entry(session: nil, user: "u", ref: ModelRef(provider: "p", model: model), usage: nil, cost: 0.25, ttftMs: nil, durationMs: 1, attempts: 1, outcome: .ok)
+        }
+        // PostgreSQL's text holds no NUL; a model name from outside may carry one.
+        try await ledger.record(row("a\u{0}b"), releasing: nil)
+        try await ledger.record(row("plain"), releasing: nil)
+        // A caller that is already cancelled (a client that hung up) still gets its row written.
+        let cancelled = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            try await ledger.record(row("stopped"), releasing: nil)
+        }
+        try await cancelled.value
+        #expect(try TeamDatabase.psql(url, "SELECT model FROM request ORDER BY id") == "a\u{FFFD}b\nplain\nstopped")
+        #expect(ledger.pendingCount() == 0)
+        let spend = try await ledger.spend(SpendScope(.day(Ledger.day(of: Date())), user: "u"))
+        #expect(spend.dollars == 0.75)
+    }
 }

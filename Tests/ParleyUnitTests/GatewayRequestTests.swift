@@ -77,4 +77,11 @@ import ParleyCore
         #expect(throws: GatewayError.self) { try anthropic(#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"image","source":{}}]}]}"#) }
         #expect(throws: GatewayError.self) { try anthropic(#"{"model":"m","max_tokens":5,"messages":[{"role":"system","content":"x"}]}"#) }
     }
+
+    @Test func clientsSeeWhyButNotWhere() {
+        #expect(Exchange.hidingAddresses("box: the connection to http://10.0.0.7:8000/v1 failed (refused)") == "box: the connection to (address hidden) failed (refused)")
+        #expect(Exchange.hidingAddresses("the team database postgres://parley@db:5432/parley cannot be used") == "the team database (address hidden) cannot be used")
+        #expect(Exchange.hidingAddresses("a :// alone, and no address") == "a :// alone, and no address")
+        #expect(Exchange.hidingAddresses("two: https://a/x, https://b/y.") == "two: (address hidden), (address hidden)")
+    }
 }

@@ -116,6 +116,9 @@ public final class AsyncHTTPTransport: HTTPTransport {
             configuration.redirectConfiguration = .disallow
             // A refused connection fails at once instead of being retried until the connect timeout.
             configuration.connectionPool.retryConnectionEstablishment = false
+            // The gateway streams many replies from one provider at once; async-http-client's default
+            // of 8 connections per host made the ninth wait for a free one until the connect timeout.
+            configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 256
             configuration.httpVersion = .automatic
             // On the stream executor's event loop, so reading a reply and handling it share a thread.
             let client = HTTPClient(eventLoopGroup: StreamExecutor.group, configuration: configuration)

@@ -237,7 +237,9 @@ struct AnswerState {
     }
 
     var headers: [(String, String)] {
-        var headers = [("x-parley-model", model.description), ("x-parley-cache", cacheHit ? "hit" : "miss")]
+        // The connection closes after a chat answer (watching it for a client that leaves consumes its
+        // inbound side), so clients are told not to send another request on it.
+        var headers = [("x-parley-model", model.description), ("x-parley-cache", cacheHit ? "hit" : "miss"), ("connection", "close")]
         if let fellBackFrom { headers.append(("x-parley-fallback-from", fellBackFrom.description)) }
         return headers
     }

@@ -50,7 +50,9 @@ func gatewayBenchmark(requests: Int) async throws {
     }
     guard port != 0 else { print("parley serve did not start"); return }
 
-    let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(timeout: .init(connect: .seconds(5), read: .seconds(30))))
+    var configuration = HTTPClient.Configuration(timeout: .init(connect: .seconds(5), read: .seconds(30)))
+    configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
+    let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
 
     /// One streamed request: time to the first content byte and to the end, in ms; nil on an error.
     func once(_ base: String, maxTokens: Int) async -> (first: Double, total: Double, chunks: Int)? {
@@ -61,7 +63,11 @@ func gatewayBenchmark(requests: Int) async throws {
         let start = ContinuousClock.now
         do {
             let response = try await client.execute(request, timeout: .seconds(60))
-            guard response.status == .ok else { return nil }
+            guard response.status == .ok else {
+                let body = try await response.body.collect(upTo: 1 << 16)
+                FileHandle.standardError.write(Data("gateway bench: HTTP \(response.status.code): \(String(buffer: body).prefix(300))\n".utf8))
+                return nil
+            }
             var first: Double?
             var chunks = 0
             var tail = ""
@@ -71,9 +77,13 @@ func gatewayBenchmark(requests: Int) async throws {
                 chunks += text.components(separatedBy: "\"content\":\"w").count - 1
                 tail = String((tail + text).suffix(32))
             }
-            guard tail.contains("[DONE]") else { return nil }
+            guard tail.contains("[DONE]") else {
+                FileHandle.standardError.write(Data("gateway bench: the stream ended without [DONE]: …\(tail)\n".utf8))
+                return nil
+            }
             return (first ?? 0, (ContinuousClock.now - start).milliseconds, chunks)
         } catch {
+            FileHandle.standardError.write(Data("gateway bench: \(error)\n".utf8))
             return nil
         }
     }

@@ -334,4 +334,37 @@ enum GatewayClients {
         let cost = try harness.run(["cost", "--by", "user"])
         #expect(cost.stdout.contains("alice") && cost.stdout.contains("bob"), "\(cost.stdout)")
     }
+
+    @Test func twentyConcurrentStreamsToOneProviderAllComplete() async throws {
+        // Each reply takes 1.5 s; a request waiting for a free connection to the provider fails after
+        // the 1 s connect timeout (async-http-client's default of 8 per host failed the ninth on).
+        let stream = FaultServer.events(.openAI)
+        let upstream = try await ScriptedHTTPServer { _ in
+            [.head(status: 200, headers: [("Content-Type", "text/event-stream")]), .write(Array((stream.open + stream.words).joined().utf8)),
+             .pause(.milliseconds(1500)), .write(Array((stream.close + [stream.end]).joined().utf8)), .end]
+        }
+        let harness = try ParleyHarness(config: """
+            [providers.slow]
+            base_url = "\(upstream.baseURL)/v1"
+            models = ["m"]
+            connect_timeout = 1
+            max_retries = 0
+            """)
+        defer { harness.cleanUp() }
+        let gateway = try GatewayProcess(harness)
+        defer { gateway.stop() }
+        let directory = harness.home.appendingPathComponent("streams")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let body = #"{"model":"slow:m","stream":true,"messages":[{"role":"user","content":"Hi"}]}"#
+        let children = try (0..<20).map { index in
+            try ChildProcess.spawn(["curl", "-s", "-N", gateway.baseURL + "/v1/chat/completions", "-d", body],
+                                   output: .file(directory.appendingPathComponent("\(index)").path))
+        }
+        for child in children { _ = child.wait() }
+        let outputs = try (0..<20).map { try String(contentsOf: directory.appendingPathComponent("\($0)"), encoding: .utf8) }
+        let complete = outputs.filter { $0.contains("data: [DONE]") && $0.contains("fault server") }.count
+        #expect(complete == 20, "\(outputs.first ?? "")")
+        #expect(upstream.requestCount == 20)
+        await upstream.shutdown()
+    }
 }

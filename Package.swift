@@ -101,7 +101,8 @@ let package = Package(
         ),
         .testTarget(
             name: "ParleyUnitTests",
-            dependencies: ["ParleyCore", "ParleyProviders", "ParleyKit", "ParleyServe", "ParleyTestSupport"],
+            dependencies: ["ParleyCore", "ParleyProviders", "ParleyKit", "ParleyServe", "ParleyTestSupport",
+                           .product(name: "GRDB", package: "GRDB.swift")],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(

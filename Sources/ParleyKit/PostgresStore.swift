@@ -67,7 +67,9 @@ public final class PostgresDatabase: Sendable {
             Task.detached { await client.run() }
         }
         if down { throw failure("it did not answer a moment ago") }
-        let client = client, deadline = deadline
+        // The first call of a process also connects and checks the schema (creating it on an empty
+        // database): on a loaded server that takes longer than one statement should.
+        let client = client, deadline = migrate ? max(deadline, .seconds(10)) : deadline
         let work = Task.detached { () async throws -> T in
             try await withThrowingTaskGroup(of: T?.self) { group in
                 group.addTask {

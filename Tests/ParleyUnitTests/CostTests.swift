@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import GRDB
 import ParleyCore
 @testable import ParleyKit
 import ParleyProviders
@@ -413,5 +414,27 @@ import ParleyTestSupport
         guard case .refused = try ledger.claim([daily], worstCase: 0.9, session: nil, user: nil) else { Issue.record("granted twice"); return }
         try ledger.db.write { try $0.execute(sql: "UPDATE budget_claim SET expires = 0") }
         guard case .granted = try ledger.claim([daily], worstCase: 0.9, session: nil, user: nil) else { Issue.record("the lapsed claim still counts"); return }
+    }
+}
+
+@Suite struct LedgerMigrationTests {
+    /// Parley updated while two of its processes start: both find the file one migration behind.
+    @Test func processesOpeningAnOlderLedgerAtOnceAllSucceed() async throws {
+        for round in 0..<5 {
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("parley-migrate-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            let path = directory.appendingPathComponent("usage.sqlite").path
+            let old = try DatabaseQueue(path: path)
+            try Ledger.migrator.migrate(old, upTo: "v2 route rule")
+            try old.close()
+            let opened = await withTaskGroup(of: Bool.self) { group in
+                for _ in 0..<4 { group.addTask { (try? Ledger(path: path)) != nil } }
+                var all: [Bool] = []
+                for await ok in group { all.append(ok) }
+                return all
+            }
+            #expect(opened == [true, true, true, true], "round \(round)")
+        }
     }
 }

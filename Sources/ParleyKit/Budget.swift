@@ -25,7 +25,7 @@ public struct SharedBudgetUnavailable: UserFacingError, Sendable, Equatable {
     public var reason: String
     public var userMessage: String {
         "budget: \(model) refused before sending — the \(scope == .team ? "team's" : "user's") spending limits are kept in the team database, "
-            + "which cannot be reached now (\(reason)); requests under a [budget] limit wait until it is back, or remove the limit from [budget]"
+            + "which cannot be used now (\(reason)); requests under a [budget] limit wait until it is back, or remove the limit from [budget]"
     }
 }
 

@@ -50,7 +50,12 @@ public final class UsageStores: @unchecked Sendable {
         let ledger: any UsageLedger
         switch ledgerSettings.backend {
         case .sqlite: ledger = try Ledger(path: ledgerPath)
-        case .postgres: ledger = try PostgresLedger(database: try database(), pendingPath: pendingPath)
+        case .postgres:
+            do { ledger = try PostgresLedger(database: try database(), pendingPath: pendingPath) } catch let error where error.what == "PostgreSQL URL in" {
+                // A missing or malformed URL loses no row: they wait in the pending file like rows kept
+                // while the database is down, and are written once the URL is right.
+                ledger = UnconfiguredTeamLedger(problem: error, pending: try Ledger(path: pendingPath))
+            }
         }
         openedLedger = ledger
         return ledger
@@ -83,4 +88,22 @@ public final class UsageStores: @unchecked Sendable {
             return problems
         }
     }
+}
+
+/// The team ledger when its URL is missing or malformed: rows are kept locally, every read fails with
+/// the URL's problem (so budgets kept there refuse, and `parley cost` says what to fix).
+struct UnconfiguredTeamLedger: UsageLedger {
+    let problem: LedgerError
+    let pending: Ledger
+    var location: String { problem.path }
+
+    func record(_ entry: Ledger.Entry, releasing claim: String?) async throws(LedgerError) {
+        try pending.record(entry)
+        throw problem
+    }
+
+    func spend(_ scope: SpendScope) async throws(LedgerError) -> Ledger.Spend { throw problem }
+    func report(groupedBy group: Ledger.ReportGroup, since firstDay: String) async throws(LedgerError) -> [Ledger.ReportLine] { throw problem }
+    func speeds(since firstDay: String, byRule: Bool) async throws(LedgerError) -> [Ledger.SpeedLine] { throw problem }
+    func claim(_ limits: [BudgetLimit], worstCase: Double, session: String?, user: String?) async throws(LedgerError) -> BudgetDecision { throw problem }
 }

@@ -159,7 +159,7 @@ enum TeamDatabase {
         defer { budgeted.cleanUp() }
         let refused = try budgeted.run(ask, extraEnvironment: environment)
         #expect(refused.status == 1)
-        #expect(refused.stderr.contains("the team's spending limits are kept in the team database, which cannot be reached now"), "\(refused.stderr)")
+        #expect(refused.stderr.contains("the team's spending limits are kept in the team database, which cannot be used now"), "\(refused.stderr)")
         #expect(server.requestCount == 3)
 
         #expect(try ChildProcess.capture([script, "up", directory]).status == 0)
@@ -201,5 +201,21 @@ enum TeamDatabase {
         #expect(ledger.pendingCount() == 0)
         let spend = try await ledger.spend(SpendScope(.day(Ledger.day(of: Date())), user: "u"))
         #expect(spend.dollars == 0.75)
+    }
+
+    @Test func withoutItsURLTheTeamLedgerSaysWhatToSetAndKeepsTheRows() async throws {
+        let url = try TeamDatabase.fresh()
+        let server = try await FaultServer(format: .openAI, script: [.ok])
+        let harness = try ParleyHarness(config: TeamDatabase.config(server, user: "erin"))
+        defer { harness.cleanUp() }
+        let ask = ["ask", "-m", "team:m", "--temperature", "0.5", "Name a color."]
+        let unset = try harness.run(ask)
+        #expect(unset.status == 0, "\(unset.stderr)")
+        #expect(unset.stderr.contains("PARLEY_DATABASE_URL cannot be used (it is not set); export PARLEY_DATABASE_URL=postgres://"), "\(unset.stderr)")
+        let cost = try harness.run(["cost"])
+        #expect(cost.status == 1 && cost.stderr.contains("export PARLEY_DATABASE_URL="), "\(cost.stderr)")
+        #expect(try harness.run(ask, extraEnvironment: ["PARLEY_DATABASE_URL": url]).status == 0)
+        #expect(try TeamDatabase.psql(url, "SELECT count(*) FROM request WHERE user_name = 'erin'") == "2")
+        await server.shutdown()
     }
 }

@@ -157,12 +157,9 @@ public final class Ledger: UsageLedger {
         let entry = entry.clamped()
         do {
             try db.write { db in
-                // A row that is already here (copied twice) is kept once.
-                if let uid = entry.uid, try Int.fetchOne(db, sql: "SELECT 1 FROM request WHERE uid = ?", arguments: [uid]) != nil {
-                } else {
-                    var row = entry
-                    try row.insert(db)
-                }
+                // A row that is already here (copied twice) is kept once: its uid is unique.
+                var row = entry
+                try row.insert(db, onConflict: .ignore)
                 if let claim { try db.execute(sql: "DELETE FROM budget_claim WHERE id = ?", arguments: [claim]) }
             }
         } catch { throw LedgerError(path: path, reason: "\(error)") }
@@ -241,9 +238,6 @@ public final class Ledger: UsageLedger {
         }
     }
 
-    public func spend(onDay day: String) throws(LedgerError) -> Spend { try spend(where: "day = ?", [day]) }
-    public func spend(inMonthOf day: String) throws(LedgerError) -> Spend { try spend(where: "substr(day, 1, 7) = ?", [String(day.prefix(7))]) }
-    public func spend(session: String) throws(LedgerError) -> Spend { try spend(where: "session = ?", [session]) }
 
     /// One line of a report: requests, tokens and cost for a day, a model or a provider.
     public struct ReportLine: Sendable, Equatable {

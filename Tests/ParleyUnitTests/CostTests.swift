@@ -163,8 +163,8 @@ import ParleyTestSupport
         try ledger.record(.init(time: yesterday, session: nil, ref: gpt, usage: nil, cost: 1, ttftMs: nil, durationMs: 10, attempts: 3, outcome: .error, error: "http 529"))
 
         let day = Ledger.day(of: today)
-        #expect(try ledger.spend(onDay: day) == Ledger.Spend(dollars: 0.75, unpriced: 1))
-        #expect(try ledger.spend(session: "s1").dollars == 0.75)
+        #expect(try ledger.spend(SpendScope(.day(day))) == Ledger.Spend(dollars: 0.75, unpriced: 1))
+        #expect(try ledger.spend(SpendScope(.session("s1"))).dollars == 0.75)
         let byModel = try ledger.report(groupedBy: .model, since: Ledger.day(of: yesterday))
         #expect(byModel.map(\.key) == ["openai:gpt-4o-mini", "box:x", "local:smollm2"])
         #expect(byModel[0].requests == 3 && byModel[0].dollars == 1.75 && byModel[0].errors == 1)

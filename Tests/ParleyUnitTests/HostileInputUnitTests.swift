@@ -84,7 +84,7 @@ import Glibc
         try ledger.record(Ledger.Entry(session: nil, ref: ref, usage: nil, cost: -99.99, ttftMs: nil, durationMs: 1, attempts: 1, cacheHit: false, outcome: .ok))
         try ledger.record(Ledger.Entry(session: nil, ref: ref, usage: nil, cost: 0.5, ttftMs: nil, durationMs: 1, attempts: 1, cacheHit: false, outcome: .ok))
         #expect(try ledger.entries().map(\.cost) == [0, 0.5])
-        #expect(try ledger.spend(onDay: Ledger.day(of: Date())).dollars == 0.5)
+        #expect(try ledger.spend(SpendScope(.day(Ledger.day(of: Date())))).dollars == 0.5)
         var info = stat()
         #expect(stat(path, &info) == 0 && info.st_mode & 0o777 == 0o600, "the ledger is 0600")
     }

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Logging
 import ParleyCore
 import PostgresNIO
@@ -369,7 +370,7 @@ public final class PostgresLedger: UsageLedger {
     }
 
     /// How many rows wait locally for the database.
-    public func pendingCount() -> Int { (try? pending.pending(limit: 1_000_000).count) ?? 0 }
+    public func pendingCount() -> Int { (try? pending.db.read { try Ledger.Entry.fetchCount($0) }) ?? 0 }
 }
 
 extension Ledger.Entry {

@@ -254,14 +254,7 @@ public final class Ledger: UsageLedger {
 
     /// Totals grouped by `day`, `model` (provider:model) or `provider`, over the days from `firstDay` on.
     public func report(groupedBy group: ReportGroup, since firstDay: String) throws(LedgerError) -> [ReportLine] {
-        let key: String
-        switch group {
-        case .day: key = "day"
-        case .model: key = "provider || ':' || model"
-        case .provider: key = "provider"
-        case .rule: key = "COALESCE(route_rule, '(not routed)')"
-        case .user: key = "COALESCE(user_name, '(none)')"
-        }
+        let key = group.sqlKey
         do {
             return try db.read { db in
                 try Row.fetchAll(db, sql: """
@@ -284,7 +277,21 @@ public final class Ledger: UsageLedger {
         }
     }
 
-    public enum ReportGroup: String, Sendable, CaseIterable { case day, model, provider, rule, user }
+    public enum ReportGroup: String, Sendable, CaseIterable {
+        case day, model, provider, rule, user
+
+        /// The SQL expression a report groups by, the same over the rows (SQLite) and over the team
+        /// database's daily roll-up (which keeps an absent rule or user as '').
+        var sqlKey: String {
+            switch self {
+            case .day: return "day"
+            case .model: return "provider || ':' || model"
+            case .provider: return "provider"
+            case .rule: return "COALESCE(NULLIF(route_rule, ''), '(not routed)')"
+            case .user: return "COALESCE(NULLIF(user_name, ''), '(none)')"
+            }
+        }
+    }
 
     /// Speed per model over answered, uncached requests: time to first token and tokens/s percentiles.
     public struct SpeedLine: Sendable, Equatable {
@@ -298,7 +305,7 @@ public final class Ledger: UsageLedger {
 
     /// Per model, or per routing rule with `byRule`.
     public func speeds(since firstDay: String, byRule: Bool = false) throws(LedgerError) -> [SpeedLine] {
-        let key = byRule ? "COALESCE(route_rule, '(not routed)')" : "provider || ':' || model"
+        let key = (byRule ? Ledger.ReportGroup.rule : .model).sqlKey
         do {
             let rows = try db.read { db in
                 try Row.fetchAll(db, sql: """

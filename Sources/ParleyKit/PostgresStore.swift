@@ -326,14 +326,7 @@ public final class PostgresLedger: UsageLedger {
     }
 
     public func report(groupedBy group: Ledger.ReportGroup, since firstDay: String) async throws(LedgerError) -> [Ledger.ReportLine] {
-        let key: String
-        switch group {
-        case .day: key = "day"
-        case .model: key = "provider || ':' || model"
-        case .provider: key = "provider"
-        case .rule: key = "COALESCE(NULLIF(route_rule, ''), '(not routed)')"
-        case .user: key = "COALESCE(NULLIF(user_name, ''), '(none)')"
-        }
+        let key = group.sqlKey
         let sql = """
             SELECT \(key) AS key, SUM(requests)::bigint, SUM(prompt_tokens)::bigint, SUM(completion_tokens)::bigint, SUM(cached_tokens)::bigint,
                    SUM(dollars)::double precision AS dollars, SUM(unpriced)::bigint, SUM(errors)::bigint, SUM(cache_hits)::bigint
@@ -352,7 +345,7 @@ public final class PostgresLedger: UsageLedger {
     }
 
     public func speeds(since firstDay: String, byRule: Bool) async throws(LedgerError) -> [Ledger.SpeedLine] {
-        let key = byRule ? "COALESCE(route_rule, '(not routed)')" : "provider || ':' || model"
+        let key = (byRule ? Ledger.ReportGroup.rule : .model).sqlKey
         let sql = """
             SELECT \(key) AS key, COUNT(*),
                    percentile_disc(0.5) WITHIN GROUP (ORDER BY ttft_ms), percentile_disc(0.95) WITHIN GROUP (ORDER BY ttft_ms),

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Logging
 import ParleyCore
+import ParleyProviders
 import PostgresNIO
 
 /// The team's PostgreSQL database: one connection pool shared by the ledger and the cache, migrated on
@@ -13,10 +14,9 @@ public final class PostgresDatabase: Sendable {
     public let location: String
     let client: PostgresClient
     let deadline: Duration
-    private let state = LockedState()
+    private let state = LockedBox(ConnectionState())
 
-    private final class LockedState: @unchecked Sendable {
-        let lock = NSLock()
+    private struct ConnectionState {
         var running = false
         var migrated = false
         var downUntil: ContinuousClock.Instant?
@@ -57,7 +57,7 @@ public final class PostgresDatabase: Sendable {
     /// work runs in a task of its own, so a caller that is cancelled (a client that hung up on the
     /// gateway, a reply stopped with Esc) still gets its ledger row written and its claim ended.
     func run<T: Sendable>(_ body: @escaping @Sendable (PostgresClient) async throws -> T) async throws(LedgerError) -> T {
-        let (start, migrate, down) = state.lock.withLock { () -> (Bool, Bool, Bool) in
+        let (start, migrate, down) = state.withLock { state -> (Bool, Bool, Bool) in
             let start = !state.running
             state.running = true
             if let until = state.downUntil, until > .now { return (start, false, true) }
@@ -88,7 +88,7 @@ public final class PostgresDatabase: Sendable {
         }
         do {
             let result = try await work.value
-            state.lock.withLock {
+            state.withLock { state in
                 state.downUntil = nil
                 if migrate { state.migrated = true }
             }
@@ -97,7 +97,7 @@ public final class PostgresDatabase: Sendable {
             // Only an unreachable or silent server counts as down; an error the server answered with
             // (a constraint, a bad value) is this statement's alone.
             if Self.isConnectionProblem(error) {
-                state.lock.withLock { state.downUntil = .now + .seconds(5) }
+                state.withLock { $0.downUntil = .now + .seconds(5) }
             }
             throw failure(Self.describe(error))
         }

@@ -1,13 +1,14 @@
 import Foundation
 
-/// A value behind a lock, shared across threads (the transport's clients, the last resume time).
-final class LockedBox<Value>: @unchecked Sendable {
+/// A value behind a lock, shared across threads (the transport's clients, the last resume time, the
+/// team database's state).
+public final class LockedBox<Value>: @unchecked Sendable {
     private var value: Value
     private let lock = NSLock()
 
-    init(_ value: Value) { self.value = value }
+    public init(_ value: Value) { self.value = value }
 
-    func withLock<T>(_ body: (inout Value) throws -> T) rethrows -> T {
+    public func withLock<T>(_ body: (inout Value) throws -> T) rethrows -> T {
         lock.lock()
         defer { lock.unlock() }
         return try body(&value)

@@ -67,6 +67,17 @@ enum GatewayClients {
         return try JSONValue.parse(line)
     }
 
+    /// `count` curl processes started at once (`arguments(i)` for the i-th); what each printed, in order.
+    static func concurrentCurls(_ count: Int, in home: URL, _ arguments: (Int) -> [String]) throws -> [String] {
+        let directory = home.appendingPathComponent("curls-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let children = try (0..<count).map { index in
+            try ChildProcess.spawn(["curl", "-s"] + arguments(index), output: .file(directory.appendingPathComponent("\(index)").path))
+        }
+        for child in children { _ = child.wait() }
+        return try (0..<count).map { try String(contentsOf: directory.appendingPathComponent("\($0)"), encoding: .utf8) }
+    }
+
     /// `curl -s` with the status code and headers appended; returns (status, headers, body).
     static func curl(_ arguments: [String]) throws -> (status: Int, headers: String, body: String) {
         let directory = try PrivateFile.temporaryDirectory()
@@ -353,15 +364,8 @@ enum GatewayClients {
         defer { harness.cleanUp() }
         let gateway = try GatewayProcess(harness)
         defer { gateway.stop() }
-        let directory = harness.home.appendingPathComponent("streams")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let body = #"{"model":"slow:m","stream":true,"messages":[{"role":"user","content":"Hi"}]}"#
-        let children = try (0..<20).map { index in
-            try ChildProcess.spawn(["curl", "-s", "-N", gateway.baseURL + "/v1/chat/completions", "-d", body],
-                                   output: .file(directory.appendingPathComponent("\(index)").path))
-        }
-        for child in children { _ = child.wait() }
-        let outputs = try (0..<20).map { try String(contentsOf: directory.appendingPathComponent("\($0)"), encoding: .utf8) }
+        let outputs = try GatewayClients.concurrentCurls(20, in: harness.home) { _ in ["-N", gateway.baseURL + "/v1/chat/completions", "-d", body] }
         let complete = outputs.filter { $0.contains("data: [DONE]") && $0.contains("fault server") }.count
         #expect(complete == 20, "\(outputs.first ?? "")")
         #expect(upstream.requestCount == 20)

@@ -112,14 +112,9 @@ enum TeamDatabase {
         defer { gateways.forEach { $0.stop() } }
         let prompt = "Please name one primary color, and say nothing else at all in the reply, thank you very much."
         let body = #"{"model":"team:m","max_tokens":6,"messages":[{"role":"user","content":"\#(prompt)"}]}"#
-        let directory = one.home.appendingPathComponent("statuses")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let children = try (0..<20).map { index in
-            try ChildProcess.spawn(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", gateways[index % 2].baseURL + "/v1/chat/completions", "-d", body],
-                                   output: .file(directory.appendingPathComponent("\(index)").path))
+        let statuses = try GatewayClients.concurrentCurls(20, in: one.home) { index in
+            ["-o", "/dev/null", "-w", "%{http_code}", gateways[index % 2].baseURL + "/v1/chat/completions", "-d", body]
         }
-        for child in children { _ = child.wait() }
-        let statuses = try (0..<20).map { try String(contentsOf: directory.appendingPathComponent("\($0)"), encoding: .utf8) }
         let answered = statuses.filter { $0 == "200" }.count
         let refused = statuses.filter { $0 == "402" }.count
         #expect(answered + refused == 20, "\(statuses)")

@@ -174,28 +174,62 @@ enum TeamDatabase {
         await server.shutdown()
     }
 
-    @Test func aRowTheServerRefusesOrACancelledCallerNeverMakesTheDatabaseLookDown() async throws {
+    /// A client hanging up mid-stream cancels the turn; its ledger row and the end of its budget claim
+    /// must still reach the database, and must not make the database look down to the next request
+    /// (which, with a team budget, would be refused for everyone). Through the real gateway: in the
+    /// test process itself other suites' blocking waits can starve the client's tasks.
+    @Test func aClientHangingUpNeverMakesTheTeamDatabaseLookDown() async throws {
         let url = try TeamDatabase.fresh()
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("parley-pgrow-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let ledger = try PostgresLedger(database: try PostgresDatabase(url: url, variable: "TEST_URL"),
-                                        pendingPath: directory.appendingPathComponent("pending.sqlite").path)
-        func row(_ model: String) -> Ledger.Entry {
-            Ledger.Entry(session: nil, user: "u", ref: ModelRef(provider: "p", model: model), usage: nil, cost: 0.25, ttftMs: nil, durationMs: 1, attempts: 1, outcome: .ok)
+        let words = (0..<200).map { "w\($0) " }
+        let stream = FaultServer.events(.openAI, words: words)
+        let slow = try await ScriptedHTTPServer { _ in
+            [.head(status: 200, headers: [("Content-Type", "text/event-stream")]), .write(Array(stream.open.joined().utf8))]
+                + stream.words.flatMap { [ScriptedHTTPServer.Step.write(Array($0.utf8)), .pause(.milliseconds(50))] } + [.end]
         }
-        // PostgreSQL's text holds no NUL; a model name from outside may carry one.
-        try await ledger.record(row("a\u{0}b"), releasing: nil)
-        try await ledger.record(row("plain"), releasing: nil)
-        // A caller that is already cancelled (a client that hung up) still gets its row written.
-        let cancelled = Task {
-            withUnsafeCurrentTask { $0?.cancel() }
-            try await ledger.record(row("stopped"), releasing: nil)
+        let quick = try await FaultServer(format: .openAI, script: [.ok])
+        let harness = try ParleyHarness(config: TeamDatabase.config(quick, user: "fay", extra: "[budget]\ndaily = 100\n") + """
+
+            [providers.slow]
+            base_url = "\(slow.baseURL)/v1"
+            models = ["m"]
+
+            [models."slow:m"]
+            input_price = 1
+            output_price = 1
+            """)
+        defer { harness.cleanUp() }
+        let gateway = try GatewayProcess(harness, environment: ["PARLEY_DATABASE_URL": url])
+        defer { gateway.stop() }
+        for round in 0..<3 {
+            let fd = try GatewayTests.connect(port: gateway.port)
+            let body = #"{"model":"slow:m","stream":true,"max_tokens":300,"messages":[{"role":"user","content":"Count."}]}"#
+            let request = "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            _ = request.withCString { send(fd, $0, strlen($0), 0) }
+            var received = ""
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while !received.contains("w1 ") {
+                let n = recv(fd, &buffer, buffer.count, 0)
+                if n <= 0 { break }
+                received += String(decoding: buffer[0..<n], as: UTF8.self)
+            }
+            close(fd)
+            // At once, under the same team budget.
+            let next = try GatewayClients.curl([gateway.baseURL + "/v1/chat/completions", "-d", #"{"model":"team:m","messages":[{"role":"user","content":"Hi"}]}"#])
+            #expect(next.status == 200, "round \(round): \(next.body)")
         }
-        try await cancelled.value
-        #expect(try TeamDatabase.psql(url, "SELECT model FROM request ORDER BY id") == "a\u{FFFD}b\nplain\nstopped")
-        #expect(ledger.pendingCount() == 0)
-        let spend = try await ledger.spend(SpendScope(.day(Ledger.day(of: Date())), user: "u"))
-        #expect(spend.dollars == 0.75)
+        var stopped = ""
+        for _ in 0..<100 where stopped != "3" {
+            stopped = try TeamDatabase.psql(url, "SELECT count(*) FROM request WHERE outcome = 'stopped'")
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(stopped == "3", "the hung-up requests' rows reached the database")
+        #expect(try TeamDatabase.psql(url, "SELECT count(*) FROM request WHERE outcome = 'ok'") == "3")
+        #expect(try TeamDatabase.psql(url, "SELECT count(*) FROM budget_claim") == "0")
+        let pending = harness.paths.dataDirectory.appendingPathComponent("usage-pending.sqlite").path
+        let kept = FileManager.default.fileExists(atPath: pending) ? try Ledger(path: pending).entries().count : 0
+        #expect(kept == 0)
+        await slow.shutdown()
+        await quick.shutdown()
     }
 
     @Test func withoutItsURLTheTeamLedgerSaysWhatToSetAndKeepsTheRows() async throws {

@@ -438,3 +438,15 @@ import ParleyTestSupport
         }
     }
 }
+
+@Suite struct TeamLedgerRowTests {
+    /// PostgreSQL's text cannot hold NUL; a row carrying one is written with U+FFFD instead of refused.
+    @Test func aNULInARowBecomesAReplacementCharacter() {
+        var row = Ledger.Entry(session: "s\u{0}1", user: "u", ref: ModelRef(provider: "p", model: "a\u{0}b"), usage: nil, cost: 1, ttftMs: nil,
+                               durationMs: 1, attempts: 1, outcome: .error, error: "http\u{0}")
+        row.fallbackFrom = "x\u{0}"
+        let clean = row.withoutNUL()
+        #expect(clean.model == "a\u{FFFD}b" && clean.session == "s\u{FFFD}1" && clean.error == "http\u{FFFD}" && clean.fallbackFrom == "x\u{FFFD}")
+        #expect(clean.user == "u" && clean.provider == "p" && clean.uid == row.uid)
+    }
+}
